@@ -1,0 +1,247 @@
+//! The admin API, on its own listener (loopback by default).
+//!
+//! | method | path                     | token | what                            |
+//! |--------|--------------------------|-------|---------------------------------|
+//! | GET    | /v1/state                | no    | the split document and health   |
+//! | PUT    | /v1/routes/{route}/split | yes   | one route's split               |
+//! | PUT    | /v1/splits               | yes   | several routes, one generation  |
+//! | POST   | /v1/reload               | yes   | re-read the config file         |
+//! | GET    | /metrics                 | no    | Prometheus text format          |
+//! | GET    | /healthz                 | no    | the process is alive            |
+//! | GET    | /readyz                  | no    | ready for traffic               |
+//!
+//! Errors are JSON `{"error": "..."}` naming the field at fault. A refused
+//! call changes nothing.
+
+use crate::control::{ChangeError, Gateway, SplitChange};
+use crate::split::GreenPercent;
+use async_trait::async_trait;
+use http::{Method, Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Largest request body the admin API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+pub struct AdminApi {
+    gateway: Arc<Gateway>,
+}
+
+impl AdminApi {
+    pub fn new(gateway: Arc<Gateway>) -> AdminApi {
+        AdminApi { gateway }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteSplitBody {
+    green_percent: f64,
+    #[serde(default)]
+    expected_generation: Option<u64>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitsBody {
+    routes: BTreeMap<String, f64>,
+    #[serde(default)]
+    expected_generation: Option<u64>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+type Reply = Response<Vec<u8>>;
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec_pretty(&body).expect("json"))
+        .expect("valid response")
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
+    reply(status, json!({ "error": message.to_string() }))
+}
+
+fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(body)
+        .expect("valid response")
+}
+
+#[async_trait]
+impl ServeHttp for AdminApi {
+    async fn response(&self, session: &mut ServerSession) -> Reply {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_owned();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, ["healthz"]) => text(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            (&Method::GET, ["readyz"]) => {
+                if self.gateway.is_ready() {
+                    text(StatusCode::OK, "text/plain", b"ready\n".to_vec())
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", b"not ready\n".to_vec())
+                }
+            }
+            (&Method::GET, ["metrics"]) => text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.gateway.metrics.render(),
+            ),
+            (&Method::GET, ["v1", "state"]) => reply(StatusCode::OK, self.gateway.state_view()),
+            (&Method::PUT, ["v1", "routes", route, "split"]) => {
+                let route = route.to_string();
+                self.mutation(session, |body| {
+                    let b: RouteSplitBody = parse(body)?;
+                    if self.gateway.snapshot().route(&route).is_none() {
+                        return Err(error(StatusCode::NOT_FOUND, format!("route: unknown route {route:?}")));
+                    }
+                    let percent = percent("green_percent", b.green_percent)?;
+                    Ok(SplitChange {
+                        routes: BTreeMap::from([(route, percent)]),
+                        expected_generation: b.expected_generation,
+                        actor: b.actor,
+                        reason: b.reason,
+                    })
+                })
+                .await
+            }
+            (&Method::PUT, ["v1", "splits"]) => {
+                self.mutation(session, |body| {
+                    let b: SplitsBody = parse(body)?;
+                    let routes = b
+                        .routes
+                        .into_iter()
+                        .map(|(name, p)| Ok((name.clone(), percent(&format!("routes.{name}"), p)?)))
+                        .collect::<Result<_, Reply>>()?;
+                    Ok(SplitChange {
+                        routes,
+                        expected_generation: b.expected_generation,
+                        actor: b.actor,
+                        reason: b.reason,
+                    })
+                })
+                .await
+            }
+            (&Method::POST, ["v1", "reload"]) => {
+                if let Err(denied) = self.authorize(session) {
+                    return denied;
+                }
+                match self.gateway.reload() {
+                    Ok(()) => reply(StatusCode::OK, json!({"reloaded": true})),
+                    Err(errors) => reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": "the new config was refused; the running config stays", "errors": errors}),
+                    ),
+                }
+            }
+            _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {path}")),
+        }
+    }
+}
+
+impl AdminApi {
+    /// Token check, body read, parse, apply; any failure changes nothing.
+    async fn mutation(
+        &self,
+        session: &mut ServerSession,
+        parse_change: impl FnOnce(&[u8]) -> Result<SplitChange, Reply>,
+    ) -> Reply {
+        if let Err(denied) = self.authorize(session) {
+            return denied;
+        }
+        let body = match read_body(session).await {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        let change = match parse_change(&body) {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        match self.gateway.change_splits(change) {
+            Ok(doc) => reply(StatusCode::OK, serde_json::to_value(doc).expect("json")),
+            Err(e @ ChangeError::StaleGeneration { .. }) => error(StatusCode::CONFLICT, e),
+            Err(e @ ChangeError::Store(crate::state::StoreError::Conflict(_))) => {
+                error(StatusCode::CONFLICT, e)
+            }
+            Err(e @ (ChangeError::UnknownRoute(_) | ChangeError::Empty)) => {
+                error(StatusCode::BAD_REQUEST, e)
+            }
+            Err(e @ ChangeError::Store(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        }
+    }
+
+    fn authorize(&self, session: &ServerSession) -> Result<(), Reply> {
+        let Some(token) = self.gateway.admin_token() else {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "this gateway has no admin token configured (GATEWAY_ADMIN_TOKEN or admin.token_file), so the admin API is read-only",
+            ));
+        };
+        let given = session
+            .get_header(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            Ok(())
+        } else {
+            Err(error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token in the Authorization header",
+            ))
+        }
+    }
+}
+
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Reply> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body over {MAX_BODY} bytes"),
+                    ));
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))),
+        }
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Reply> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let message = if field == "." {
+            format!("body: {}", e.inner())
+        } else {
+            format!("{field}: {}", e.inner())
+        };
+        error(StatusCode::BAD_REQUEST, message)
+    })
+}
+
+fn percent(field: &str, value: f64) -> Result<GreenPercent, Reply> {
+    GreenPercent::from_percent(value).map_err(|e| error(StatusCode::BAD_REQUEST, format!("{field}: {e}")))
+}

@@ -1,0 +1,565 @@
+//! The gateway's configuration file (YAML), field by field.
+//!
+//! Parsing refuses unknown fields; [`Config::load`] then checks everything
+//! that serde cannot (addresses, ranges, duplicates, files) and reports every
+//! problem at once, each naming its field, so an operator fixes a file in one
+//! pass. A config that fails here never replaces a running one.
+
+use crate::split::GreenPercent;
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where clients connect. At least one.
+    pub listeners: Vec<ListenerConfig>,
+    /// The admin API listener and its token.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Where the desired split is kept across restarts.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Request pinning with a header (smoke tests, humans checking green).
+    #[serde(default)]
+    pub pin: PinConfig,
+    /// Worker threads of the proxy service.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// How long a SIGTERM waits for in-flight requests before exiting.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// The routes, matched by host and the longest path prefix.
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// `IP:port` to bind, e.g. `127.0.0.1:8080` or `0.0.0.0:443`.
+    pub address: String,
+    /// Serve TLS (HTTP/1.1 and HTTP/2 via ALPN) with these files.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:port` of the admin API; loopback by default.
+    #[serde(default = "default_admin_address")]
+    pub address: String,
+    /// File holding the bearer token for mutations. The environment
+    /// variable `GATEWAY_ADMIN_TOKEN` takes precedence. With neither, the
+    /// admin API is read-only.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: default_admin_address(),
+            token_file: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, tag = "store", rename_all = "lowercase")]
+pub enum StateConfig {
+    /// Keep the split in memory only: it resets to the config on restart.
+    Memory,
+    /// A JSON file, written atomically before a change is acknowledged.
+    File {
+        /// Path of the state file.
+        path: PathBuf,
+    },
+    /// A ConfigMap shared by every replica, watched for changes.
+    Kubernetes {
+        /// Namespace of the ConfigMap.
+        namespace: String,
+        /// Name of the ConfigMap.
+        name: String,
+        /// Kubeconfig context; in-cluster config when absent and in a pod.
+        #[serde(default)]
+        context: Option<String>,
+    },
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::Memory
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PinConfig {
+    /// Header that forces a colour: `blue` or `green`. Always stripped
+    /// before the request goes upstream.
+    #[serde(default = "default_pin_header")]
+    pub header: String,
+    /// Client source ranges whose pin header is honoured, e.g.
+    /// `127.0.0.1/32`. Empty: only requests carrying the secret are.
+    #[serde(default)]
+    pub trusted_sources: Vec<String>,
+    /// Header carrying the pin secret; stripped before the request goes
+    /// upstream.
+    #[serde(default = "default_pin_secret_header")]
+    pub secret_header: String,
+    /// File holding a secret that makes a pin header valid from any source.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for PinConfig {
+    fn default() -> Self {
+        PinConfig {
+            header: default_pin_header(),
+            trusted_sources: Vec::new(),
+            secret_header: default_pin_secret_header(),
+            secret_file: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name; the admin API and metrics use it.
+    pub name: String,
+    /// Host names this route serves (without port). Empty or `*`: any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path prefix; the longest matching prefix wins.
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: String,
+    /// Split used until an operator changes it (then the state store wins).
+    #[serde(default)]
+    pub initial_green_percent: f64,
+    pub blue: GroupConfig,
+    pub green: GroupConfig,
+    /// How a client is identified for stickiness.
+    #[serde(default)]
+    pub stickiness: StickinessConfig,
+    #[serde(default)]
+    pub health_check: HealthCheckConfig,
+    /// What happens when every endpoint of the chosen colour is down.
+    #[serde(default)]
+    pub failover: FailoverPolicy,
+    #[serde(default)]
+    pub timeouts: TimeoutConfig,
+}
+
+/// One colour's upstream endpoints (a cluster's ingress addresses).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// `host:port` of each endpoint; names are resolved when the config loads.
+    pub endpoints: Vec<String>,
+    /// Connect to the endpoints over TLS.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    /// Host header sent upstream instead of the client's.
+    #[serde(default)]
+    pub host_rewrite: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// Server name sent in the TLS handshake and checked in the certificate.
+    pub sni: String,
+    /// PEM bundle of CAs to trust; the system store when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the upstream's certificate and name. Only turn off knowingly.
+    #[serde(default = "yes")]
+    pub verify: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StickinessConfig {
+    /// Cookie whose value identifies a client (e.g. a session cookie).
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// Header whose value identifies a client (e.g. `x-user-id`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Cookie the gateway issues to clients that bring no key.
+    #[serde(default = "default_issued_cookie")]
+    pub issued_cookie: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Path requested with GET; a 200 is healthy.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    #[serde(default = "default_health_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_health_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Consecutive successes that bring an endpoint back.
+    #[serde(default = "default_threshold")]
+    pub healthy_threshold: usize,
+    /// Consecutive failures that take an endpoint out.
+    #[serde(default = "default_threshold")]
+    pub unhealthy_threshold: usize,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverPolicy {
+    /// Send the share of a colour with no healthy endpoint to the other one.
+    #[default]
+    OtherColor,
+    /// Fail those requests (502) instead.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutConfig {
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect: Duration,
+    /// Longest wait for upstream bytes (not the whole response).
+    #[serde(default = "default_read_timeout", with = "humantime_serde")]
+    pub read: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            connect: default_connect_timeout(),
+            read: default_read_timeout(),
+        }
+    }
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            path: default_health_path(),
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+            healthy_threshold: default_threshold(),
+            unhealthy_threshold: default_threshold(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_threads() -> usize {
+    1
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_admin_address() -> String {
+    "127.0.0.1:9090".into()
+}
+fn default_pin_header() -> String {
+    "x-cutover-color".into()
+}
+fn default_pin_secret_header() -> String {
+    "x-cutover-pin-secret".into()
+}
+fn default_path_prefix() -> String {
+    "/".into()
+}
+fn default_issued_cookie() -> String {
+    "cutover_client".into()
+}
+fn default_health_path() -> String {
+    "/healthz".into()
+}
+fn default_health_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_health_timeout() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_threshold() -> usize {
+    2
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Every problem found in a config file, each naming its field.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<String>,
+}
+
+impl ConfigErrors {
+    fn render(&self) -> String {
+        let mut out = format!(
+            "{}: {} error(s) in the gateway config",
+            self.file.display(),
+            self.errors.len()
+        );
+        for e in &self.errors {
+            out.push_str("\n  - ");
+            out.push_str(e);
+        }
+        out
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |msg: String| ConfigErrors {
+            file: path.to_owned(),
+            errors: vec![msg],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let config: Config = serde_yaml_ng::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let errors = config.validate();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors {
+                file: path.to_owned(),
+                errors,
+            })
+        }
+    }
+
+    /// Checks what the types cannot; returns every problem.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.listeners.is_empty() {
+            errors.push("listeners: at least one listener is required".into());
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            check_bind_address(&format!("listeners[{i}].address"), &l.address, &mut errors);
+            if let Some(tls) = &l.tls {
+                check_file(&format!("listeners[{i}].tls.cert_file"), &tls.cert_file, &mut errors);
+                check_file(&format!("listeners[{i}].tls.key_file"), &tls.key_file, &mut errors);
+            }
+        }
+        check_bind_address("admin.address", &self.admin.address, &mut errors);
+        if let Some(f) = &self.admin.token_file {
+            check_file("admin.token_file", f, &mut errors);
+        }
+        if self.threads == 0 {
+            errors.push("threads: must be at least 1".into());
+        }
+        for (i, range) in self.pin.trusted_sources.iter().enumerate() {
+            if range.parse::<IpNetwork>().is_err() {
+                errors.push(format!(
+                    "pin.trusted_sources[{i}]: {range:?} is not a CIDR range (e.g. 10.0.0.0/8 or 127.0.0.1/32)"
+                ));
+            }
+        }
+        if let Some(f) = &self.pin.secret_file {
+            check_file("pin.secret_file", f, &mut errors);
+        }
+        check_header_name("pin.header", &self.pin.header, &mut errors);
+        check_header_name("pin.secret_header", &self.pin.secret_header, &mut errors);
+        if self.routes.is_empty() {
+            errors.push("routes: at least one route is required".into());
+        }
+        let mut names = HashSet::new();
+        let mut matchers = HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let at = format!("routes[{i}]");
+            if route.name.is_empty()
+                || !route
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                errors.push(format!(
+                    "{at}.name: {:?} must be non-empty letters, digits, '-' or '_'",
+                    route.name
+                ));
+            }
+            if !names.insert(route.name.as_str()) {
+                errors.push(format!("{at}.name: duplicate route name {:?}", route.name));
+            }
+            let mut hosts: Vec<&str> = route.hosts.iter().map(String::as_str).collect();
+            hosts.sort_unstable();
+            if !matchers.insert((hosts, route.path_prefix.as_str())) {
+                errors.push(format!(
+                    "{at}: another route already matches the same hosts and path_prefix {:?}",
+                    route.path_prefix
+                ));
+            }
+            if !route.path_prefix.starts_with('/') {
+                errors.push(format!(
+                    "{at}.path_prefix: {:?} must start with '/'",
+                    route.path_prefix
+                ));
+            }
+            if let Err(e) = GreenPercent::from_percent(route.initial_green_percent) {
+                errors.push(format!("{at}.initial_green_percent: {e}"));
+            }
+            check_group(&format!("{at}.blue"), &route.blue, &mut errors);
+            check_group(&format!("{at}.green"), &route.green, &mut errors);
+            let s = &route.stickiness;
+            if s.cookie.is_some() && s.header.is_some() {
+                errors.push(format!(
+                    "{at}.stickiness: set either cookie or header, not both"
+                ));
+            }
+            if let Some(h) = &s.header {
+                check_header_name(&format!("{at}.stickiness.header"), h, &mut errors);
+            }
+            let hc = &route.health_check;
+            if !hc.path.starts_with('/') {
+                errors.push(format!("{at}.health_check.path: {:?} must start with '/'", hc.path));
+            }
+            if hc.interval.is_zero() || hc.timeout.is_zero() {
+                errors.push(format!(
+                    "{at}.health_check: interval and timeout must be greater than 0"
+                ));
+            }
+            if hc.healthy_threshold == 0 || hc.unhealthy_threshold == 0 {
+                errors.push(format!(
+                    "{at}.health_check: healthy_threshold and unhealthy_threshold must be at least 1"
+                ));
+            }
+        }
+        errors
+    }
+}
+
+fn check_bind_address(field: &str, value: &str, errors: &mut Vec<String>) {
+    if value.parse::<SocketAddr>().is_err() {
+        errors.push(format!(
+            "{field}: {value:?} is not an IP:port address (e.g. 127.0.0.1:8080 or [::1]:8080)"
+        ));
+    }
+}
+
+fn check_file(field: &str, path: &Path, errors: &mut Vec<String>) {
+    if let Err(e) = std::fs::metadata(path) {
+        errors.push(format!("{field}: cannot read {}: {e}", path.display()));
+    }
+}
+
+fn check_header_name(field: &str, name: &str, errors: &mut Vec<String>) {
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        errors.push(format!("{field}: {name:?} is not a valid HTTP header name"));
+    }
+}
+
+fn check_group(at: &str, group: &GroupConfig, errors: &mut Vec<String>) {
+    if group.endpoints.is_empty() {
+        errors.push(format!("{at}.endpoints: at least one endpoint is required"));
+    }
+    for (i, endpoint) in group.endpoints.iter().enumerate() {
+        if let Err(e) = resolve_endpoint(endpoint) {
+            errors.push(format!("{at}.endpoints[{i}]: {e}"));
+        }
+    }
+    if let Some(tls) = &group.tls {
+        if tls.sni.is_empty() {
+            errors.push(format!("{at}.tls.sni: must name the upstream's server name"));
+        }
+        if let Some(ca) = &tls.ca_file {
+            check_file(&format!("{at}.tls.ca_file"), ca, errors);
+        }
+    }
+}
+
+/// Resolves a `host:port` endpoint to its first address.
+pub fn resolve_endpoint(endpoint: &str) -> Result<SocketAddr, String> {
+    let mut addrs = endpoint.to_socket_addrs().map_err(|e| {
+        format!("{endpoint:?} is not a reachable host:port (e.g. 10.0.0.4:443 or ingress.blue.example:443): {e}")
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{endpoint:?} resolved to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Config, String> {
+        serde_yaml_ng::from_str::<Config>(yaml).map_err(|e| e.to_string())
+    }
+
+    const MINIMAL: &str = r#"
+listeners: [{address: "127.0.0.1:8080"}]
+routes:
+  - name: web
+    blue: {endpoints: ["127.0.0.1:8081"]}
+    green: {endpoints: ["127.0.0.1:8082"]}
+"#;
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert!(c.validate().is_empty());
+        assert_eq!(c.admin.address, "127.0.0.1:9090");
+        assert_eq!(c.pin.header, "x-cutover-color");
+        assert!(c.pin.trusted_sources.is_empty());
+        assert_eq!(c.routes[0].path_prefix, "/");
+        assert_eq!(c.routes[0].failover, FailoverPolicy::OtherColor);
+        assert_eq!(c.state, StateConfig::Memory);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err = parse(&MINIMAL.replace("name: web", "name: web\n    colour: red")).unwrap_err();
+        assert!(err.contains("unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_with_its_field() {
+        let yaml = r#"
+listeners: [{address: "localhost:80"}]
+pin: {trusted_sources: ["10.0.0.0/33"]}
+routes:
+  - name: web
+    initial_green_percent: 120
+    blue: {endpoints: ["127.0.0.1:99999"]}
+    green: {endpoints: []}
+  - name: web
+    path_prefix: api
+    blue: {endpoints: ["127.0.0.1:1"]}
+    green: {endpoints: ["127.0.0.1:2"]}
+"#;
+        let errors = parse(yaml).unwrap().validate().join("\n");
+        for needle in [
+            "listeners[0].address",
+            "pin.trusted_sources[0]",
+            "routes[0].initial_green_percent",
+            "routes[0].blue.endpoints[0]",
+            "routes[0].green.endpoints",
+            "routes[1].name: duplicate route name",
+            "routes[1].path_prefix",
+        ] {
+            assert!(errors.contains(needle), "missing {needle} in\n{errors}");
+        }
+    }
+}

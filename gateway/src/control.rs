@@ -1,0 +1,273 @@
+//! The gateway's shared state and the only place that changes it: the
+//! routing snapshot, the split document and its store, the config.
+//!
+//! Every change follows one order — validate, persist, then publish — so a
+//! rejected change leaves everything as it was and an acknowledged one
+//! survives a crash.
+
+use crate::config::{Config, StateConfig};
+use crate::metrics::Metrics;
+use crate::pin::PinPolicy;
+use crate::routing::Snapshot;
+use crate::split::GreenPercent;
+use crate::state::{FileStore, SplitDocument, Store, StoreError};
+use arc_swap::ArcSwap;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct Gateway {
+    routing: ArcSwap<Snapshot>,
+    pub metrics: Arc<Metrics>,
+    control: Mutex<Control>,
+    store: Store,
+    admin_token: Option<String>,
+    config_path: PathBuf,
+    draining: AtomicBool,
+}
+
+struct Control {
+    document: SplitDocument,
+    config: Config,
+}
+
+/// Why a split change was refused; nothing changed in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("expected_generation {expected} is stale: the current generation is {current}")]
+    StaleGeneration { expected: u64, current: u64 },
+    #[error("routes: unknown route {0:?}")]
+    UnknownRoute(String),
+    #[error("routes: at least one route must be given")]
+    Empty,
+    #[error("the state store refused the change: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A change of one or more routes' splits, applied as one new generation.
+pub struct SplitChange {
+    pub routes: BTreeMap<String, GreenPercent>,
+    pub expected_generation: Option<u64>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Gateway {
+    /// Loads the stored split (or starts from the config with `reset_state`)
+    /// and builds the first routing snapshot.
+    pub fn start(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::Result<Gateway> {
+        let metrics = Arc::new(Metrics::new());
+        let store = match &config.state {
+            StateConfig::Memory => Store::Memory,
+            StateConfig::File { path } => Store::File(FileStore::new(path.clone())),
+            StateConfig::Kubernetes { .. } => {
+                anyhow::bail!("state.store: kubernetes is not available in this build; use file or memory")
+            }
+        };
+        let document = if reset_state {
+            tracing::warn!(store = %store.describe(), "--reset-state: starting from the config's initial splits");
+            None
+        } else {
+            store.load()?
+        };
+        let document = document.unwrap_or_default();
+        let pin = Arc::new(PinPolicy::from_config(&config.pin).map_err(anyhow::Error::msg)?);
+        let snapshot = Snapshot::build(&config, pin, &document, None, &metrics)
+            .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
+        let admin_token = admin_token(&config)?;
+        if admin_token.is_none() {
+            tracing::warn!("no admin token configured (GATEWAY_ADMIN_TOKEN or admin.token_file): the admin API is read-only");
+        }
+        let gateway = Gateway {
+            routing: ArcSwap::from_pointee(snapshot),
+            metrics,
+            control: Mutex::new(Control { document, config }),
+            store,
+            admin_token,
+            config_path,
+            draining: AtomicBool::new(false),
+        };
+        gateway.publish_metrics();
+        Ok(gateway)
+    }
+
+    /// The current routing table; hold it for the whole request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.routing.load_full()
+    }
+
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    pub fn config(&self) -> Config {
+        self.lock().config.clone()
+    }
+
+    /// Applies a split change: validate, persist, publish.
+    pub fn change_splits(&self, change: SplitChange) -> Result<SplitDocument, ChangeError> {
+        let mut control = self.lock();
+        let current = control.document.generation;
+        if let Some(expected) = change.expected_generation {
+            if expected != current {
+                return Err(ChangeError::StaleGeneration { expected, current });
+            }
+        }
+        if change.routes.is_empty() {
+            return Err(ChangeError::Empty);
+        }
+        let snapshot = self.snapshot();
+        if let Some(unknown) = change.routes.keys().find(|r| snapshot.route(r).is_none()) {
+            return Err(ChangeError::UnknownRoute(unknown.clone()));
+        }
+        let mut next = control.document.clone();
+        // Routes never changed before keep the split they are served with.
+        for entry in &snapshot.routes {
+            next.routes
+                .entry(entry.def.name.clone())
+                .or_insert(entry.green_percent);
+        }
+        next.routes.extend(change.routes);
+        next.generation = current + 1;
+        next.actor = change.actor;
+        next.reason = change.reason;
+        next.updated_at = Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+        self.store.save(&next)?;
+        self.routing.store(Arc::new(snapshot.with_splits(&next)));
+        control.document = next.clone();
+        drop(control);
+        self.publish_metrics();
+        tracing::info!(
+            generation = next.generation,
+            actor = next.actor.as_deref().unwrap_or("-"),
+            reason = next.reason.as_deref().unwrap_or("-"),
+            splits = ?next.routes,
+            "split changed"
+        );
+        Ok(next)
+    }
+
+    /// Re-reads the config file. A config that fails validation is refused
+    /// and the running one stays; health state and splits carry over.
+    pub fn reload(&self) -> Result<(), Vec<String>> {
+        let config = Config::load(&self.config_path).map_err(|e| {
+            e.errors
+                .iter()
+                .map(|m| format!("{}: {m}", e.file.display()))
+                .collect::<Vec<_>>()
+        })?;
+        let mut control = self.lock();
+        if config.listeners != control.config.listeners
+            || config.admin != control.config.admin
+            || config.state != control.config.state
+            || config.threads != control.config.threads
+        {
+            return Err(vec![
+                "listeners, admin, state and threads cannot change on reload; restart the gateway for those".into(),
+            ]);
+        }
+        let pin = Arc::new(PinPolicy::from_config(&config.pin).map_err(|e| vec![e])?);
+        let previous = self.snapshot();
+        let snapshot = Snapshot::build(&config, pin, &control.document, Some(&previous), &self.metrics)?;
+        self.routing.store(Arc::new(snapshot));
+        control.config = config;
+        drop(control);
+        self.publish_metrics();
+        tracing::info!(config = %self.config_path.display(), "config reloaded");
+        Ok(())
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Ready: not draining and at least one endpoint in rotation.
+    pub fn is_ready(&self) -> bool {
+        !self.is_draining()
+            && self
+                .snapshot()
+                .routes
+                .iter()
+                .any(|r| r.def.blue.has_healthy_endpoint() || r.def.green.has_healthy_endpoint())
+    }
+
+    /// The state document as `GET /v1/state` shows it.
+    pub fn state_view(&self) -> serde_json::Value {
+        let document = self.lock().document.clone();
+        let snapshot = self.snapshot();
+        let mut routes = serde_json::Map::new();
+        for entry in &snapshot.routes {
+            let group = |c| {
+                let g = entry.def.group(c);
+                json!({
+                    "healthy": g.has_healthy_endpoint(),
+                    "endpoints": g.endpoint_health().into_iter()
+                        .map(|(address, healthy)| json!({"address": address, "healthy": healthy}))
+                        .collect::<Vec<_>>(),
+                })
+            };
+            routes.insert(
+                entry.def.name.clone(),
+                json!({
+                    "green_percent": entry.green_percent,
+                    "blue": group(crate::split::Color::Blue),
+                    "green": group(crate::split::Color::Green),
+                }),
+            );
+        }
+        json!({
+            "generation": document.generation,
+            "served_generation": snapshot.generation,
+            "routes": routes,
+            "actor": document.actor,
+            "reason": document.reason,
+            "updated_at": document.updated_at,
+            "store": {"kind": self.store.describe(), "stale": false},
+            "ready": self.is_ready(),
+            "draining": self.is_draining(),
+        })
+    }
+
+    fn publish_metrics(&self) {
+        let snapshot = self.snapshot();
+        let generation = self.lock().document.generation;
+        self.metrics.state_generation.set(generation as i64);
+        self.metrics.served_generation.set(snapshot.generation as i64);
+        for entry in &snapshot.routes {
+            self.metrics
+                .split_green_percent
+                .with_label_values(&[&entry.def.name])
+                .set(entry.green_percent.as_f64());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
+        // A panic while holding the lock cannot leave a half-applied change:
+        // the document is replaced only after the store accepted it.
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `GATEWAY_ADMIN_TOKEN`, else the token file; never logged.
+fn admin_token(config: &Config) -> anyhow::Result<Option<String>> {
+    if let Ok(token) = std::env::var("GATEWAY_ADMIN_TOKEN") {
+        if !token.trim().is_empty() {
+            return Ok(Some(token.trim().to_owned()));
+        }
+    }
+    match &config.admin.token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("admin.token_file: cannot read {}: {e}", path.display())
+            })?;
+            Ok(Some(token.trim().to_owned()).filter(|t| !t.is_empty()))
+        }
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,20 @@
+//! The cutover gateway: a pingora reverse proxy that splits each route's
+//! traffic between a blue and a green cluster.
+//!
+//! Start at [`server::run`]; a request's path through the code is
+//! [`proxy`], the split and stickiness are [`split`], and every change of
+//! state goes through [`control::Gateway`].
+
+pub mod admin;
+pub mod config;
+pub mod control;
+pub mod health;
+pub mod metrics;
+pub mod pin;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod signals;
+pub mod split;
+pub mod state;
+pub mod upstream;

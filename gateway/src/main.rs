@@ -1,0 +1,81 @@
+//! `gateway`: serve, or check a config file.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use gateway::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Blue/green traffic gateway: splits each route's traffic between two
+/// clusters by weight, changed at runtime through the admin API.
+///
+/// Examples:
+///   gateway --config deploy/examples/gateway.yaml
+///   gateway check --config deploy/examples/gateway.yaml
+///   GATEWAY_ADMIN_TOKEN=secret gateway --config gw.yaml --log-format json
+#[derive(Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Cli {
+    /// The gateway config file (YAML).
+    #[arg(long, short, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// Start from the config's initial splits even if the state file is
+    /// unreadable or corrupt (it is overwritten on the next change).
+    #[arg(long)]
+    reset_state: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config and exit: 0 if valid, 2 with every error found.
+    Check,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let Some(path) = cli.config else {
+        eprintln!("error: --config FILE is required (for example deploy/examples/gateway.yaml)");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::Check) => {
+            println!("{}: ok ({} route(s))", path.display(), config.routes.len());
+            ExitCode::SUCCESS
+        }
+        None => match gateway::server::run(path, config, cli.reset_state) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

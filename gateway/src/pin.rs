@@ -1,0 +1,65 @@
+//! Pinning: a request header that forces a colour, for smoke tests and for
+//! people checking green before any real traffic moves there.
+//!
+//! A pin is honoured only from a trusted source range or together with the
+//! configured secret; anything else is ignored (the request is routed by the
+//! split as if it carried no pin). Both headers are always stripped before the
+//! request goes upstream, so applications never see them.
+
+use crate::config::PinConfig;
+use crate::split::Color;
+use ipnetwork::IpNetwork;
+use pingora::http::RequestHeader;
+use std::net::IpAddr;
+use subtle::ConstantTimeEq;
+
+pub struct PinPolicy {
+    pub header: http::HeaderName,
+    pub secret_header: http::HeaderName,
+    trusted: Vec<IpNetwork>,
+    secret: Option<String>,
+}
+
+impl PinPolicy {
+    pub fn from_config(config: &PinConfig) -> Result<PinPolicy, String> {
+        let secret = match &config.secret_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("pin.secret_file: cannot read {}: {e}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            )
+            .filter(|s| !s.is_empty()),
+            None => None,
+        };
+        Ok(PinPolicy {
+            header: http::HeaderName::from_bytes(config.header.as_bytes())
+                .map_err(|e| format!("pin.header: {e}"))?,
+            secret_header: http::HeaderName::from_bytes(config.secret_header.as_bytes())
+                .map_err(|e| format!("pin.secret_header: {e}"))?,
+            trusted: config
+                .trusted_sources
+                .iter()
+                .map(|s| s.parse().map_err(|e| format!("pin.trusted_sources: {s}: {e}")))
+                .collect::<Result<_, _>>()?,
+            secret,
+        })
+    }
+
+    /// The colour a request is pinned to, if its pin is to be honoured.
+    pub fn pinned_color(&self, req: &RequestHeader, client: Option<IpAddr>) -> Option<Color> {
+        let color = Color::parse(req.headers.get(&self.header)?.as_bytes())?;
+        let trusted_source = client.is_some_and(|ip| self.trusted.iter().any(|n| n.contains(ip)));
+        let has_secret = match (&self.secret, req.headers.get(&self.secret_header)) {
+            (Some(secret), Some(given)) => bool::from(secret.as_bytes().ct_eq(given.as_bytes())),
+            _ => false,
+        };
+        (trusted_source || has_secret).then_some(color)
+    }
+
+    /// Removes the pin headers; called for every request going upstream.
+    pub fn strip(&self, req: &mut RequestHeader) {
+        req.remove_header(&self.header);
+        req.remove_header(&self.secret_header);
+    }
+}

@@ -1,0 +1,283 @@
+//! The data plane: pingora's `ProxyHttp` callbacks for one request.
+//!
+//! request_filter   picks the route and the colour (pin, else the split)
+//! upstream_peer    picks a healthy endpoint of that colour, failing over
+//!                  to the other colour when none is left
+//! fail_to_connect  marks connect failures retryable on another endpoint
+//! upstream_request_filter  strips pin headers, adds X-Forwarded-*
+//! response_filter  issues the stickiness cookie to clients without a key
+//! logging          records the metrics
+
+use crate::control::Gateway;
+use crate::routing::{RouteEntry, Snapshot};
+use crate::split::{bucket_of, Color};
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Proxy {
+    gateway: Arc<Gateway>,
+}
+
+impl Proxy {
+    pub fn new(gateway: Arc<Gateway>) -> Proxy {
+        Proxy { gateway }
+    }
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    started: Instant,
+    /// The routing version this request uses from start to end.
+    snapshot: Option<Arc<Snapshot>>,
+    route: Option<usize>,
+    /// The colour that serves (or will serve) the request.
+    color: Color,
+    pinned: bool,
+    failed_over: bool,
+    /// Endpoints that failed to connect for this request.
+    tried: Vec<SocketAddr>,
+    current: Option<SocketAddr>,
+    /// A new client key to hand out in a cookie with the response.
+    issued_key: Option<String>,
+}
+
+impl RequestCtx {
+    fn entry(&self) -> Option<&RouteEntry> {
+        Some(&self.snapshot.as_ref()?.routes[self.route?])
+    }
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session.client_addr()?.as_inet().map(|a| a.ip())
+}
+
+/// Host without port, from the URI (HTTP/2) or the Host header (HTTP/1).
+fn request_host(req: &RequestHeader) -> String {
+    let authority = match req.uri.authority() {
+        Some(a) => a.clone(),
+        None => match req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+        {
+            Some(a) => a,
+            None => return String::new(),
+        },
+    };
+    authority.host().trim_start_matches('[').trim_end_matches(']').to_owned()
+}
+
+fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value_raw().unwrap_or(""))
+        .filter(|v| !v.is_empty())
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            snapshot: None,
+            route: None,
+            color: Color::Blue,
+            pinned: false,
+            failed_over: false,
+            tried: Vec::new(),
+            current: None,
+            issued_key: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let snapshot = self.gateway.snapshot();
+        let req = session.req_header();
+        let Some(index) = snapshot.find(&request_host(req), req.uri.path()) else {
+            session.respond_error(404).await?;
+            return Ok(true);
+        };
+        let entry = &snapshot.routes[index];
+        if let Some(color) = snapshot.pin.pinned_color(req, client_ip(session)) {
+            ctx.color = color;
+            ctx.pinned = true;
+        } else {
+            let sticky = &entry.def.stickiness;
+            let key = sticky
+                .cookie
+                .as_deref()
+                .and_then(|c| cookie_value(req, c))
+                .or_else(|| sticky.header.as_deref().and_then(|h| req.headers.get(h)?.to_str().ok()))
+                .or_else(|| cookie_value(req, &sticky.issued_cookie))
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    let fresh = format!("{:032x}", rand::random::<u128>());
+                    ctx.issued_key = Some(fresh.clone());
+                    fresh
+                });
+            ctx.color = if entry.green_percent.sends_to_green(bucket_of(key.as_bytes())) {
+                Color::Green
+            } else {
+                Color::Blue
+            };
+        }
+        ctx.route = Some(index);
+        ctx.snapshot = Some(snapshot);
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let def = ctx.entry().expect("routed in request_filter").def.clone();
+        loop {
+            let group = def.group(ctx.color);
+            if let Some(addr) = group.pick(&ctx.tried) {
+                ctx.current = Some(addr);
+                return Ok(Box::new(group.peer(addr)));
+            }
+            // Nothing left in this colour. Pinned requests test one colour
+            // on purpose and never fail over.
+            if ctx.pinned || ctx.failed_over || def.failover == crate::config::FailoverPolicy::None {
+                return Error::e_explain(
+                    HTTPStatus(503),
+                    format!("route {}: no healthy {} endpoint", def.name, ctx.color.as_str()),
+                );
+            }
+            let from = ctx.color;
+            ctx.color = from.other();
+            ctx.failed_over = true;
+            self.gateway
+                .metrics
+                .failover_requests
+                .with_label_values(&[&def.name, from.as_str(), ctx.color.as_str()])
+                .inc();
+        }
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Some(entry), Some(addr)) = (ctx.entry(), ctx.current) {
+            self.gateway
+                .metrics
+                .upstream_errors
+                .with_label_values(&[&entry.def.name, ctx.color.as_str(), "connect"])
+                .inc();
+            ctx.tried.push(addr);
+        }
+        // Nothing was sent, so any request may go to another endpoint.
+        e.set_retry(true);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if let Some(entry) = ctx.entry() {
+            self.gateway
+                .metrics
+                .upstream_errors
+                .with_label_values(&[&entry.def.name, ctx.color.as_str(), "proxy"])
+                .inc();
+        }
+        // pingora's policy: never retry a non-idempotent request once sent,
+        // or one whose body no longer fits the retry buffer.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let snapshot = ctx.snapshot.as_ref().expect("routed");
+        snapshot.pin.strip(upstream);
+        let entry = ctx.entry().expect("routed");
+        let group = entry.def.group(ctx.color);
+        if let Some(host) = &group.spec().group.host_rewrite {
+            upstream.insert_header(http::header::HOST, host)?;
+        } else if upstream.headers.get(http::header::HOST).is_none() {
+            // HTTP/2 clients send :authority instead of Host.
+            if let Some(authority) = session.req_header().uri.authority().map(|a| a.to_string()) {
+                upstream.insert_header(http::header::HOST, authority)?;
+            }
+        }
+        if let Some(ip) = client_ip(session) {
+            let forwarded = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prior) => format!("{prior}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream.insert_header("x-forwarded-for", forwarded)?;
+        }
+        let tls = session
+            .digest()
+            .is_some_and(|d| d.ssl_digest.is_some());
+        upstream.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(key), Some(entry)) = (&ctx.issued_key, ctx.entry()) {
+            let cookie = format!(
+                "{}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax",
+                entry.def.stickiness.issued_cookie
+            );
+            response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let Some(entry) = ctx.entry() else { return };
+        let code = match session.response_written() {
+            Some(r) => r.status.as_u16(),
+            None => match e.map(|e| e.etype()) {
+                Some(HTTPStatus(code)) => *code,
+                Some(_) => 502,
+                None => 0,
+            },
+        };
+        let m = &self.gateway.metrics;
+        let pinned = if ctx.pinned { "true" } else { "false" };
+        let color = ctx.color.as_str();
+        let code = code.to_string();
+        m.requests
+            .with_label_values(&[&entry.def.name, color, &code, pinned])
+            .inc();
+        m.request_duration
+            .with_label_values(&[&entry.def.name, color, pinned])
+            .observe(ctx.started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,166 @@
+//! The routing table: one immutable snapshot of every route, its upstream
+//! groups and its split, published through `ArcSwap`.
+//!
+//! A request loads the snapshot once and uses that version throughout, so a
+//! change never shows it half of an update. Changing a split or reloading the
+//! config builds a new snapshot and swaps it in whole; upstream groups (and
+//! with them health state and connection pools) are shared between snapshots.
+
+use crate::config::{Config, FailoverPolicy, StickinessConfig};
+use crate::metrics::Metrics;
+use crate::pin::PinPolicy;
+use crate::split::{Color, GreenPercent};
+use crate::state::SplitDocument;
+use crate::upstream::{GroupSpec, UpstreamGroup};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Everything about a route except its split; shared between snapshots.
+pub struct RouteDef {
+    pub name: String,
+    /// Lower-case host names; empty matches any host.
+    hosts: Vec<String>,
+    path_prefix: String,
+    pub blue: Arc<UpstreamGroup>,
+    pub green: Arc<UpstreamGroup>,
+    pub stickiness: StickinessConfig,
+    pub failover: FailoverPolicy,
+    pub initial: GreenPercent,
+}
+
+impl RouteDef {
+    pub fn group(&self, color: Color) -> &Arc<UpstreamGroup> {
+        match color {
+            Color::Blue => &self.blue,
+            Color::Green => &self.green,
+        }
+    }
+
+    fn matches(&self, host: &str, path: &str) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h == "*" || h.eq_ignore_ascii_case(host)))
+            && path.starts_with(&self.path_prefix)
+    }
+
+    /// Specific hosts before wildcards, then longer prefixes first.
+    fn precedence(&self) -> (bool, std::cmp::Reverse<usize>) {
+        let wildcard = self.hosts.is_empty() || self.hosts.iter().any(|h| h == "*");
+        (wildcard, std::cmp::Reverse(self.path_prefix.len()))
+    }
+}
+
+#[derive(Clone)]
+pub struct RouteEntry {
+    pub def: Arc<RouteDef>,
+    pub green_percent: GreenPercent,
+}
+
+/// One consistent version of the routing table.
+pub struct Snapshot {
+    /// Generation of the split document this snapshot routes by.
+    pub generation: u64,
+    /// In match order.
+    pub routes: Vec<RouteEntry>,
+    pub pin: Arc<PinPolicy>,
+}
+
+impl Snapshot {
+    /// Builds the route definitions of `config`, reusing from `previous`
+    /// every upstream group whose spec is unchanged.
+    pub fn build(
+        config: &Config,
+        pin: Arc<PinPolicy>,
+        document: &SplitDocument,
+        previous: Option<&Snapshot>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Snapshot, Vec<String>> {
+        let mut reusable: HashMap<GroupSpec, Arc<UpstreamGroup>> = HashMap::new();
+        if let Some(prev) = previous {
+            for entry in &prev.routes {
+                for g in [&entry.def.blue, &entry.def.green] {
+                    reusable.insert(g.spec().clone(), g.clone());
+                }
+            }
+        }
+        let mut errors = Vec::new();
+        let mut routes = Vec::new();
+        for (i, rc) in config.routes.iter().enumerate() {
+            let mut group = |color: Color| {
+                let spec = GroupSpec {
+                    route: rc.name.clone(),
+                    color,
+                    group: match color {
+                        Color::Blue => rc.blue.clone(),
+                        Color::Green => rc.green.clone(),
+                    },
+                    health: rc.health_check.clone(),
+                    timeouts: rc.timeouts,
+                };
+                if let Some(g) = reusable.get(&spec) {
+                    return Some(g.clone());
+                }
+                match UpstreamGroup::build(spec, metrics.clone()) {
+                    Ok(g) => Some(Arc::new(g)),
+                    Err(e) => {
+                        errors.push(format!("routes[{i}].{}: {e}", color.as_str()));
+                        None
+                    }
+                }
+            };
+            let (Some(blue), Some(green)) = (group(Color::Blue), group(Color::Green)) else {
+                continue;
+            };
+            let initial = GreenPercent::from_percent(rc.initial_green_percent)
+                .expect("validated with the config");
+            let def = Arc::new(RouteDef {
+                name: rc.name.clone(),
+                hosts: rc.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+                path_prefix: rc.path_prefix.clone(),
+                blue,
+                green,
+                stickiness: rc.stickiness.clone(),
+                failover: rc.failover,
+                initial,
+            });
+            let green_percent = document.routes.get(&rc.name).copied().unwrap_or(initial);
+            routes.push(RouteEntry { def, green_percent });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        routes.sort_by_key(|r| r.def.precedence());
+        Ok(Snapshot {
+            generation: document.generation,
+            routes,
+            pin,
+        })
+    }
+
+    /// The same routes with the splits of `document`.
+    pub fn with_splits(&self, document: &SplitDocument) -> Snapshot {
+        Snapshot {
+            generation: document.generation,
+            routes: self
+                .routes
+                .iter()
+                .map(|r| RouteEntry {
+                    def: r.def.clone(),
+                    green_percent: document
+                        .routes
+                        .get(&r.def.name)
+                        .copied()
+                        .unwrap_or(r.def.initial),
+                })
+                .collect(),
+            pin: self.pin.clone(),
+        }
+    }
+
+    /// Index of the route serving `host` (port stripped) and `path`.
+    pub fn find(&self, host: &str, path: &str) -> Option<usize> {
+        self.routes.iter().position(|r| r.def.matches(host, path))
+    }
+
+    pub fn route(&self, name: &str) -> Option<&RouteEntry> {
+        self.routes.iter().find(|r| r.def.name == name)
+    }
+}

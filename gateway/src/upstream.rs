@@ -1,0 +1,218 @@
+//! One colour's upstream endpoints: pingora's load balancer (round robin
+//! over healthy endpoints), its active HTTP health check, and how to reach an
+//! endpoint (plain or TLS with SNI and a CA bundle).
+
+use crate::config::{resolve_endpoint, GroupConfig, HealthCheckConfig, TimeoutConfig};
+use crate::metrics::Metrics;
+use crate::split::Color;
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::lb::health_check::{HealthObserve, HttpHealthCheck};
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::{Backend, LoadBalancer};
+use pingora::prelude::HttpPeer;
+use pingora::protocols::ALPN;
+use pingora::tls::x509::X509;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What an upstream group is built from; two groups built from equal specs
+/// are interchangeable, which lets a config reload keep health state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupSpec {
+    pub route: String,
+    pub color: Color,
+    pub group: GroupConfig,
+    pub health: HealthCheckConfig,
+    pub timeouts: TimeoutConfig,
+}
+
+pub struct UpstreamGroup {
+    spec: GroupSpec,
+    lb: LoadBalancer<RoundRobin>,
+    /// Resolved address and the configured name of each endpoint.
+    endpoints: Vec<(SocketAddr, String)>,
+    ca: Option<Arc<Box<[X509]>>>,
+    /// Milliseconds since `epoch` when the next health check is due.
+    next_check_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl UpstreamGroup {
+    pub fn build(spec: GroupSpec, metrics: Arc<Metrics>) -> Result<UpstreamGroup, String> {
+        let endpoints = spec
+            .group
+            .endpoints
+            .iter()
+            .map(|e| resolve_endpoint(e).map(|addr| (addr, e.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ca = match spec.group.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read CA bundle {}: {e}", path.display()))?;
+                let certs = X509::stack_from_pem(&pem)
+                    .map_err(|e| format!("CA bundle {} is not PEM: {e}", path.display()))?;
+                Some(Arc::new(certs.into_boxed_slice()))
+            }
+            None => None,
+        };
+        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(endpoints.iter().map(|(a, _)| *a))
+            .map_err(|e| format!("cannot build the load balancer: {e}"))?;
+        lb.set_health_check(Box::new(health_check(&spec, &endpoints, &ca, metrics.clone())));
+        for (_, name) in &endpoints {
+            metrics
+                .backend_healthy
+                .with_label_values(&[&spec.route, spec.color.as_str(), name])
+                .set(1);
+        }
+        Ok(UpstreamGroup {
+            spec,
+            lb,
+            endpoints,
+            ca,
+            next_check_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    pub fn spec(&self) -> &GroupSpec {
+        &self.spec
+    }
+
+    /// A healthy endpoint not yet tried for this request, round robin.
+    pub fn pick(&self, tried: &[SocketAddr]) -> Option<SocketAddr> {
+        self.lb
+            .select_with(b"", self.endpoints.len() * 2, |b, healthy| {
+                healthy && !tried.contains(&inet(b))
+            })
+            .map(|b| inet(&b))
+    }
+
+    pub fn has_healthy_endpoint(&self) -> bool {
+        self.endpoints.iter().any(|(a, _)| self.is_healthy(*a))
+    }
+
+    /// Each endpoint's configured name and whether it is in rotation.
+    pub fn endpoint_health(&self) -> Vec<(String, bool)> {
+        self.endpoints
+            .iter()
+            .map(|(a, name)| (name.clone(), self.is_healthy(*a)))
+            .collect()
+    }
+
+    fn is_healthy(&self, addr: SocketAddr) -> bool {
+        Backend::new(&addr.to_string())
+            .map(|b| self.lb.backends().ready(&b))
+            .unwrap_or(false)
+    }
+
+    /// How the proxy reaches `addr`.
+    pub fn peer(&self, addr: SocketAddr) -> HttpPeer {
+        let tls = self.spec.group.tls.as_ref();
+        let sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
+        let mut peer = HttpPeer::new(addr, tls.is_some(), sni);
+        apply_peer_options(&self.spec, &self.ca, &mut peer);
+        peer
+    }
+
+    /// Runs one health-check pass if this group's interval has elapsed.
+    pub async fn check_health_if_due(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let due = self.next_check_ms.load(Ordering::Relaxed);
+        if now < due {
+            return;
+        }
+        let interval = self.spec.health.interval.as_millis() as u64;
+        self.next_check_ms.store(now + interval, Ordering::Relaxed);
+        self.lb.backends().run_health_check(true).await;
+    }
+}
+
+fn apply_peer_options(spec: &GroupSpec, ca: &Option<Arc<Box<[X509]>>>, peer: &mut HttpPeer) {
+    let o = &mut peer.options;
+    o.connection_timeout = Some(spec.timeouts.connect);
+    o.read_timeout = Some(spec.timeouts.read);
+    o.idle_timeout = Some(Duration::from_secs(60));
+    if let Some(tls) = &spec.group.tls {
+        o.verify_cert = tls.verify;
+        o.verify_hostname = tls.verify;
+        o.ca = ca.clone();
+        o.alpn = ALPN::H1;
+    }
+}
+
+/// An HTTP GET of the configured path to every endpoint; 200 is healthy.
+fn health_check(
+    spec: &GroupSpec,
+    endpoints: &[(SocketAddr, String)],
+    ca: &Option<Arc<Box<[X509]>>>,
+    metrics: Arc<Metrics>,
+) -> HttpHealthCheck {
+    let hc = &spec.health;
+    let tls = spec.group.tls.as_ref();
+    let host = spec
+        .group
+        .host_rewrite
+        .clone()
+        .or_else(|| tls.map(|t| t.sni.clone()))
+        .unwrap_or_else(|| "localhost".into());
+    let mut check = HttpHealthCheck::new(&host, tls.is_some());
+    let mut req = RequestHeader::build("GET", hc.path.as_bytes(), None).expect("validated path");
+    req.insert_header("Host", &host).expect("validated host");
+    req.insert_header("User-Agent", "cutover-gateway-health")
+        .expect("static header");
+    check.req = req;
+    check.consecutive_success = hc.healthy_threshold;
+    check.consecutive_failure = hc.unhealthy_threshold;
+    apply_peer_options(spec, ca, &mut check.peer_template);
+    let o = &mut check.peer_template.options;
+    o.connection_timeout = Some(hc.timeout);
+    o.total_connection_timeout = Some(hc.timeout);
+    o.read_timeout = Some(hc.timeout);
+    check.health_changed_callback = Some(Box::new(HealthReporter {
+        route: spec.route.clone(),
+        color: spec.color,
+        names: endpoints.to_vec(),
+        metrics,
+    }));
+    check
+}
+
+fn inet(b: &Backend) -> SocketAddr {
+    b.addr
+        .as_inet()
+        .copied()
+        .expect("endpoints are always IP addresses")
+}
+
+/// Keeps `gateway_backend_healthy` and the log in step with health changes.
+struct HealthReporter {
+    route: String,
+    color: Color,
+    names: Vec<(SocketAddr, String)>,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl HealthObserve for HealthReporter {
+    async fn observe(&self, target: &Backend, healthy: bool) {
+        let addr = inet(target);
+        let name = self
+            .names
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, n)| n.as_str())
+            .unwrap_or("unknown");
+        self.metrics
+            .backend_healthy
+            .with_label_values(&[&self.route, self.color.as_str(), name])
+            .set(i64::from(healthy));
+        if healthy {
+            tracing::info!(route = %self.route, color = self.color.as_str(), endpoint = name, "endpoint back in rotation");
+        } else {
+            tracing::warn!(route = %self.route, color = self.color.as_str(), endpoint = name, "endpoint failed its health checks; out of rotation");
+        }
+    }
+}
