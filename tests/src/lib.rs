@@ -1,1 +1,303 @@
+//! Helpers for the end-to-end tests: start the real binaries on loopback,
+//! wait for them, talk to their admin APIs, and stop them.
+//!
+//! The binaries are built by the README's test command before the tests
+//! run; a test that cannot find one fails (it never skips).
 
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// Path of a workspace binary in the same profile as the tests.
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let path = target.join(profile).join(name);
+    assert!(
+        path.exists(),
+        "binary {} not found: build it first with `cargo build --workspace --bins` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_listening(addr: SocketAddr, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {addr} after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn is_listening(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal (e.g. "TERM", "HUP") with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `sample-backend`.
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    extra: Vec<String>,
+    proc: Option<Proc>,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Backend {
+        Backend::start_with(name, &[])
+    }
+
+    /// Starts with extra flags, e.g. `["--error-rate", "0.2"]`.
+    pub fn start_with(name: &str, extra: &[&str]) -> Backend {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut b = Backend {
+            name: name.into(),
+            addr,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            proc: None,
+        };
+        b.restart();
+        b
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts again on the same address.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new(bin("sample-backend"))
+            .args(["--listen", &self.addr.to_string(), "--name", &self.name])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.proc = Some(Proc { child });
+        wait_listening(self.addr, Duration::from_secs(10));
+    }
+
+    /// The backend's own counters (`/stats`).
+    pub async fn stats(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/stats", self.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// A running `gateway` with its config in a temporary directory.
+pub struct Gateway {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub proc: Option<Proc>,
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    /// Writes `config` (YAML, with `{proxy}` and `{admin}` placeholders
+    /// filled in) and starts the gateway on fresh ports.
+    pub fn start(config: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        Gateway::start_in(dir, config)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Gateway {
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config = config
+            .replace("{proxy}", &proxy.to_string())
+            .replace("{admin}", &admin.to_string())
+            .replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(dir.path().join("gateway.yaml"), config).unwrap();
+        let log = dir.path().join("gateway.log");
+        let mut g = Gateway {
+            proxy,
+            admin,
+            dir,
+            proc: None,
+            log,
+        };
+        g.restart();
+        g
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.yaml")
+    }
+
+    /// (Re)starts the process with the same config and ports.
+    pub fn restart(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = Command::new(bin("gateway"))
+            .arg("--config")
+            .arg(self.config_path())
+            .env("GATEWAY_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.proc = Some(Proc { child });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !(is_listening(self.admin) && is_listening(self.proxy)) {
+            if let Some(status) = self.proc.as_mut().unwrap().child.try_wait().unwrap() {
+                panic!("gateway exited with {status}:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "gateway did not start:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+}
+
+/// The admin API of one gateway.
+pub struct Admin {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Admin {
+    pub fn new(gateway: &Gateway) -> Admin {
+        Admin {
+            base: gateway.admin_url(""),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn state(&self) -> serde_json::Value {
+        self.client
+            .get(format!("{}/v1/state", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Sets one route's split with the test token; panics unless 200.
+    pub async fn set_split(&self, route: &str, percent: f64) -> serde_json::Value {
+        let resp = self
+            .put(
+                &format!("/v1/routes/{route}/split"),
+                Some(TOKEN),
+                serde_json::json!({ "green_percent": percent }),
+            )
+            .await;
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "set split {percent}: {body}");
+        body
+    }
+
+    pub async fn put(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let mut req = self.client.put(format!("{}{}", self.base, path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// The standard one-route config used by most tests, with the given blue
+/// and green endpoints and extra route-level YAML (indented 4 spaces).
+pub fn one_route_config(blue: &[&Backend], green: &[&Backend], route_extra: &str) -> String {
+    let list = |bs: &[&Backend]| {
+        bs.iter()
+            .map(|b| format!("\"{}\"", b.addr))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        r#"listeners: [{{address: "{{proxy}}"}}]
+admin: {{address: "{{admin}}"}}
+threads: 2
+routes:
+  - name: web
+    blue: {{endpoints: [{}]}}
+    green: {{endpoints: [{}]}}
+    health_check: {{path: /healthz, interval: 200ms, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 2}}
+{route_extra}
+"#,
+        list(blue),
+        list(green)
+    )
+}
