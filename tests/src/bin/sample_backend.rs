@@ -7,6 +7,7 @@
 //!   /slow?ms=N                    answers after N ms
 //!   /stream?chunks=N&interval_ms=M  N chunks, M ms apart
 //!   /die                          reads the request, then drops the connection
+//!   /ws                           WebSocket echo
 //!   /stats                        JSON: requests served, /die hits
 //!   anything else                 200 with the backend's name
 //! `--error-rate` and `--latency-ms` degrade "anything else", to play a
@@ -101,6 +102,7 @@ impl Backend {
                 });
                 (StatusCode::OK, StreamBody::new(s).boxed())
             }
+            "/ws" => return Ok(websocket_echo(req)),
             "/die" => {
                 let _ = req.into_body().collect().await;
                 self.die.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +139,40 @@ impl Backend {
             .body(body)
             .expect("valid response"))
     }
+}
+
+/// Answers the WebSocket handshake, then echoes every message back.
+fn websocket_echo(mut req: Request<Incoming>) -> Response<Body> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .body(full("expected a WebSocket upgrade\n"))
+            .expect("valid response");
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+        .body(full(Bytes::new()))
+        .expect("valid response")
 }
 
 #[tokio::main]
