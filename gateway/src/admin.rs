@@ -72,8 +72,27 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
         .expect("valid response")
 }
 
+/// A refused call: its status and a message naming the field at fault.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status,
+            message: message.to_string(),
+        }
+    }
+
+    fn reply(self) -> Reply {
+        reply(self.status, json!({ "error": self.message }))
+    }
+}
+
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
-    reply(status, json!({ "error": message.to_string() }))
+    ApiError::new(status, message).reply()
 }
 
 fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Reply {
@@ -96,7 +115,11 @@ impl ServeHttp for AdminApi {
                 if self.gateway.is_ready() {
                     text(StatusCode::OK, "text/plain", b"ready\n".to_vec())
                 } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", b"not ready\n".to_vec())
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        b"not ready\n".to_vec(),
+                    )
                 }
             }
             (&Method::GET, ["metrics"]) => text(
@@ -110,7 +133,10 @@ impl ServeHttp for AdminApi {
                 self.mutation(session, |body| {
                     let b: RouteSplitBody = parse(body)?;
                     if self.gateway.snapshot().route(&route).is_none() {
-                        return Err(error(StatusCode::NOT_FOUND, format!("route: unknown route {route:?}")));
+                        return Err(ApiError::new(
+                            StatusCode::NOT_FOUND,
+                            format!("route: unknown route {route:?}"),
+                        ));
                     }
                     let percent = percent("green_percent", b.green_percent)?;
                     Ok(SplitChange {
@@ -129,7 +155,7 @@ impl ServeHttp for AdminApi {
                         .routes
                         .into_iter()
                         .map(|(name, p)| Ok((name.clone(), percent(&format!("routes.{name}"), p)?)))
-                        .collect::<Result<_, Reply>>()?;
+                        .collect::<Result<_, ApiError>>()?;
                     Ok(SplitChange {
                         routes,
                         expected_generation: b.expected_generation,
@@ -141,7 +167,7 @@ impl ServeHttp for AdminApi {
             }
             (&Method::POST, ["v1", "reload"]) => {
                 if let Err(denied) = self.authorize(session) {
-                    return denied;
+                    return denied.reply();
                 }
                 match self.gateway.reload() {
                     Ok(()) => reply(StatusCode::OK, json!({"reloaded": true})),
@@ -151,7 +177,10 @@ impl ServeHttp for AdminApi {
                     ),
                 }
             }
-            _ => error(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {path}")),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                format!("no such endpoint: {method} {path}"),
+            ),
         }
     }
 }
@@ -161,18 +190,18 @@ impl AdminApi {
     async fn mutation(
         &self,
         session: &mut ServerSession,
-        parse_change: impl FnOnce(&[u8]) -> Result<SplitChange, Reply>,
+        parse_change: impl FnOnce(&[u8]) -> Result<SplitChange, ApiError>,
     ) -> Reply {
         if let Err(denied) = self.authorize(session) {
-            return denied;
+            return denied.reply();
         }
         let body = match read_body(session).await {
             Ok(b) => b,
-            Err(e) => return e,
+            Err(e) => return e.reply(),
         };
         let change = match parse_change(&body) {
             Ok(c) => c,
-            Err(e) => return e,
+            Err(e) => return e.reply(),
         };
         match self.gateway.change_splits(change) {
             Ok(doc) => reply(StatusCode::OK, serde_json::to_value(doc).expect("json")),
@@ -187,9 +216,9 @@ impl AdminApi {
         }
     }
 
-    fn authorize(&self, session: &ServerSession) -> Result<(), Reply> {
+    fn authorize(&self, session: &ServerSession) -> Result<(), ApiError> {
         let Some(token) = self.gateway.admin_token() else {
-            return Err(error(
+            return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "this gateway has no admin token configured (GATEWAY_ADMIN_TOKEN or admin.token_file), so the admin API is read-only",
             ));
@@ -202,7 +231,7 @@ impl AdminApi {
         if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
             Ok(())
         } else {
-            Err(error(
+            Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token in the Authorization header",
             ))
@@ -210,26 +239,31 @@ impl AdminApi {
     }
 }
 
-async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Reply> {
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk);
                 if body.len() > MAX_BODY {
-                    return Err(error(
+                    return Err(ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         format!("request body over {MAX_BODY} bytes"),
                     ));
                 }
             }
             Ok(None) => return Ok(body),
-            Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"))),
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                ))
+            }
         }
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Reply> {
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
@@ -238,10 +272,11 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Reply> {
         } else {
             format!("{field}: {}", e.inner())
         };
-        error(StatusCode::BAD_REQUEST, message)
+        ApiError::new(StatusCode::BAD_REQUEST, message)
     })
 }
 
-fn percent(field: &str, value: f64) -> Result<GreenPercent, Reply> {
-    GreenPercent::from_percent(value).map_err(|e| error(StatusCode::BAD_REQUEST, format!("{field}: {e}")))
+fn percent(field: &str, value: f64) -> Result<GreenPercent, ApiError> {
+    GreenPercent::from_percent(value)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{field}: {e}")))
 }

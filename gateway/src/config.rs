@@ -78,10 +78,11 @@ impl Default for AdminConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, tag = "store", rename_all = "lowercase")]
 pub enum StateConfig {
     /// Keep the split in memory only: it resets to the config on restart.
+    #[default]
     Memory,
     /// A JSON file, written atomically before a change is acknowledged.
     File {
@@ -98,12 +99,6 @@ pub enum StateConfig {
         #[serde(default)]
         context: Option<String>,
     },
-}
-
-impl Default for StateConfig {
-    fn default() -> Self {
-        StateConfig::Memory
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -360,8 +355,16 @@ impl Config {
         for (i, l) in self.listeners.iter().enumerate() {
             check_bind_address(&format!("listeners[{i}].address"), &l.address, &mut errors);
             if let Some(tls) = &l.tls {
-                check_file(&format!("listeners[{i}].tls.cert_file"), &tls.cert_file, &mut errors);
-                check_file(&format!("listeners[{i}].tls.key_file"), &tls.key_file, &mut errors);
+                check_file(
+                    &format!("listeners[{i}].tls.cert_file"),
+                    &tls.cert_file,
+                    &mut errors,
+                );
+                check_file(
+                    &format!("listeners[{i}].tls.key_file"),
+                    &tls.key_file,
+                    &mut errors,
+                );
             }
         }
         check_bind_address("admin.address", &self.admin.address, &mut errors);
@@ -434,7 +437,10 @@ impl Config {
             }
             let hc = &route.health_check;
             if !hc.path.starts_with('/') {
-                errors.push(format!("{at}.health_check.path: {:?} must start with '/'", hc.path));
+                errors.push(format!(
+                    "{at}.health_check.path: {:?} must start with '/'",
+                    hc.path
+                ));
             }
             if hc.interval.is_zero() || hc.timeout.is_zero() {
                 errors.push(format!(
@@ -482,7 +488,9 @@ fn check_group(at: &str, group: &GroupConfig, errors: &mut Vec<String>) {
     }
     if let Some(tls) = &group.tls {
         if tls.sni.is_empty() {
-            errors.push(format!("{at}.tls.sni: must name the upstream's server name"));
+            errors.push(format!(
+                "{at}.tls.sni: must name the upstream's server name"
+            ));
         }
         if let Some(ca) = &tls.ca_file {
             check_file(&format!("{at}.tls.ca_file"), ca, errors);

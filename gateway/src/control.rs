@@ -57,13 +57,19 @@ pub struct SplitChange {
 impl Gateway {
     /// Loads the stored split (or starts from the config with `reset_state`)
     /// and builds the first routing snapshot.
-    pub fn start(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::Result<Gateway> {
+    pub fn start(
+        config_path: PathBuf,
+        config: Config,
+        reset_state: bool,
+    ) -> anyhow::Result<Gateway> {
         let metrics = Arc::new(Metrics::new());
         let store = match &config.state {
             StateConfig::Memory => Store::Memory,
             StateConfig::File { path } => Store::File(FileStore::new(path.clone())),
             StateConfig::Kubernetes { .. } => {
-                anyhow::bail!("state.store: kubernetes is not available in this build; use file or memory")
+                anyhow::bail!(
+                    "state.store: kubernetes is not available in this build; use file or memory"
+                )
             }
         };
         let document = if reset_state {
@@ -133,7 +139,8 @@ impl Gateway {
         next.generation = current + 1;
         next.actor = change.actor;
         next.reason = change.reason;
-        next.updated_at = Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+        next.updated_at =
+            Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
         self.store.save(&next)?;
         self.routing.store(Arc::new(snapshot.with_splits(&next)));
         control.document = next.clone();
@@ -170,7 +177,13 @@ impl Gateway {
         }
         let pin = Arc::new(PinPolicy::from_config(&config.pin).map_err(|e| vec![e])?);
         let previous = self.snapshot();
-        let snapshot = Snapshot::build(&config, pin, &control.document, Some(&previous), &self.metrics)?;
+        let snapshot = Snapshot::build(
+            &config,
+            pin,
+            &control.document,
+            Some(&previous),
+            &self.metrics,
+        )?;
         self.routing.store(Arc::new(snapshot));
         control.config = config;
         drop(control);
@@ -238,7 +251,9 @@ impl Gateway {
         let snapshot = self.snapshot();
         let generation = self.lock().document.generation;
         self.metrics.state_generation.set(generation as i64);
-        self.metrics.served_generation.set(snapshot.generation as i64);
+        self.metrics
+            .served_generation
+            .set(snapshot.generation as i64);
         for entry in &snapshot.routes {
             self.metrics
                 .split_green_percent

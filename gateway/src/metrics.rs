@@ -32,7 +32,10 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("gateway_requests_total", "Requests answered, by the colour that served them"),
+            Opts::new(
+                "gateway_requests_total",
+                "Requests answered, by the colour that served them",
+            ),
             &["route", "color", "code", "pinned"],
         )
         .unwrap();
@@ -46,12 +49,18 @@ impl Metrics {
         )
         .unwrap();
         let upstream_errors = IntCounterVec::new(
-            Opts::new("gateway_upstream_errors_total", "Failures talking to an upstream"),
+            Opts::new(
+                "gateway_upstream_errors_total",
+                "Failures talking to an upstream",
+            ),
             &["route", "color", "kind"],
         )
         .unwrap();
         let split_green_percent = GaugeVec::new(
-            Opts::new("gateway_split_green_percent", "Configured percent of traffic to green"),
+            Opts::new(
+                "gateway_split_green_percent",
+                "Configured percent of traffic to green",
+            ),
             &["route"],
         )
         .unwrap();
@@ -71,7 +80,10 @@ impl Metrics {
         )
         .unwrap();
         let backend_healthy = IntGaugeVec::new(
-            Opts::new("gateway_backend_healthy", "1 if the endpoint passes its health checks"),
+            Opts::new(
+                "gateway_backend_healthy",
+                "1 if the endpoint passes its health checks",
+            ),
             &["route", "color", "endpoint"],
         )
         .unwrap();

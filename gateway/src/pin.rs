@@ -40,7 +40,10 @@ impl PinPolicy {
             trusted: config
                 .trusted_sources
                 .iter()
-                .map(|s| s.parse().map_err(|e| format!("pin.trusted_sources: {s}: {e}")))
+                .map(|s| {
+                    s.parse()
+                        .map_err(|e| format!("pin.trusted_sources: {s}: {e}"))
+                })
                 .collect::<Result<_, _>>()?,
             secret,
         })

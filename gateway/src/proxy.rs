@@ -69,7 +69,11 @@ fn request_host(req: &RequestHeader) -> String {
             None => return String::new(),
         },
     };
-    authority.host().trim_start_matches('[').trim_end_matches(']').to_owned()
+    authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
 }
 
 fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
@@ -119,7 +123,12 @@ impl ProxyHttp for Proxy {
                 .cookie
                 .as_deref()
                 .and_then(|c| cookie_value(req, c))
-                .or_else(|| sticky.header.as_deref().and_then(|h| req.headers.get(h)?.to_str().ok()))
+                .or_else(|| {
+                    sticky
+                        .header
+                        .as_deref()
+                        .and_then(|h| req.headers.get(h)?.to_str().ok())
+                })
                 .or_else(|| cookie_value(req, &sticky.issued_cookie))
                 .map(str::to_owned)
                 .unwrap_or_else(|| {
@@ -127,7 +136,10 @@ impl ProxyHttp for Proxy {
                     ctx.issued_key = Some(fresh.clone());
                     fresh
                 });
-            ctx.color = if entry.green_percent.sends_to_green(bucket_of(key.as_bytes())) {
+            ctx.color = if entry
+                .green_percent
+                .sends_to_green(bucket_of(key.as_bytes()))
+            {
                 Color::Green
             } else {
                 Color::Blue
@@ -138,7 +150,11 @@ impl ProxyHttp for Proxy {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let def = ctx.entry().expect("routed in request_filter").def.clone();
         loop {
             let group = def.group(ctx.color);
@@ -148,10 +164,15 @@ impl ProxyHttp for Proxy {
             }
             // Nothing left in this colour. Pinned requests test one colour
             // on purpose and never fail over.
-            if ctx.pinned || ctx.failed_over || def.failover == crate::config::FailoverPolicy::None {
+            if ctx.pinned || ctx.failed_over || def.failover == crate::config::FailoverPolicy::None
+            {
                 return Error::e_explain(
                     HTTPStatus(503),
-                    format!("route {}: no healthy {} endpoint", def.name, ctx.color.as_str()),
+                    format!(
+                        "route {}: no healthy {} endpoint",
+                        def.name,
+                        ctx.color.as_str()
+                    ),
                 );
             }
             let from = ctx.color;
@@ -203,7 +224,8 @@ impl ProxyHttp for Proxy {
         // pingora's policy: never retry a non-idempotent request once sent,
         // or one whose body no longer fits the retry buffer.
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
             e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
@@ -230,15 +252,17 @@ impl ProxyHttp for Proxy {
             }
         }
         if let Some(ip) = client_ip(session) {
-            let forwarded = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let forwarded = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(prior) => format!("{prior}, {ip}"),
                 None => ip.to_string(),
             };
             upstream.insert_header("x-forwarded-for", forwarded)?;
         }
-        let tls = session
-            .digest()
-            .is_some_and(|d| d.ssl_digest.is_some());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         upstream.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         Ok(())
     }

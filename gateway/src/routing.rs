@@ -37,7 +37,11 @@ impl RouteDef {
     }
 
     fn matches(&self, host: &str, path: &str) -> bool {
-        (self.hosts.is_empty() || self.hosts.iter().any(|h| h == "*" || h.eq_ignore_ascii_case(host)))
+        (self.hosts.is_empty()
+            || self
+                .hosts
+                .iter()
+                .any(|h| h == "*" || h.eq_ignore_ascii_case(host)))
             && path.starts_with(&self.path_prefix)
     }
 

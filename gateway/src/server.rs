@@ -40,7 +40,9 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
                     &tls.cert_file.to_string_lossy(),
                     &tls.key_file.to_string_lossy(),
                 )
-                .map_err(|e| anyhow::anyhow!("listener {}: TLS certificate or key: {e}", listener.address))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("listener {}: TLS certificate or key: {e}", listener.address)
+                })?;
                 settings.enable_h2();
                 proxy.add_tls_with_settings(&listener.address, None, settings);
             }
@@ -51,8 +53,16 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
 
     server.add_service(proxy);
     server.add_service(admin);
-    server.add_service(background_service("health checks", HealthChecks { gateway: gateway.clone() }));
-    server.add_service(background_service("reload on SIGHUP", ReloadOnHangup { gateway }));
+    server.add_service(background_service(
+        "health checks",
+        HealthChecks {
+            gateway: gateway.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "reload on SIGHUP",
+        ReloadOnHangup { gateway },
+    ));
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| &l.address).collect::<Vec<_>>(),
         admin = %config.admin.address,

@@ -128,9 +128,15 @@ mod tests {
 
     #[test]
     fn percent_accepts_two_decimals_and_rejects_the_rest() {
-        assert_eq!(GreenPercent::from_percent(37.5).unwrap().basis_points(), 3750);
+        assert_eq!(
+            GreenPercent::from_percent(37.5).unwrap().basis_points(),
+            3750
+        );
         assert_eq!(GreenPercent::from_percent(0.01).unwrap().basis_points(), 1);
-        assert_eq!(GreenPercent::from_percent(100.0).unwrap(), GreenPercent::HUNDRED);
+        assert_eq!(
+            GreenPercent::from_percent(100.0).unwrap(),
+            GreenPercent::HUNDRED
+        );
         assert!(matches!(
             GreenPercent::from_percent(100.01),
             Err(PercentError::OutOfRange(_))
@@ -169,7 +175,11 @@ mod tests {
             let bucket = bucket_of(format!("k{i}").as_bytes());
             let colours: Vec<bool> = steps
                 .iter()
-                .map(|p| GreenPercent::from_percent(*p).unwrap().sends_to_green(bucket))
+                .map(|p| {
+                    GreenPercent::from_percent(*p)
+                        .unwrap()
+                        .sends_to_green(bucket)
+                })
                 .collect();
             // once green, stays green
             let first_green = colours.iter().position(|g| *g).unwrap_or(colours.len());

@@ -60,7 +60,12 @@ impl UpstreamGroup {
         };
         let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(endpoints.iter().map(|(a, _)| *a))
             .map_err(|e| format!("cannot build the load balancer: {e}"))?;
-        lb.set_health_check(Box::new(health_check(&spec, &endpoints, &ca, metrics.clone())));
+        lb.set_health_check(Box::new(health_check(
+            &spec,
+            &endpoints,
+            &ca,
+            metrics.clone(),
+        )));
         for (_, name) in &endpoints {
             metrics
                 .backend_healthy
@@ -167,6 +172,9 @@ fn health_check(
     check.consecutive_success = hc.healthy_threshold;
     check.consecutive_failure = hc.unhealthy_threshold;
     apply_peer_options(spec, ca, &mut check.peer_template);
+    // `HttpHealthCheck::new` puts the Host in the SNI; the handshake must
+    // present the configured server name instead.
+    check.peer_template.sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
     let o = &mut check.peer_template.options;
     o.connection_timeout = Some(hc.timeout);
     o.total_connection_timeout = Some(hc.timeout);

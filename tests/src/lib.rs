@@ -16,7 +16,11 @@ pub fn bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let path = target.join(profile).join(name);
     assert!(
         path.exists(),
@@ -39,7 +43,10 @@ pub fn free_port() -> u16 {
 pub fn wait_listening(addr: SocketAddr, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listening on {addr} after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on {addr} after {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -194,7 +201,11 @@ impl Gateway {
             if let Some(status) = self.proc.as_mut().unwrap().child.try_wait().unwrap() {
                 panic!("gateway exited with {status}:\n{}", self.log_text());
             }
-            assert!(Instant::now() < deadline, "gateway did not start:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not start:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -258,7 +269,10 @@ impl Admin {
         token: Option<&str>,
         body: serde_json::Value,
     ) -> reqwest::Response {
-        let mut req = self.client.put(format!("{}{}", self.base, path)).json(&body);
+        let mut req = self
+            .client
+            .put(format!("{}{}", self.base, path))
+            .json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }

@@ -22,10 +22,26 @@ const GOOD_ROUTE: &str = r#"  - name: web
 #[test]
 fn bad_configs_are_refused_with_the_field_named_and_nothing_listens() {
     let cases: [(&str, String, &str); 4] = [
-        ("unknown field", GOOD_ROUTE.replace("name: web", "name: web\n    weight: 3"), "unknown field `weight`"),
-        ("bad address", GOOD_ROUTE.replace("127.0.0.1:18082", "127.0.0.1:99999"), "routes[0].green.endpoints[0]"),
-        ("split 120", format!("{GOOD_ROUTE}\n    initial_green_percent: 120"), "routes[0].initial_green_percent"),
-        ("duplicate route", format!("{GOOD_ROUTE}\n{GOOD_ROUTE}"), "routes[1].name: duplicate route name \"web\""),
+        (
+            "unknown field",
+            GOOD_ROUTE.replace("name: web", "name: web\n    weight: 3"),
+            "unknown field `weight`",
+        ),
+        (
+            "bad address",
+            GOOD_ROUTE.replace("127.0.0.1:18082", "127.0.0.1:99999"),
+            "routes[0].green.endpoints[0]",
+        ),
+        (
+            "split 120",
+            format!("{GOOD_ROUTE}\n    initial_green_percent: 120"),
+            "routes[0].initial_green_percent",
+        ),
+        (
+            "duplicate route",
+            format!("{GOOD_ROUTE}\n{GOOD_ROUTE}"),
+            "routes[1].name: duplicate route name \"web\"",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (what, route, expected) in cases {
@@ -33,11 +49,26 @@ fn bad_configs_are_refused_with_the_field_named_and_nothing_listens() {
         let path = dir.path().join("bad.yaml");
         std::fs::write(&path, config(proxy, admin, &route)).unwrap();
 
-        let check = Command::new(bin("gateway")).arg("check").arg("--config").arg(&path).output().unwrap();
+        let check = Command::new(bin("gateway"))
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&check.stderr);
-        assert_eq!(check.status.code(), Some(2), "{what}: check exit code; {stderr}");
-        assert!(stderr.contains(expected), "{what}: expected {expected:?} in:\n{stderr}");
-        assert!(stderr.contains("bad.yaml"), "{what}: the file is not named:\n{stderr}");
+        assert_eq!(
+            check.status.code(),
+            Some(2),
+            "{what}: check exit code; {stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "{what}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(
+            stderr.contains("bad.yaml"),
+            "{what}: the file is not named:\n{stderr}"
+        );
 
         let mut serve = Command::new(bin("gateway"))
             .arg("--config")
@@ -47,23 +78,45 @@ fn bad_configs_are_refused_with_the_field_named_and_nothing_listens() {
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let status = loop {
-            assert!(!is_listening(format!("127.0.0.1:{proxy}").parse().unwrap()), "{what}: proxy listened");
-            assert!(!is_listening(format!("127.0.0.1:{admin}").parse().unwrap()), "{what}: admin listened");
+            assert!(
+                !is_listening(format!("127.0.0.1:{proxy}").parse().unwrap()),
+                "{what}: proxy listened"
+            );
+            assert!(
+                !is_listening(format!("127.0.0.1:{admin}").parse().unwrap()),
+                "{what}: admin listened"
+            );
             if let Some(s) = serve.try_wait().unwrap() {
                 break s;
             }
-            assert!(std::time::Instant::now() < deadline, "{what}: gateway kept running");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: gateway kept running"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         assert_eq!(status.code(), Some(2), "{what}: serve exit code");
         let out = serve.wait_with_output().unwrap();
-        assert!(String::from_utf8_lossy(&out.stderr).contains(expected), "{what}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{what}"
+        );
     }
 }
 
 #[test]
 fn the_example_config_is_valid() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples/gateway.yaml");
-    let check = Command::new(bin("gateway")).args(["check", "--config", example]).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/examples/gateway.yaml"
+    );
+    let check = Command::new(bin("gateway"))
+        .args(["check", "--config", example])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }

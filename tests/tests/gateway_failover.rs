@@ -62,20 +62,42 @@ async fn a_dead_colour_fails_over_and_comes_back() {
     tokio::time::sleep(DETECTION + Duration::from_secs(1)).await;
     let during = served_by(&client, &gw.url("/"), 400, "b").await;
     for (status, backend) in &during {
-        assert_eq!((*status, backend.as_str()), (200, "blue"), "with green down");
+        assert_eq!(
+            (*status, backend.as_str()),
+            (200, "blue"),
+            "with green down"
+        );
     }
     let state = admin.state().await;
     assert_eq!(state["routes"]["web"]["green"]["healthy"], false, "{state}");
     let metrics = admin.metrics().await;
-    assert!(metric(&metrics, r#"gateway_failover_requests_total{from="green",route="web",to="blue"}"#) > 0.0, "{metrics}");
-    assert_eq!(metric(&metrics, &format!(r#"gateway_backend_healthy{{color="green",endpoint="{}",route="web"}}"#, green1.addr)), 0.0);
+    assert!(
+        metric(
+            &metrics,
+            r#"gateway_failover_requests_total{from="green",route="web",to="blue"}"#
+        ) > 0.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!(
+                r#"gateway_backend_healthy{{color="green",endpoint="{}",route="web"}}"#,
+                green1.addr
+            )
+        ),
+        0.0
+    );
 
     green1.restart();
     green2.restart();
     // healthy_threshold 1 × interval 200ms, plus a margin.
     tokio::time::sleep(Duration::from_millis(200) + Duration::from_secs(1)).await;
     let after = served_by(&client, &gw.url("/"), 200, "a").await;
-    assert_eq!(after, before, "clients did not return to their colours after green recovered");
+    assert_eq!(
+        after, before,
+        "clients did not return to their colours after green recovered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,7 +132,8 @@ async fn a_post_whose_upstream_dies_is_not_replayed() {
             .unwrap();
         assert!(resp.status().is_server_error(), "got {}", resp.status());
     }
-    let hits = blue1.stats().await["die"].as_u64().unwrap() + blue2.stats().await["die"].as_u64().unwrap();
+    let hits =
+        blue1.stats().await["die"].as_u64().unwrap() + blue2.stats().await["die"].as_u64().unwrap();
     assert_eq!(hits, 5, "a POST reached upstream more than once");
     assert_eq!(green.stats().await["die"], 0);
 }

@@ -43,12 +43,21 @@ async fn split_accuracy_with_client_keys_and_with_issued_cookies() {
 
     admin.set_split("web", 25.0).await;
     let share = green_share(&colors(&client, &gw.url("/"), &keys("acc", 20_000)).await);
-    assert!((share - 25.0).abs() <= 1.5, "green share {share} at split 25");
+    assert!(
+        (share - 25.0).abs() <= 1.5,
+        "green share {share} at split 25"
+    );
 
     admin.set_split("web", 0.0).await;
-    assert_eq!(green_share(&colors(&client, &gw.url("/"), &keys("zero", 2_000)).await), 0.0);
+    assert_eq!(
+        green_share(&colors(&client, &gw.url("/"), &keys("zero", 2_000)).await),
+        0.0
+    );
     admin.set_split("web", 100.0).await;
-    assert_eq!(green_share(&colors(&client, &gw.url("/"), &keys("all", 2_000)).await), 100.0);
+    assert_eq!(
+        green_share(&colors(&client, &gw.url("/"), &keys("all", 2_000)).await),
+        100.0
+    );
 
     // Clients that bring no key get a gateway-issued cookie; the split holds
     // for them too, and the cookie keeps each one on its colour.
@@ -67,13 +76,24 @@ async fn split_accuracy_with_client_keys_and_with_issued_cookies() {
         .collect()
         .await;
     let share = green_share(&results.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>());
-    assert!((share - 25.0).abs() <= 1.5, "green share {share} for cookie-less clients");
+    assert!(
+        (share - 25.0).abs() <= 1.5,
+        "green share {share} for cookie-less clients"
+    );
     for (set_cookie, color) in results.iter().take(300) {
         assert!(set_cookie.starts_with("cutover_client="), "{set_cookie}");
         let pair = set_cookie.split(';').next().unwrap().to_owned();
-        let again = client.get(gw.url("/")).header("cookie", pair).send().await.unwrap();
+        let again = client
+            .get(gw.url("/"))
+            .header("cookie", pair)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.headers()["x-backend"], color.as_str());
-        assert!(again.headers().get("set-cookie").is_none(), "a known client gets no new cookie");
+        assert!(
+            again.headers().get("set-cookie").is_none(),
+            "a known client gets no new cookie"
+        );
     }
 }
 
@@ -94,7 +114,10 @@ async fn stickiness_is_monotone_and_the_same_on_every_replica() {
         let second = colors(&client, &gw.url("/"), &clients).await;
         assert_eq!(first, second, "a client changed colour within step {step}");
         let share = green_share(&first);
-        assert!((share - step).abs() <= 4.0, "green share {share} at step {step}");
+        assert!(
+            (share - step).abs() <= 4.0,
+            "green share {share} at step {step}"
+        );
         if let Some(prev) = &previous {
             for (i, (before, now)) in prev.iter().zip(&first).enumerate() {
                 assert!(
@@ -146,12 +169,17 @@ async fn pin_header_wins_over_the_split_and_never_reaches_upstream() {
                 .unwrap();
             let echo: serde_json::Value = resp.json().await.unwrap();
             assert_eq!(echo["backend"], pin, "split {split}, pinned {pin}");
-            assert!(echo["headers"].get("x-cutover-color").is_none(), "pin header leaked upstream");
+            assert!(
+                echo["headers"].get("x-cutover-color").is_none(),
+                "pin header leaked upstream"
+            );
         }
     }
     let metrics = admin.metrics().await;
     assert!(
-        metrics.contains(r#"gateway_requests_total{code="200",color="green",pinned="true",route="web"} 20"#),
+        metrics.contains(
+            r#"gateway_requests_total{code="200",color="green",pinned="true",route="web"} 20"#
+        ),
         "{metrics}"
     );
 }
@@ -170,24 +198,42 @@ async fn pin_from_an_untrusted_source_is_ignored_unless_it_has_the_secret() {
     let client = reqwest::Client::new();
 
     let echo = |secret: Option<&'static str>| {
-        let mut req = client.get(gw.url("/echo")).header("x-cutover-color", "green");
+        let mut req = client
+            .get(gw.url("/echo"))
+            .header("x-cutover-color", "green");
         if let Some(s) = secret {
             req = req.header("x-cutover-pin-secret", s);
         }
-        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
     };
     // Split is 0: only an honoured pin reaches green.
     for secret in [None, Some("wrong")] {
         let e = echo(secret).await;
-        assert_eq!(e["backend"], "blue", "untrusted pin honoured with secret {secret:?}");
+        assert_eq!(
+            e["backend"], "blue",
+            "untrusted pin honoured with secret {secret:?}"
+        );
         assert!(e["headers"].get("x-cutover-color").is_none());
         assert!(e["headers"].get("x-cutover-pin-secret").is_none());
     }
     let e = echo(Some("s3cret")).await;
     assert_eq!(e["backend"], "green", "pin with the right secret ignored");
     assert!(e["headers"].get("x-cutover-color").is_none());
-    assert!(e["headers"].get("x-cutover-pin-secret").is_none(), "pin secret leaked upstream");
-    assert!(e["headers"]["x-forwarded-for"].as_str().unwrap().contains("127.0.0.1"));
+    assert!(
+        e["headers"].get("x-cutover-pin-secret").is_none(),
+        "pin secret leaked upstream"
+    );
+    assert!(e["headers"]["x-forwarded-for"]
+        .as_str()
+        .unwrap()
+        .contains("127.0.0.1"));
     assert_eq!(e["headers"]["x-forwarded-proto"], "http");
 }
 
@@ -209,12 +255,20 @@ async fn split_changes_under_load_fail_no_request() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let res = client.get(&url).header("x-client-id", format!("w{worker}-{i}")).send().await;
+                let res = client
+                    .get(&url)
+                    .header("x-client-id", format!("w{worker}-{i}"))
+                    .send()
+                    .await;
                 let good = match res {
                     Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
                     Err(_) => false,
                 };
-                if good { ok.fetch_add(1, Ordering::Relaxed) } else { failed.fetch_add(1, Ordering::Relaxed) };
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed)
+                };
             }
         }));
     }
@@ -233,7 +287,10 @@ async fn split_changes_under_load_fail_no_request() {
                 .await
                 .unwrap();
             let backend = resp.headers()["x-backend"].to_str().unwrap().to_owned();
-            assert_eq!(backend, expected, "request after change {change} ignored the new split");
+            assert_eq!(
+                backend, expected,
+                "request after change {change} ignored the new split"
+            );
             *served.entry(backend).or_default() += 1;
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -244,6 +301,13 @@ async fn split_changes_under_load_fail_no_request() {
     }
     let state = admin.state().await;
     assert_eq!(state["generation"], 60);
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed while the split changed");
-    assert!(ok.load(Ordering::Relaxed) > 1_000, "too little load to mean anything");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed while the split changed"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 1_000,
+        "too little load to mean anything"
+    );
 }

@@ -42,15 +42,17 @@ impl FileStore {
     }
 
     pub fn save(&self, doc: &SplitDocument) -> Result<(), StoreError> {
-        let unavailable =
-            |what: &str, e: std::io::Error| StoreError::Unavailable(format!("{what} {}: {e}", self.path.display()));
+        let unavailable = |what: &str, e: std::io::Error| {
+            StoreError::Unavailable(format!("{what} {}: {e}", self.path.display()))
+        };
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
         let tmp = self.path.with_extension("tmp");
         let body = serde_json::to_vec_pretty(doc).expect("document serializes");
-        let mut f = File::create(&tmp).map_err(|e| unavailable("cannot create temp file for", e))?;
+        let mut f =
+            File::create(&tmp).map_err(|e| unavailable("cannot create temp file for", e))?;
         f.write_all(&body)
             .and_then(|_| f.sync_all())
             .map_err(|e| unavailable("cannot write temp file for", e))?;
@@ -73,8 +75,12 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let store = FileStore::new(dir.join("state.json"));
         assert!(store.load().unwrap().is_none());
-        let mut doc = SplitDocument { generation: 7, ..Default::default() };
-        doc.routes.insert("web".into(), GreenPercent::from_percent(37.5).unwrap());
+        let mut doc = SplitDocument {
+            generation: 7,
+            ..Default::default()
+        };
+        doc.routes
+            .insert("web".into(), GreenPercent::from_percent(37.5).unwrap());
         store.save(&doc).unwrap();
         assert_eq!(store.load().unwrap().unwrap(), doc);
         fs::write(store.path(), b"{\"generation\": 7, \"rou").unwrap();

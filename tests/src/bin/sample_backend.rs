@@ -127,7 +127,10 @@ impl Backend {
                     && (n as f64 * self.args.error_rate).floor()
                         != ((n + 1) as f64 * self.args.error_rate).floor();
                 if failing {
-                    (StatusCode::INTERNAL_SERVER_ERROR, full(format!("{} injected error\n", self.args.name)))
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        full(format!("{} injected error\n", self.args.name)),
+                    )
                 } else {
                     (StatusCode::OK, full(format!("{}\n", self.args.name)))
                 }
@@ -186,9 +189,14 @@ async fn main() {
         requests: AtomicU64::new(0),
         die: AtomicU64::new(0),
     });
-    eprintln!("sample-backend {} listening on {}", backend.args.name, backend.args.listen);
+    eprintln!(
+        "sample-backend {} listening on {}",
+        backend.args.name, backend.args.listen
+    );
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let backend = backend.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| backend.clone().handle(req));

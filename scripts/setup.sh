@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages the build and the tests need, when missing,
+# on a Debian machine. Sourced by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+
+need_packages=()
+command -v cmake >/dev/null || need_packages+=(cmake)            # pingora (zlib-ng, zstd)
+command -v pkg-config >/dev/null || need_packages+=(pkg-config)  # openssl-sys
+dpkg -s libssl-dev >/dev/null 2>&1 || need_packages+=(libssl-dev)
+command -v cc >/dev/null || need_packages+=(build-essential)
+
+if ((${#need_packages[@]})); then
+  echo "setup: installing ${need_packages[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi

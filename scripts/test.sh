@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the build needs, checks formatting and
+# lints, builds every binary (the end-to-end tests run the real ones), then
+# runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --workspace --bins --locked
+cargo test --workspace --locked
