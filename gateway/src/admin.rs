@@ -267,7 +267,7 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
-        let message = if field == "." {
+        let message = if field == "." || field == "?" {
             format!("body: {}", e.inner())
         } else {
             format!("{field}: {}", e.inner())

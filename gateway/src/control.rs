@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub struct Gateway {
@@ -26,6 +26,7 @@ pub struct Gateway {
     admin_token: Option<String>,
     config_path: PathBuf,
     draining: AtomicBool,
+    in_flight: AtomicUsize,
 }
 
 struct Control {
@@ -94,6 +95,7 @@ impl Gateway {
             admin_token,
             config_path,
             draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         };
         gateway.publish_metrics();
         Ok(gateway)
@@ -192,6 +194,16 @@ impl Gateway {
         Ok(())
     }
 
+    /// Counts a proxied request until the returned guard drops.
+    pub fn request_started(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
@@ -266,6 +278,15 @@ impl Gateway {
         // A panic while holding the lock cannot leave a half-applied change:
         // the document is replaced only after the store accepted it.
         self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One proxied request in flight; graceful shutdown waits for these.
+pub struct InFlight(Arc<Gateway>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

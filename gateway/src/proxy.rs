@@ -8,7 +8,7 @@
 //! response_filter  issues the stickiness cookie to clients without a key
 //! logging          records the metrics
 
-use crate::control::Gateway;
+use crate::control::{Gateway, InFlight};
 use crate::routing::{RouteEntry, Snapshot};
 use crate::split::{bucket_of, Color};
 use async_trait::async_trait;
@@ -31,6 +31,7 @@ impl Proxy {
 
 /// Per-request state.
 pub struct RequestCtx {
+    _in_flight: InFlight,
     started: Instant,
     /// The routing version this request uses from start to end.
     snapshot: Option<Arc<Snapshot>>,
@@ -94,6 +95,7 @@ impl ProxyHttp for Proxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
+            _in_flight: self.gateway.request_started(),
             started: Instant::now(),
             snapshot: None,
             route: None,

@@ -9,19 +9,23 @@ use crate::proxy::Proxy;
 use crate::signals::ReloadOnHangup;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
 
-/// Builds everything from a validated config and serves until shut down.
+/// Builds everything from a validated config and serves until SIGTERM.
 pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::Result<()> {
     let gateway = Arc::new(Gateway::start(config_path, config.clone(), reset_state)?);
     let conf = ServerConf {
         threads: config.threads,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(config.shutdown_grace.as_secs().max(1)),
+        // pingora would sleep this long whatever happens; `drain` below
+        // exits the process as soon as the last request is done instead.
+        grace_period_seconds: Some(config.shutdown_grace.as_secs() + 1),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -61,13 +65,77 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     ));
     server.add_service(background_service(
         "reload on SIGHUP",
-        ReloadOnHangup { gateway },
+        ReloadOnHangup {
+            gateway: gateway.clone(),
+        },
     ));
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| &l.address).collect::<Vec<_>>(),
         admin = %config.admin.address,
         "gateway starting"
     );
-    server.run(RunArgs::default());
-    Ok(())
+    let (stop_accepting, stop_signal) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("pingora".into())
+        .spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(Drain(tokio::sync::Mutex::new(Some(stop_signal)))),
+            })
+        })?;
+    drain(&gateway, stop_accepting, config.shutdown_grace)
+}
+
+/// Waits for SIGTERM (or SIGINT), then drains: readiness goes false,
+/// pingora stops accepting, and the process exits as soon as no request is
+/// in flight or the grace period is over, whichever comes first. (pingora
+/// alone would always sleep the whole grace period.)
+fn drain(
+    gateway: &Gateway,
+    stop_accepting: tokio::sync::oneshot::Sender<()>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        let started = Instant::now();
+        gateway.start_draining();
+        let _ = stop_accepting.send(());
+        tracing::info!(in_flight = gateway.in_flight(), grace = ?grace, "{name}: draining");
+        // Let connections accepted just before the signal register.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while gateway.in_flight() > 0 && started.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = gateway.in_flight();
+        if left > 0 {
+            tracing::warn!(
+                in_flight = left,
+                "grace period over; exiting with requests in flight"
+            );
+        } else {
+            tracing::info!(after = ?started.elapsed(), "drained; exiting");
+        }
+        anyhow::Ok(())
+    })?;
+    std::process::exit(0)
+}
+
+/// Tells pingora to shut down gracefully once `drain` says so.
+struct Drain(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for Drain {
+    async fn recv(&self) -> ShutdownSignal {
+        if let Some(rx) = self.0.lock().await.take() {
+            let _ = rx.await;
+        }
+        ShutdownSignal::GracefulTerminate
+    }
 }

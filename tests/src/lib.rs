@@ -141,6 +141,8 @@ impl Backend {
 
 /// A running `gateway` with its config in a temporary directory.
 pub struct Gateway {
+    /// The admin token the process gets in `GATEWAY_ADMIN_TOKEN`, if any.
+    pub token: Option<String>,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
@@ -166,6 +168,7 @@ impl Gateway {
         std::fs::write(dir.path().join("gateway.yaml"), config).unwrap();
         let log = dir.path().join("gateway.log");
         let mut g = Gateway {
+            token: Some(TOKEN.to_owned()),
             proxy,
             admin,
             dir,
@@ -185,17 +188,11 @@ impl Gateway {
         if let Some(mut p) = self.proc.take() {
             p.kill();
         }
-        let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(bin("gateway"))
-            .arg("--config")
-            .arg(self.config_path())
-            .env("GATEWAY_ADMIN_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.proc = Some(Proc { child });
+        let mut command = self.command();
+        command.stderr(std::fs::File::create(&self.log).unwrap());
+        self.proc = Some(Proc {
+            child: command.spawn().unwrap(),
+        });
         let deadline = Instant::now() + Duration::from_secs(20);
         while !(is_listening(self.admin) && is_listening(self.proxy)) {
             if let Some(status) = self.proc.as_mut().unwrap().child.try_wait().unwrap() {
@@ -207,6 +204,28 @@ impl Gateway {
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The gateway command line for this config, not yet started.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(bin("gateway"));
+        command
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("GATEWAY_ADMIN_TOKEN")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null());
+        if let Some(token) = &self.token {
+            command.env("GATEWAY_ADMIN_TOKEN", token);
+        }
+        command
+    }
+
+    /// Kills the process the hard way (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
         }
     }
 
