@@ -127,7 +127,9 @@ impl ServeHttp for AdminApi {
                 "text/plain; version=0.0.4",
                 self.gateway.metrics.render(),
             ),
-            (&Method::GET, ["v1", "state"]) => reply(StatusCode::OK, self.gateway.state_view()),
+            (&Method::GET, ["v1", "state"]) => {
+                reply(StatusCode::OK, self.gateway.state_view().await)
+            }
             (&Method::PUT, ["v1", "routes", route, "split"]) => {
                 let route = route.to_string();
                 self.mutation(session, |body| {
@@ -169,7 +171,7 @@ impl ServeHttp for AdminApi {
                 if let Err(denied) = self.authorize(session) {
                     return denied.reply();
                 }
-                match self.gateway.reload() {
+                match self.gateway.reload().await {
                     Ok(()) => reply(StatusCode::OK, json!({"reloaded": true})),
                     Err(errors) => reply(
                         StatusCode::BAD_REQUEST,
@@ -203,7 +205,7 @@ impl AdminApi {
             Ok(c) => c,
             Err(e) => return e.reply(),
         };
-        match self.gateway.change_splits(change) {
+        match self.gateway.change_splits(change).await {
             Ok(doc) => reply(StatusCode::OK, serde_json::to_value(doc).expect("json")),
             Err(e @ ChangeError::StaleGeneration { .. }) => error(StatusCode::CONFLICT, e),
             Err(e @ ChangeError::Store(crate::state::StoreError::Conflict(_))) => {

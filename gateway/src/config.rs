@@ -95,7 +95,11 @@ pub enum StateConfig {
         namespace: String,
         /// Name of the ConfigMap.
         name: String,
-        /// Kubeconfig context; in-cluster config when absent and in a pod.
+        /// Kubeconfig file; with neither this nor `context`, the in-cluster
+        /// config, else `KUBECONFIG` / `~/.kube/config`.
+        #[serde(default)]
+        kubeconfig: Option<PathBuf>,
+        /// Kubeconfig context; the current context when absent.
         #[serde(default)]
         context: Option<String>,
     },

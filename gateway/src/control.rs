@@ -10,13 +10,14 @@ use crate::metrics::Metrics;
 use crate::pin::PinPolicy;
 use crate::routing::Snapshot;
 use crate::split::GreenPercent;
-use crate::state::{FileStore, SplitDocument, Store, StoreError};
+use crate::state::{FileStore, KubeStore, KubeTarget, SplitDocument, Store, StoreError};
 use arc_swap::ArcSwap;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use tokio::sync::{Mutex, MutexGuard};
 
 pub struct Gateway {
     routing: ArcSwap<Snapshot>,
@@ -25,6 +26,9 @@ pub struct Gateway {
     store: Store,
     admin_token: Option<String>,
     config_path: PathBuf,
+    /// False until a split document was read from the store (or the store
+    /// is local): a new replica is not ready before it knows the split.
+    loaded: AtomicBool,
     draining: AtomicBool,
     in_flight: AtomicUsize,
 }
@@ -67,17 +71,38 @@ impl Gateway {
         let store = match &config.state {
             StateConfig::Memory => Store::Memory,
             StateConfig::File { path } => Store::File(FileStore::new(path.clone())),
-            StateConfig::Kubernetes { .. } => {
-                anyhow::bail!(
-                    "state.store: kubernetes is not available in this build; use file or memory"
-                )
+            StateConfig::Kubernetes {
+                namespace,
+                name,
+                kubeconfig,
+                context,
+            } => {
+                let target = KubeTarget {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    kubeconfig: kubeconfig.clone(),
+                    context: context.clone(),
+                };
+                Store::Kubernetes(Arc::new(KubeStore::connect(
+                    target,
+                    metrics.state_store_stale.clone(),
+                )?))
             }
         };
-        let document = if reset_state {
+        let (document, loaded) = if reset_state {
             tracing::warn!(store = %store.describe(), "--reset-state: starting from the config's initial splits");
-            None
+            (None, true)
         } else {
-            store.load()?
+            match store.load() {
+                Ok(doc) => (doc, true),
+                // A shared store may be briefly unreachable: start, not
+                // ready, and take the split from the watch when it comes.
+                Err(StoreError::Unavailable(e)) if matches!(store, Store::Kubernetes(_)) => {
+                    tracing::error!("{e}; not ready until the split can be read");
+                    (None, false)
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         let document = document.unwrap_or_default();
         let pin = Arc::new(PinPolicy::from_config(&config.pin).map_err(anyhow::Error::msg)?);
@@ -87,6 +112,7 @@ impl Gateway {
         if admin_token.is_none() {
             tracing::warn!("no admin token configured (GATEWAY_ADMIN_TOKEN or admin.token_file): the admin API is read-only");
         }
+        let generation = document.generation;
         let gateway = Gateway {
             routing: ArcSwap::from_pointee(snapshot),
             metrics,
@@ -94,10 +120,11 @@ impl Gateway {
             store,
             admin_token,
             config_path,
+            loaded: AtomicBool::new(loaded),
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         };
-        gateway.publish_metrics();
+        gateway.publish_metrics(generation);
         Ok(gateway)
     }
 
@@ -110,13 +137,13 @@ impl Gateway {
         self.admin_token.as_deref()
     }
 
-    pub fn config(&self) -> Config {
-        self.lock().config.clone()
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Applies a split change: validate, persist, publish.
-    pub fn change_splits(&self, change: SplitChange) -> Result<SplitDocument, ChangeError> {
-        let mut control = self.lock();
+    pub async fn change_splits(&self, change: SplitChange) -> Result<SplitDocument, ChangeError> {
+        let mut control = self.lock().await;
         let current = control.document.generation;
         if let Some(expected) = change.expected_generation {
             if expected != current {
@@ -143,11 +170,11 @@ impl Gateway {
         next.reason = change.reason;
         next.updated_at =
             Some(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-        self.store.save(&next)?;
+        self.store.save(&next).await?;
         self.routing.store(Arc::new(snapshot.with_splits(&next)));
         control.document = next.clone();
         drop(control);
-        self.publish_metrics();
+        self.publish_metrics(next.generation);
         tracing::info!(
             generation = next.generation,
             actor = next.actor.as_deref().unwrap_or("-"),
@@ -160,14 +187,14 @@ impl Gateway {
 
     /// Re-reads the config file. A config that fails validation is refused
     /// and the running one stays; health state and splits carry over.
-    pub fn reload(&self) -> Result<(), Vec<String>> {
+    pub async fn reload(&self) -> Result<(), Vec<String>> {
         let config = Config::load(&self.config_path).map_err(|e| {
             e.errors
                 .iter()
                 .map(|m| format!("{}: {m}", e.file.display()))
                 .collect::<Vec<_>>()
         })?;
-        let mut control = self.lock();
+        let mut control = self.lock().await;
         if config.listeners != control.config.listeners
             || config.admin != control.config.admin
             || config.state != control.config.state
@@ -188,8 +215,9 @@ impl Gateway {
         )?;
         self.routing.store(Arc::new(snapshot));
         control.config = config;
+        let generation = control.document.generation;
         drop(control);
-        self.publish_metrics();
+        self.publish_metrics(generation);
         tracing::info!(config = %self.config_path.display(), "config reloaded");
         Ok(())
     }
@@ -212,9 +240,36 @@ impl Gateway {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Ready: not draining and at least one endpoint in rotation.
+    /// Adopts a document another replica wrote to the shared store. Older
+    /// generations than the one served are ignored: generations only grow.
+    pub async fn adopt(&self, document: SplitDocument) {
+        let mut control = self.lock().await;
+        self.loaded.store(true, Ordering::SeqCst);
+        let current = control.document.generation;
+        if document.generation <= current {
+            if document.generation < current {
+                tracing::warn!(
+                    stored = document.generation,
+                    served = current,
+                    "the store holds an older generation than this replica serves; ignoring it"
+                );
+            }
+            return;
+        }
+        self.routing
+            .store(Arc::new(self.snapshot().with_splits(&document)));
+        tracing::info!(generation = document.generation, splits = ?document.routes, "split adopted from the store");
+        let generation = document.generation;
+        control.document = document;
+        drop(control);
+        self.publish_metrics(generation);
+    }
+
+    /// Ready: the split is known, not draining, and at least one endpoint
+    /// is in rotation. A stale store does not make a replica unready.
     pub fn is_ready(&self) -> bool {
-        !self.is_draining()
+        self.loaded.load(Ordering::SeqCst)
+            && !self.is_draining()
             && self
                 .snapshot()
                 .routes
@@ -223,8 +278,8 @@ impl Gateway {
     }
 
     /// The state document as `GET /v1/state` shows it.
-    pub fn state_view(&self) -> serde_json::Value {
-        let document = self.lock().document.clone();
+    pub async fn state_view(&self) -> serde_json::Value {
+        let document = self.lock().await.document.clone();
         let snapshot = self.snapshot();
         let mut routes = serde_json::Map::new();
         for entry in &snapshot.routes {
@@ -253,15 +308,14 @@ impl Gateway {
             "actor": document.actor,
             "reason": document.reason,
             "updated_at": document.updated_at,
-            "store": {"kind": self.store.describe(), "stale": false},
+            "store": {"kind": self.store.describe(), "stale": self.store.is_stale()},
             "ready": self.is_ready(),
             "draining": self.is_draining(),
         })
     }
 
-    fn publish_metrics(&self) {
+    fn publish_metrics(&self, generation: u64) {
         let snapshot = self.snapshot();
-        let generation = self.lock().document.generation;
         self.metrics.state_generation.set(generation as i64);
         self.metrics
             .served_generation
@@ -274,10 +328,10 @@ impl Gateway {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
-        // A panic while holding the lock cannot leave a half-applied change:
-        // the document is replaced only after the store accepted it.
-        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    /// Changes are serialized; the document is replaced only after the
+    /// store accepted it, so a failure anywhere leaves the old one in force.
+    async fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().await
     }
 }
 

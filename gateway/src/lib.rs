@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod config;
 pub mod control;
+pub mod follow;
 pub mod health;
 pub mod metrics;
 pub mod pin;

@@ -4,6 +4,7 @@
 use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::control::Gateway;
+use crate::follow::FollowStore;
 use crate::health::HealthChecks;
 use crate::proxy::Proxy;
 use crate::signals::ReloadOnHangup;
@@ -60,6 +61,12 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     server.add_service(background_service(
         "health checks",
         HealthChecks {
+            gateway: gateway.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "follow the state store",
+        FollowStore {
             gateway: gateway.clone(),
         },
     ));

@@ -25,7 +25,7 @@ impl BackgroundService for ReloadOnHangup {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = hangups.recv() => {
-                    if let Err(errors) = self.gateway.reload() {
+                    if let Err(errors) = self.gateway.reload().await {
                         tracing::error!(?errors, "SIGHUP: the new config was refused; the running config stays");
                     }
                 }

@@ -4,6 +4,8 @@
 //! The binaries are built by the README's test command before the tests
 //! run; a test that cannot find one fails (it never skips).
 
+pub mod fake_kube;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

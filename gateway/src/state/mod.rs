@@ -2,12 +2,15 @@
 //! survives restarts and is shared by every replica.
 
 mod file;
+mod kubernetes;
 
 pub use file::FileStore;
+pub use kubernetes::{KubeStore, KubeTarget, DATA_KEY};
 
 use crate::split::GreenPercent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The split of every route. `generation` grows by one per accepted change
 /// and is never reused; a replica reports the generation it serves so the
@@ -43,22 +46,35 @@ pub enum Store {
     /// Nothing survives a restart; the config's initial splits apply.
     Memory,
     File(FileStore),
+    /// A ConfigMap shared by every replica.
+    Kubernetes(Arc<KubeStore>),
 }
 
 impl Store {
     /// The stored document, or `None` when nothing was stored yet.
+    /// Called once at start-up, outside any async runtime.
     pub fn load(&self) -> Result<Option<SplitDocument>, StoreError> {
         match self {
             Store::Memory => Ok(None),
             Store::File(f) => f.load(),
+            Store::Kubernetes(k) => k.load(),
         }
     }
 
     /// Stores `doc` durably; returns only once it is safe from a crash.
-    pub fn save(&self, doc: &SplitDocument) -> Result<(), StoreError> {
+    pub async fn save(&self, doc: &SplitDocument) -> Result<(), StoreError> {
         match self {
             Store::Memory => Ok(()),
             Store::File(f) => f.save(doc),
+            Store::Kubernetes(k) => k.save(doc).await,
+        }
+    }
+
+    /// True while the store cannot be reached and the last split is served.
+    pub fn is_stale(&self) -> bool {
+        match self {
+            Store::Kubernetes(k) => k.is_stale(),
+            _ => false,
         }
     }
 
@@ -66,6 +82,7 @@ impl Store {
         match self {
             Store::Memory => "memory".into(),
             Store::File(f) => format!("file {}", f.path().display()),
+            Store::Kubernetes(k) => k.describe(),
         }
     }
 }

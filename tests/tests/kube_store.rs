@@ -1,0 +1,174 @@
+//! Replicated gateways sharing the split through a ConfigMap, against a
+//! fake API server that speaks the real list/watch/replace protocol.
+
+use e2e::fake_kube::FakeApiServer;
+use e2e::{one_route_config, Admin, Backend, Gateway, TOKEN};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const NS: &str = "cutover";
+const NAME: &str = "gateway-split";
+
+fn document(generation: u64, web: f64) -> BTreeMap<String, String> {
+    let doc = json!({"generation": generation, "routes": {"web": web}});
+    BTreeMap::from([("split.json".to_owned(), doc.to_string())])
+}
+
+/// Polls until `check` holds for the state, or panics after 5 s.
+async fn eventually(
+    admin: &Admin,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = admin.state().await;
+        if check(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "{what}: last state {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn backend_of(client: &reqwest::Client, gw: &Gateway) -> String {
+    let resp = client.get(gw.url("/")).send().await.expect("traffic flows");
+    assert_eq!(resp.status(), 200);
+    resp.headers()["x-backend"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_follow_the_configmap_and_survive_an_api_server_outage() {
+    let mut fake = FakeApiServer::start().await;
+    fake.put_configmap(NS, NAME, document(3, 0.0));
+    let shared = tempfile::tempdir().unwrap();
+    let kubeconfig = shared.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
+
+    let blue = Backend::start("blue");
+    let green = Backend::start("green");
+    let config = one_route_config(&[&blue], &[&green], "").replace(
+        "routes:",
+        &format!(
+            "state: {{store: kubernetes, namespace: {NS}, name: {NAME}, kubeconfig: \"{}\"}}\nroutes:",
+            kubeconfig.display()
+        ),
+    );
+    let one = Gateway::start(&config);
+    let two = Gateway::start(&config);
+    let (admin1, admin2) = (Admin::new(&one), Admin::new(&two));
+    let client = reqwest::Client::new();
+
+    // Initial load.
+    for admin in [&admin1, &admin2] {
+        let state = eventually(admin, "initial load", |s| s["generation"] == 3).await;
+        assert_eq!(state["served_generation"], 3);
+        assert_eq!(state["store"]["stale"], false);
+    }
+    assert_eq!(backend_of(&client, &one).await, "blue");
+
+    // Another writer changes the ConfigMap: both replicas serve it.
+    fake.put_configmap(NS, NAME, document(4, 100.0));
+    for (admin, gw) in [(&admin1, &one), (&admin2, &two)] {
+        eventually(admin, "watch event", |s| s["served_generation"] == 4).await;
+        assert_eq!(backend_of(&client, gw).await, "green");
+    }
+
+    // A write through one replica reaches the other: they converge.
+    let resp = admin1
+        .put(
+            "/v1/routes/web/split",
+            Some(TOKEN),
+            json!({"green_percent": 0, "expected_generation": 4}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let stored = fake.configmap(NS, NAME).unwrap();
+    assert!(stored["data"]["split.json"]
+        .as_str()
+        .unwrap()
+        .contains("\"generation\": 5"));
+    assert_eq!(
+        stored["metadata"]["labels"]["app"], "gateway",
+        "the write dropped the ConfigMap's labels"
+    );
+    for (admin, gw) in [(&admin1, &one), (&admin2, &two)] {
+        eventually(admin, "convergence", |s| {
+            s["generation"] == 5 && s["served_generation"] == 5
+        })
+        .await;
+        assert_eq!(backend_of(&client, gw).await, "blue");
+    }
+
+    // A 409 from the API server is a 409 to the caller; nothing changes.
+    fake.conflict_next_put();
+    let before = admin2.state().await;
+    let resp = admin2
+        .put(
+            "/v1/routes/web/split",
+            Some(TOKEN),
+            json!({"green_percent": 50}),
+        )
+        .await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(admin2.state().await["generation"], before["generation"]);
+    assert_eq!(admin2.state().await["routes"]["web"]["green_percent"], 0.0);
+
+    // The API server goes away: traffic flows at the last split, the store
+    // is reported stale, and the replica stays ready.
+    fake.stop();
+    for (admin, gw) in [(&admin1, &one), (&admin2, &two)] {
+        let state = eventually(admin, "stale store", |s| s["store"]["stale"] == true).await;
+        assert_eq!(state["routes"]["web"]["green_percent"], 0.0);
+        assert!(admin
+            .metrics()
+            .await
+            .contains("gateway_state_store_stale 1"));
+        assert!(admin
+            .metrics()
+            .await
+            .contains("gateway_served_generation 5"));
+        let ready = client.get(gw.admin_url("/readyz")).send().await.unwrap();
+        assert_eq!(
+            ready.status(),
+            200,
+            "an API server outage made the replica unready"
+        );
+        for _ in 0..20 {
+            assert_eq!(backend_of(&client, gw).await, "blue");
+        }
+    }
+    let resp = admin1
+        .put(
+            "/v1/routes/web/split",
+            Some(TOKEN),
+            json!({"green_percent": 50}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503, "a write with the store down must fail");
+    assert_eq!(admin1.state().await["routes"]["web"]["green_percent"], 0.0);
+
+    // It comes back: the replicas pick up where they were.
+    fake.restart().await;
+    fake.put_configmap(NS, NAME, document(6, 100.0));
+    for admin in [&admin1, &admin2] {
+        eventually(admin, "recovery", |s| {
+            s["served_generation"] == 6 && s["store"]["stale"] == false
+        })
+        .await;
+    }
+
+    // The gateways never listed or watched without the name selector, and
+    // the fake does refuse that, as RBAC limited to one ConfigMap would.
+    assert_eq!(fake.refused_requests(), 0);
+    let unscoped = client
+        .get(format!(
+            "http://{}/api/v1/namespaces/{NS}/configmaps?watch=true",
+            fake.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unscoped.status(), 403);
+}
