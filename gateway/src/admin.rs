@@ -6,6 +6,8 @@
 //! | PUT    | /v1/routes/{route}/split | yes   | one route's split               |
 //! | PUT    | /v1/splits               | yes   | several routes, one generation  |
 //! | POST   | /v1/reload               | yes   | re-read the config file         |
+//! | PUT    | /v1/lock                 | yes   | take or renew the cutover lock  |
+//! | POST   | /v1/lock/release         | yes   | release the cutover lock        |
 //! | GET    | /metrics                 | no    | Prometheus text format          |
 //! | GET    | /healthz                 | no    | the process is alive            |
 //! | GET    | /readyz                  | no    | ready for traffic               |
@@ -13,7 +15,7 @@
 //! Errors are JSON `{"error": "..."}` naming the field at fault. A refused
 //! call changes nothing.
 
-use crate::control::{ChangeError, Gateway, SplitChange};
+use crate::control::{ChangeError, Gateway, LockError, SplitChange};
 use crate::split::GreenPercent;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
@@ -48,6 +50,16 @@ struct RouteSplitBody {
     actor: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockBody {
+    holder: String,
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+    #[serde(default)]
+    take_over: bool,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +179,12 @@ impl ServeHttp for AdminApi {
                 })
                 .await
             }
+            (&Method::PUT, ["v1", "lock"]) | (&Method::POST, ["v1", "lock", "release"]) => {
+                let release = method == Method::POST;
+                self.lock_call(session, release)
+                    .await
+                    .unwrap_or_else(ApiError::reply)
+            }
             (&Method::POST, ["v1", "reload"]) => {
                 if let Err(denied) = self.authorize(session) {
                     return denied.reply();
@@ -215,6 +233,54 @@ impl AdminApi {
                 error(StatusCode::BAD_REQUEST, e)
             }
             Err(e @ ChangeError::Store(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
+        }
+    }
+
+    async fn lock_call(
+        &self,
+        session: &mut ServerSession,
+        release: bool,
+    ) -> Result<Reply, ApiError> {
+        self.authorize(session)?;
+        let body = read_body(session).await?;
+        let b: LockBody = parse(&body)?;
+        if b.holder.trim().is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "holder: must name who holds the lock",
+            ));
+        }
+        let result = if release {
+            self.gateway
+                .release_lock(&b.holder)
+                .await
+                .map(|()| json!({"released": true}))
+        } else {
+            let ttl = b.ttl_seconds.unwrap_or(60);
+            if ttl == 0 || ttl > 86_400 {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "ttl_seconds: must be from 1 to 86400",
+                ));
+            }
+            self.gateway
+                .take_lock(&b.holder, ttl, b.take_over)
+                .await
+                .map(|lock| serde_json::to_value(lock).expect("json"))
+        };
+        match result {
+            Ok(v) => Ok(reply(StatusCode::OK, v)),
+            Err(e) => match &e {
+                LockError::Held { lock, expired } => Ok(reply(
+                    StatusCode::CONFLICT,
+                    json!({"error": e.to_string(), "lock": lock, "expired": expired}),
+                )),
+                LockError::Store(crate::state::StoreError::Conflict(_)) => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "the stored state changed concurrently; try again",
+                )),
+                LockError::Store(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e)),
+            },
         }
     }
 

@@ -10,7 +10,9 @@ use crate::metrics::Metrics;
 use crate::pin::PinPolicy;
 use crate::routing::Snapshot;
 use crate::split::GreenPercent;
-use crate::state::{FileStore, KubeStore, KubeTarget, SplitDocument, Store, StoreError};
+use crate::state::{
+    CutoverLock, FileStore, KubeStore, KubeTarget, SplitDocument, Store, StoreError,
+};
 use arc_swap::ArcSwap;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -49,6 +51,21 @@ pub enum ChangeError {
     Empty,
     #[error("the state store refused the change: {0}")]
     Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("the cutover lock is held by {:?} until {} (unix time){}", lock.holder, lock.expires_at, if *expired { "; it is stale: take it over explicitly" } else { "" })]
+    Held { lock: CutoverLock, expired: bool },
+    #[error("the state store refused the change: {0}")]
+    Store(#[from] StoreError),
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A change of one or more routes' splits, applied as one new generation.
@@ -185,6 +202,59 @@ impl Gateway {
         Ok(next)
     }
 
+    /// Takes or renews the cutover lock for `holder`. A lock another holder
+    /// keeps is refused; a stale one is taken over only when asked.
+    pub async fn take_lock(
+        &self,
+        holder: &str,
+        ttl: u64,
+        take_over: bool,
+    ) -> Result<CutoverLock, LockError> {
+        let mut control = self.lock().await;
+        let now = unix_now();
+        if let Some(held) = &control.document.lock {
+            let expired = held.expires_at <= now;
+            if held.holder != holder && !(expired && take_over) {
+                return Err(LockError::Held {
+                    lock: held.clone(),
+                    expired,
+                });
+            }
+            if held.holder != holder {
+                tracing::warn!(previous = %held.holder, holder, "stale cutover lock taken over");
+            }
+        }
+        let lock = CutoverLock {
+            holder: holder.to_owned(),
+            renewed_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            expires_at: now + ttl,
+        };
+        let mut next = control.document.clone();
+        next.lock = Some(lock.clone());
+        self.store.save(&next).await?;
+        control.document = next;
+        Ok(lock)
+    }
+
+    /// Releases the lock if `holder` has it.
+    pub async fn release_lock(&self, holder: &str) -> Result<(), LockError> {
+        let mut control = self.lock().await;
+        match &control.document.lock {
+            Some(held) if held.holder == holder => {
+                let mut next = control.document.clone();
+                next.lock = None;
+                self.store.save(&next).await?;
+                control.document = next;
+                Ok(())
+            }
+            Some(held) => Err(LockError::Held {
+                lock: held.clone(),
+                expired: held.expires_at <= unix_now(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Re-reads the config file. A config that fails validation is refused
     /// and the running one stays; health state and splits carry over.
     pub async fn reload(&self) -> Result<(), Vec<String>> {
@@ -246,6 +316,10 @@ impl Gateway {
         let mut control = self.lock().await;
         self.loaded.store(true, Ordering::SeqCst);
         let current = control.document.generation;
+        if document.generation == current && document.lock != control.document.lock {
+            control.document.lock = document.lock; // a lock change elsewhere
+            return;
+        }
         if document.generation <= current {
             if document.generation < current {
                 tracing::warn!(
@@ -308,6 +382,7 @@ impl Gateway {
             "actor": document.actor,
             "reason": document.reason,
             "updated_at": document.updated_at,
+            "lock": document.lock,
             "store": {"kind": self.store.describe(), "stale": self.store.is_stale()},
             "ready": self.is_ready(),
             "draining": self.is_draining(),

@@ -28,6 +28,21 @@ pub struct SplitDocument {
     /// RFC 3339 time of the last change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// The cutover lock: one cutover at a time per fleet. Taking or
+    /// releasing it is not a split change and keeps the generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<CutoverLock>,
+}
+
+/// Who runs the cutover of this fleet, until when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CutoverLock {
+    pub holder: String,
+    /// RFC 3339 time it was taken (or last renewed).
+    pub renewed_at: String,
+    /// Seconds since the Unix epoch after which it is stale.
+    pub expires_at: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
