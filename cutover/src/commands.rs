@@ -1,0 +1,204 @@
+//! The commands an operator runs from another terminal while (or after) a
+//! cutover runs: status, pause, promote, abort, emergency.
+
+use crate::engine::{event_name, Engine, EngineError, Outcome};
+use crate::fleet::Fleet;
+use crate::journal::{self, ControlCommand, Event, Journal, Record};
+use crate::output::Output;
+use crate::plan::Plan;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The plan of the journal's newest run, if that run has not ended.
+fn live_run_plan(journal_path: &Path) -> Result<(Plan, Vec<Record>), EngineError> {
+    if !journal_path.exists() {
+        return Err(EngineError::Refused(format!(
+            "no journal at {}: no cutover has run here",
+            journal_path.display()
+        )));
+    }
+    let records = journal::read_all(journal_path)?;
+    let run = journal::last_run(&records).to_vec();
+    let Some(Record {
+        event: Event::Started { plan, .. },
+        ..
+    }) = run.first()
+    else {
+        return Err(EngineError::Refused(format!(
+            "journal {} holds no cutover",
+            journal_path.display()
+        )));
+    };
+    if let Some(last) = run.last().filter(|r| r.event.ends_run()) {
+        return Err(EngineError::Refused(format!(
+            "the last cutover has ended ({} at {}); nothing to control",
+            event_name(&last.event),
+            last.time
+        )));
+    }
+    Ok(((**plan).clone(), run))
+}
+
+/// `pause`, `promote`: a command for the live run, which acts on it within
+/// one evaluation interval. `abort` rolls back directly when no run is alive.
+pub async fn control(
+    journal_path: &Path,
+    command: ControlCommand,
+    reason: Option<String>,
+    out: Output,
+) -> Result<Outcome, EngineError> {
+    let (plan, _) = live_run_plan(journal_path)?;
+    if command == ControlCommand::Abort {
+        let fleet = Fleet::from_plan(&plan.fleet).await?;
+        let alive = match fleet.lock_holder().await {
+            Some(lock) => {
+                lock.expires_at > journal::unix_now()
+                    && !crate::engine::holder_is_dead_here(&lock.holder)
+            }
+            None => false,
+        };
+        if !alive {
+            let reason = reason.unwrap_or_else(|| "no reason given".into());
+            return Engine::abort_dead_run(journal_path, out, &reason).await;
+        }
+    }
+    let mut journal = Journal::open(journal_path)?;
+    journal.append(&journal::actor(), Event::Control { command, reason })?;
+    Ok(Outcome::Signalled(format!(
+        "{command:?} sent to the running cutover; it acts within one evaluation interval (`cutover status` shows it)"
+    )))
+}
+
+/// Where an emergency switch goes.
+pub struct EmergencyTarget {
+    pub gateways: Vec<String>,
+    pub token: String,
+}
+
+/// `emergency --to COLOR`: every route of every replica to 100% of one
+/// colour now. Needs no plan, no running cutover and no lock.
+pub async fn emergency(
+    target: EmergencyTarget,
+    to_green: bool,
+    reason: &str,
+    journal_path: &Path,
+    out: &Output,
+) -> Result<(), EngineError> {
+    let fleet = Fleet::new(target.gateways, target.token);
+    let to = if to_green { "green" } else { "blue" };
+    let mut routes = BTreeMap::new();
+    for (_, state) in fleet.states().await? {
+        for route in state.routes.keys() {
+            routes.insert(route.clone(), if to_green { 100.0 } else { 0.0 });
+        }
+    }
+    let actor = journal::actor();
+    let generations = fleet
+        .apply(&routes, &actor, &format!("emergency: {reason}"), false)
+        .await?;
+    // Tell a running cutover (it stops) and keep the record.
+    let mut journal = Journal::open(journal_path)?;
+    let record = journal.append(
+        &actor,
+        Event::Emergency {
+            to: to.into(),
+            reason: reason.into(),
+        },
+    )?;
+    if out.is_json() {
+        println!(
+            "{}",
+            json!({"emergency": to, "routes": routes, "generations": generations, "record": record})
+        );
+    } else {
+        eprintln!(
+            "EMERGENCY: routes {:?} now send 100% to {to} on {} replica(s)",
+            routes.keys().collect::<Vec<_>>(),
+            fleet.replicas.len()
+        );
+    }
+    Ok(())
+}
+
+/// `status`: where the newest run stands, from the journal.
+pub fn status(journal_path: &Path, out: &Output) -> Result<serde_json::Value, EngineError> {
+    let records = journal::read_all(journal_path)?;
+    let run = journal::last_run(&records);
+    let Some(first) = run.first() else {
+        return Err(EngineError::Refused(format!(
+            "journal {} holds no cutover",
+            journal_path.display()
+        )));
+    };
+    let mut state = "running";
+    let mut green_percent = 0.0;
+    let mut step = 0;
+    let mut last_gate = serde_json::Value::Null;
+    let mut passed = Vec::new();
+    for r in run {
+        match &r.event {
+            Event::Applied {
+                step: s,
+                green_percent: p,
+                ..
+            } => {
+                step = *s;
+                green_percent = *p;
+                state = "running";
+            }
+            Event::Gate {
+                verdict, figures, ..
+            } => last_gate = json!({"verdict": verdict, "figures": figures, "time": r.time}),
+            Event::StepPassed { step: s, .. } => passed.push(*s + 1),
+            Event::Paused { .. } | Event::AwaitingApproval { .. } => state = "paused",
+            Event::Resumed { .. } => state = "running",
+            Event::RolledBack { to_percent, .. } => {
+                state = "rolled_back";
+                green_percent = *to_percent;
+            }
+            Event::Completed { green_percent: p } => {
+                state = "completed";
+                green_percent = *p;
+            }
+            Event::Stopped { .. } => state = "stopped",
+            Event::Emergency { to, .. } => {
+                state = "emergency";
+                green_percent = if to == "green" { 100.0 } else { 0.0 };
+            }
+            _ => {}
+        }
+    }
+    let last = run.last().expect("non-empty");
+    let doc = json!({
+        "journal": journal_path.display().to_string(),
+        "started": first.time, "started_by": first.actor,
+        "state": state,
+        "step": step + 1,
+        "green_percent": green_percent,
+        "steps_passed": passed,
+        "last_event": {"event": event_name(&last.event), "time": last.time, "actor": last.actor, "record": last},
+        "last_gate": last_gate,
+    });
+    if out.is_json() {
+        println!("{doc}");
+    } else {
+        println!(
+            "cutover {state}: step {} at green {green_percent}% (started {} by {})",
+            step + 1,
+            first.time,
+            first.actor
+        );
+        println!("steps passed: {passed:?}");
+        println!(
+            "last event: {} at {} by {}",
+            event_name(&last.event),
+            last.time,
+            last.actor
+        );
+        if let Some(v) = last_gate.get("verdict") {
+            println!("last gate: {v}");
+        }
+    }
+    Ok(doc)
+}

@@ -1,0 +1,472 @@
+//! Per-colour figures over a sliding window, from the gateways' own
+//! `/metrics` (counter deltas between scrapes) or from a Prometheus server
+//! (PromQL). Pinned (smoke) requests are always left out.
+
+use crate::fleet::{Fleet, FleetError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// One colour's traffic in the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColorFigures {
+    pub requests: u64,
+    /// 5xx responses.
+    pub errors: u64,
+    /// `None` without traffic: never a NaN.
+    pub success_rate: Option<f64>,
+    pub p99_seconds: Option<f64>,
+    pub requests_per_second: f64,
+}
+
+/// What the gates judge; journaled with every decision.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub window_seconds: f64,
+    pub blue: ColorFigures,
+    pub green: ColorFigures,
+    /// Endpoints in rotation per colour, summed over replicas.
+    pub blue_healthy_endpoints: u64,
+    pub green_healthy_endpoints: u64,
+    /// Requests meant for green that blue served in the window.
+    pub failovers_from_green: u64,
+}
+
+/// Raw cumulative counters of one replica for one colour.
+#[derive(Clone, Debug, Default)]
+struct Counters {
+    requests: f64,
+    errors: f64,
+    /// Upper bound → cumulative count.
+    buckets: BTreeMap<OrderedF64, f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+struct OrderedF64(f64);
+impl Eq for OrderedF64 {}
+impl Ord for OrderedF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct ReplicaSample {
+    blue: Counters,
+    green: Counters,
+    failovers_from_green: f64,
+    blue_healthy: u64,
+    green_healthy: u64,
+}
+
+/// Parses one replica's scrape, keeping the given routes' samples.
+fn parse_scrape(text: &str, routes: &[String]) -> ReplicaSample {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap_or(prometheus_parse::Scrape {
+        docs: HashMap::new(),
+        samples: Vec::new(),
+    });
+    let mut s = ReplicaSample::default();
+    for sample in scrape.samples {
+        let l = &sample.labels;
+        if !l
+            .get("route")
+            .is_some_and(|r| routes.iter().any(|x| x == r))
+        {
+            continue;
+        }
+        let value = match &sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            _ => 0.0,
+        };
+        let counters = match l.get("color") {
+            Some("green") => &mut s.green,
+            _ => &mut s.blue,
+        };
+        match sample.metric.as_str() {
+            "gateway_requests_total" if l.get("pinned") == Some("false") => {
+                counters.requests += value;
+                if l.get("code").is_some_and(|c| c.starts_with('5')) {
+                    counters.errors += value;
+                }
+            }
+            "gateway_request_duration_seconds" if l.get("pinned") == Some("false") => {
+                if let prometheus_parse::Value::Histogram(buckets) = &sample.value {
+                    for b in buckets {
+                        *counters.buckets.entry(OrderedF64(b.less_than)).or_default() += b.count;
+                    }
+                }
+            }
+            "gateway_failover_requests_total" if l.get("from") == Some("green") => {
+                s.failovers_from_green += value;
+            }
+            "gateway_backend_healthy" => {
+                let healthy = u64::from(value >= 1.0);
+                match l.get("color") {
+                    Some("green") => s.green_healthy += healthy,
+                    _ => s.blue_healthy += healthy,
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Counter increase; a counter that went down was reset (the replica
+/// restarted), so everything it counts now is new — never negative.
+fn increase(now: f64, then: f64) -> f64 {
+    if now >= then {
+        now - then
+    } else {
+        now
+    }
+}
+
+fn delta(now: &Counters, then: &Counters) -> Counters {
+    if now.requests < then.requests {
+        return now.clone(); // reset: the whole replica restarted
+    }
+    Counters {
+        requests: increase(now.requests, then.requests),
+        errors: increase(now.errors, then.errors),
+        buckets: now
+            .buckets
+            .iter()
+            .map(|(le, c)| {
+                (
+                    *le,
+                    increase(*c, then.buckets.get(le).copied().unwrap_or(0.0)),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The 0.99 quantile from cumulative buckets, interpolated within the
+/// bucket as Prometheus's `histogram_quantile` does.
+pub fn p99_from_buckets(buckets: &[(f64, f64)]) -> Option<f64> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = 0.99 * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, count) in buckets {
+        if count >= rank {
+            if le.is_infinite() {
+                return Some(lower.0);
+            }
+            let width = count - lower.1;
+            let fraction = if width > 0.0 {
+                (rank - lower.1) / width
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (le - lower.0) * fraction);
+        }
+        lower = (le, count);
+    }
+    Some(lower.0)
+}
+
+fn color_figures(c: &Counters, seconds: f64) -> ColorFigures {
+    let requests = c.requests.round() as u64;
+    let errors = c.errors.round().min(c.requests.round()) as u64;
+    let buckets: Vec<(f64, f64)> = c.buckets.iter().map(|(le, n)| (le.0, *n)).collect();
+    ColorFigures {
+        requests,
+        errors,
+        success_rate: (requests > 0).then(|| 1.0 - errors as f64 / requests as f64),
+        p99_seconds: p99_from_buckets(&buckets),
+        requests_per_second: if seconds > 0.0 {
+            c.requests / seconds
+        } else {
+            0.0
+        },
+    }
+}
+
+/// Where figures come from; `reset` starts a new step's window.
+pub enum Source {
+    Gateway(GatewayScrapes),
+    Prometheus(Prometheus),
+}
+
+impl Source {
+    pub fn reset(&mut self) {
+        if let Source::Gateway(g) = self {
+            g.history.clear();
+        }
+    }
+
+    pub async fn figures(&mut self, fleet: &Fleet) -> Result<Figures, FleetError> {
+        match self {
+            Source::Gateway(g) => g.figures(fleet).await,
+            Source::Prometheus(p) => p.figures().await,
+        }
+    }
+}
+
+/// Scrapes of every replica over time; figures are deltas across the
+/// window (within the current step).
+pub struct GatewayScrapes {
+    routes: Vec<String>,
+    window: Duration,
+    history: VecDeque<(Instant, HashMap<String, ReplicaSample>)>,
+}
+
+impl GatewayScrapes {
+    pub fn new(routes: Vec<String>, window: Duration) -> GatewayScrapes {
+        GatewayScrapes {
+            routes,
+            window,
+            history: VecDeque::new(),
+        }
+    }
+
+    async fn figures(&mut self, fleet: &Fleet) -> Result<Figures, FleetError> {
+        let now = Instant::now();
+        let samples: HashMap<String, ReplicaSample> = fleet
+            .scrape()
+            .await?
+            .into_iter()
+            .map(|(replica, text)| (replica, parse_scrape(&text, &self.routes)))
+            .collect();
+        self.history.push_back((now, samples));
+        // Keep the newest scrape at least a window old as the baseline.
+        while self.history.len() > 2 && now.duration_since(self.history[1].0) >= self.window {
+            self.history.pop_front();
+        }
+        let (then_at, then) = self.history.front().expect("just pushed");
+        let (_, latest) = self.history.back().expect("just pushed");
+        let seconds = now.duration_since(*then_at).as_secs_f64();
+        let mut blue = Counters::default();
+        let mut green = Counters::default();
+        let mut figures = Figures {
+            window_seconds: seconds,
+            ..Figures::default()
+        };
+        let mut failovers = 0.0;
+        for (replica, sample) in latest {
+            let base = then.get(replica).cloned().unwrap_or_default();
+            let single = self.history.len() == 1;
+            for (sum, now_c, then_c) in [
+                (&mut blue, &sample.blue, &base.blue),
+                (&mut green, &sample.green, &base.green),
+            ] {
+                let d = if single {
+                    Counters::default()
+                } else {
+                    delta(now_c, then_c)
+                };
+                sum.requests += d.requests;
+                sum.errors += d.errors;
+                for (le, c) in d.buckets {
+                    *sum.buckets.entry(le).or_default() += c;
+                }
+            }
+            if !single {
+                failovers += increase(sample.failovers_from_green, base.failovers_from_green);
+            }
+            figures.blue_healthy_endpoints += sample.blue_healthy;
+            figures.green_healthy_endpoints += sample.green_healthy;
+        }
+        figures.blue = color_figures(&blue, seconds);
+        figures.green = color_figures(&green, seconds);
+        figures.failovers_from_green = failovers.round() as u64;
+        Ok(figures)
+    }
+}
+
+/// PromQL over a Prometheus server's HTTP API.
+pub struct Prometheus {
+    url: String,
+    routes: String,
+    window: Duration,
+    client: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct PromResponse {
+    status: String,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    data: Option<PromData>,
+}
+
+#[derive(Deserialize)]
+struct PromData {
+    result: Vec<PromSeries>,
+}
+
+#[derive(Deserialize)]
+struct PromSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+impl Prometheus {
+    pub fn new(url: &str, routes: &[String], window: Duration) -> Prometheus {
+        Prometheus {
+            url: url.trim_end_matches('/').to_owned(),
+            routes: routes.join("|"),
+            window,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// One instant query; the value per `color` label (or "" without one).
+    /// NaN (no data) comes back as absent.
+    async fn query(&self, promql: &str) -> Result<BTreeMap<String, f64>, FleetError> {
+        let fail = |m: String| FleetError::Setup(format!("prometheus {}: {m}", self.url));
+        let resp: PromResponse = self
+            .client
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if resp.status != "success" {
+            return Err(fail(format!(
+                "query {promql:?} failed: {}",
+                resp.error.unwrap_or_default()
+            )));
+        }
+        Ok(resp
+            .data
+            .map(|d| d.result)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| {
+                let v: f64 = s.value.1.parse().ok()?;
+                v.is_finite()
+                    .then(|| (s.metric.get("color").cloned().unwrap_or_default(), v))
+            })
+            .collect())
+    }
+
+    async fn figures(&self) -> Result<Figures, FleetError> {
+        let w = format!("{}s", self.window.as_secs().max(1));
+        let sel = format!(r#"route=~"{}""#, self.routes);
+        let requests = self
+            .query(&format!(
+                r#"sum by (color) (increase(gateway_requests_total{{{sel},pinned="false"}}[{w}]))"#
+            ))
+            .await?;
+        let errors = self
+            .query(&format!(r#"sum by (color) (increase(gateway_requests_total{{{sel},pinned="false",code=~"5.."}}[{w}]))"#))
+            .await?;
+        let p99 = self
+            .query(&format!(r#"histogram_quantile(0.99, sum by (le, color) (rate(gateway_request_duration_seconds_bucket{{{sel},pinned="false"}}[{w}])))"#))
+            .await?;
+        let healthy = self
+            .query(&format!(
+                r#"sum by (color) (gateway_backend_healthy{{{sel}}})"#
+            ))
+            .await?;
+        let failovers = self
+            .query(&format!(
+                r#"sum(increase(gateway_failover_requests_total{{{sel},from="green"}}[{w}]))"#
+            ))
+            .await?;
+        let seconds = self.window.as_secs_f64();
+        let color = |c: &str| {
+            let requests = requests.get(c).copied().unwrap_or(0.0).round() as u64;
+            let errors = (errors.get(c).copied().unwrap_or(0.0).round() as u64).min(requests);
+            ColorFigures {
+                requests,
+                errors,
+                success_rate: (requests > 0).then(|| 1.0 - errors as f64 / requests as f64),
+                p99_seconds: p99.get(c).copied(),
+                requests_per_second: requests as f64 / seconds,
+            }
+        };
+        Ok(Figures {
+            window_seconds: seconds,
+            blue: color("blue"),
+            green: color("green"),
+            blue_healthy_endpoints: healthy.get("blue").copied().unwrap_or(0.0) as u64,
+            green_healthy_endpoints: healthy.get("green").copied().unwrap_or(0.0) as u64,
+            failovers_from_green: failovers.values().sum::<f64>().round() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCRAPE: &str = r#"
+# TYPE gateway_requests_total counter
+gateway_requests_total{code="200",color="green",pinned="false",route="web"} 90
+gateway_requests_total{code="500",color="green",pinned="false",route="web"} 10
+gateway_requests_total{code="200",color="green",pinned="true",route="web"} 1000
+gateway_requests_total{code="200",color="blue",pinned="false",route="other"} 5
+# TYPE gateway_request_duration_seconds histogram
+gateway_request_duration_seconds_bucket{color="green",pinned="false",route="web",le="0.01"} 50
+gateway_request_duration_seconds_bucket{color="green",pinned="false",route="web",le="0.1"} 98
+gateway_request_duration_seconds_bucket{color="green",pinned="false",route="web",le="1"} 100
+gateway_request_duration_seconds_bucket{color="green",pinned="false",route="web",le="+Inf"} 100
+gateway_request_duration_seconds_sum{color="green",pinned="false",route="web"} 3
+gateway_request_duration_seconds_count{color="green",pinned="false",route="web"} 100
+# TYPE gateway_backend_healthy gauge
+gateway_backend_healthy{color="green",endpoint="a",route="web"} 1
+gateway_backend_healthy{color="green",endpoint="b",route="web"} 0
+"#;
+
+    #[test]
+    fn a_scrape_leaves_out_pinned_requests_and_other_routes() {
+        let s = parse_scrape(SCRAPE, &["web".to_owned()]);
+        assert_eq!(s.green.requests, 100.0);
+        assert_eq!(s.green.errors, 10.0);
+        assert_eq!(s.blue.requests, 0.0);
+        assert_eq!(s.green_healthy, 1);
+        assert_eq!(s.green.buckets.len(), 4);
+    }
+
+    #[test]
+    fn p99_interpolates_like_histogram_quantile() {
+        // 99th of 100 lies in (0.1, 1]: 98 below, 2 in the bucket → halfway.
+        let b = [
+            (0.01, 50.0),
+            (0.1, 98.0),
+            (1.0, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
+        let p = p99_from_buckets(&b).unwrap();
+        assert!((p - 0.55).abs() < 1e-9, "{p}");
+        assert_eq!(p99_from_buckets(&[(0.1, 0.0), (f64::INFINITY, 0.0)]), None);
+        // Everything beyond the last finite bucket: its bound, not infinity.
+        assert_eq!(
+            p99_from_buckets(&[(0.1, 0.0), (f64::INFINITY, 10.0)]),
+            Some(0.1)
+        );
+    }
+
+    #[test]
+    fn a_restarted_replica_never_counts_negative_traffic() {
+        let then = Counters {
+            requests: 1000.0,
+            errors: 10.0,
+            buckets: BTreeMap::new(),
+        };
+        let now = Counters {
+            requests: 40.0,
+            errors: 1.0,
+            buckets: BTreeMap::new(),
+        };
+        let d = delta(&now, &then);
+        assert_eq!((d.requests, d.errors), (40.0, 1.0));
+        let f = color_figures(&Counters::default(), 10.0);
+        assert_eq!(f.success_rate, None);
+        assert_eq!(f.p99_seconds, None);
+    }
+}

@@ -1,0 +1,292 @@
+//! The journal: an append-only file of JSON lines, fsynced per record. It
+//! is the cutover's memory: `resume` continues from it, `status` reads it,
+//! and control commands from other terminals are records in it too.
+
+use crate::figures::Figures;
+use crate::gates::Verdict;
+use crate::plan::Plan;
+use crate::smoke::SmokeResult;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339.
+    pub time: String,
+    /// Who did it: `user@host` (and the process for a run).
+    pub actor: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A run began; the plan is kept so `resume` needs nothing else.
+    Started {
+        plan_file: String,
+        plan: Box<Plan>,
+    },
+    Smoke {
+        step: usize,
+        passed: bool,
+        results: Vec<SmokeResult>,
+    },
+    AwaitingApproval {
+        step: usize,
+    },
+    /// The step's split was written to the fleet.
+    Applied {
+        step: usize,
+        green_percent: f64,
+        generations: Vec<(String, u64)>,
+    },
+    Converged {
+        step: usize,
+    },
+    Gate {
+        step: usize,
+        green_percent: f64,
+        verdict: Verdict,
+        figures: Figures,
+    },
+    StepPassed {
+        step: usize,
+        green_percent: f64,
+        figures: Figures,
+    },
+    Paused {
+        step: usize,
+        reason: String,
+    },
+    Resumed {
+        step: usize,
+    },
+    Promoted {
+        from_step: usize,
+    },
+    RolledBack {
+        step: usize,
+        to_percent: f64,
+        reason: String,
+        figures: Option<Figures>,
+    },
+    Completed {
+        green_percent: f64,
+    },
+    /// The run stopped without touching the split (e.g. an outside change).
+    Stopped {
+        step: usize,
+        reason: String,
+    },
+    LockTakenOver {
+        previous_holder: String,
+    },
+    /// A command from another terminal, for the live run to act on.
+    Control {
+        command: ControlCommand,
+        reason: Option<String>,
+    },
+    /// `cutover emergency`: the split was forced to one colour.
+    Emergency {
+        to: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlCommand {
+    Pause,
+    Resume,
+    Promote,
+    Abort,
+}
+
+impl Event {
+    /// Whether the run this event belongs to is over.
+    pub fn ends_run(&self) -> bool {
+        matches!(
+            self,
+            Event::RolledBack { .. }
+                | Event::Completed { .. }
+                | Event::Stopped { .. }
+                | Event::Emergency { .. }
+        )
+    }
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    /// Bytes of the file already read by `new_records`.
+    read_offset: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("journal {path}: {message}")]
+pub struct JournalError {
+    pub path: String,
+    pub message: String,
+}
+
+fn journal_error(path: &Path, message: impl std::fmt::Display) -> JournalError {
+    JournalError {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl Journal {
+    /// Opens (creating) the journal for appending; reading starts at its end.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)
+            .map_err(|e| journal_error(path, format!("cannot open: {e}")))?;
+        let read_offset = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Journal {
+            path: path.to_owned(),
+            file,
+            read_offset,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record and fsyncs it before returning.
+    pub fn append(&mut self, actor: &str, event: Event) -> Result<Record, JournalError> {
+        let record = Record {
+            time: now(),
+            actor: actor.to_owned(),
+            event,
+        };
+        let mut line = serde_json::to_vec(&record).expect("record serializes");
+        line.push(b'\n');
+        // One write per record: appends from several processes never mix.
+        self.file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| journal_error(&self.path, format!("cannot append: {e}")))?;
+        Ok(record)
+    }
+
+    /// Records appended since the last call (by anyone).
+    pub fn new_records(&mut self) -> Vec<Record> {
+        let mut reader = BufReader::new(&self.file);
+        if reader.seek(SeekFrom::Start(self.read_offset)).is_err() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut line = String::new();
+        while let Ok(n) = reader.read_line(&mut line) {
+            if n == 0 || !line.ends_with('\n') {
+                break; // a record being written: read it next time
+            }
+            self.read_offset += n as u64;
+            if let Ok(r) = serde_json::from_str(&line) {
+                out.push(r);
+            }
+            line.clear();
+        }
+        out
+    }
+}
+
+/// Every complete record of a journal; a torn last line (a crash while
+/// writing) is left out.
+pub fn read_all(path: &Path) -> Result<Vec<Record>, JournalError> {
+    let file = File::open(path).map_err(|e| journal_error(path, format!("cannot read: {e}")))?;
+    let mut records = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| journal_error(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(r) => records.push(r),
+            Err(e) => tracing::warn!(
+                "journal {} line {}: skipped, not a record: {e}",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(records)
+}
+
+/// The records of the newest run (from its `started`), if any.
+pub fn last_run(records: &[Record]) -> &[Record] {
+    match records
+        .iter()
+        .rposition(|r| matches!(r.event, Event::Started { .. }))
+    {
+        Some(i) => &records[i..],
+        None => &[],
+    }
+}
+
+/// `user@host`, plus the process id for a run's lock holder.
+pub fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{}", hostname())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_are_read_back_and_a_torn_line_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("journal-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.jsonl");
+        let mut j = Journal::open(&path).unwrap();
+        j.append("ana", Event::Converged { step: 0 }).unwrap();
+        let mut other = Journal::open(&path).unwrap();
+        other
+            .append(
+                "ben",
+                Event::Control {
+                    command: ControlCommand::Pause,
+                    reason: None,
+                },
+            )
+            .unwrap();
+        let seen = j.new_records();
+        assert_eq!(seen.len(), 2, "a reader sees its own and others' records");
+        assert_eq!(seen[1].actor, "ben");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"time\":")
+            .unwrap();
+        assert_eq!(read_all(&path).unwrap().len(), 2);
+        assert!(j.new_records().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,225 @@
+//! `cutover`: the operator CLI.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use cutover::commands::{self, EmergencyTarget};
+use cutover::engine::{Engine, EngineError, Outcome};
+use cutover::fleet::{read_token, FleetError};
+use cutover::journal::ControlCommand;
+use cutover::output::{Format, Output};
+use cutover::plan::Plan;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Move traffic from a blue cluster to its green sibling, step by step,
+/// under gates and smoke checks, with automatic rollback.
+///
+/// Exit codes: 0 done, 1 rolled back or checks failed, 2 bad input,
+/// 3 refused (lock held, nothing to resume, outside change).
+///
+/// Examples:
+///   cutover run deploy/examples/plan.yaml
+///   cutover status --output json
+///   cutover pause --reason "waiting for the DBA"
+///   cutover resume
+///   cutover emergency --to blue --gateway http://127.0.0.1:9090 --reason "green 502s" --yes
+#[derive(Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Cli {
+    /// The journal of the cutover (JSON lines).
+    #[arg(
+        long,
+        global = true,
+        env = "CUTOVER_JOURNAL",
+        default_value = "cutover-journal.jsonl"
+    )]
+    journal: PathBuf,
+    /// human: lines and a live bar on stderr; json: one JSON record per line on stdout.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Human)]
+    output: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a plan: smoke checks, then each step under its gates.
+    Run {
+        /// The plan file (YAML), e.g. deploy/examples/plan.yaml.
+        plan: PathBuf,
+        /// Take over a stale cutover lock (journaled).
+        #[arg(long)]
+        take_over: bool,
+    },
+    /// Unpause a live run, or continue a run that died, from the journal.
+    Resume {
+        /// Take over a stale cutover lock (journaled).
+        #[arg(long)]
+        take_over: bool,
+    },
+    /// Where the cutover stands, from the journal.
+    Status,
+    /// Pause the live run after the current evaluation.
+    Pause {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Go to 100% green now (still waiting for convergence).
+    Promote {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Roll back now.
+    Abort {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Send 100% of every route to one colour at once. Needs no plan, no
+    /// running cutover and no lock.
+    Emergency {
+        /// The colour that takes all traffic.
+        #[arg(long, value_enum)]
+        to: Colour,
+        /// Why; recorded in the gateways and the journal.
+        #[arg(long)]
+        reason: String,
+        /// Skip the interactive confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Admin URL of a gateway replica (repeat for each).
+        #[arg(long = "gateway", value_name = "URL")]
+        gateways: Vec<String>,
+        /// Or take the replicas from a plan file.
+        #[arg(long, conflicts_with = "gateways")]
+        plan: Option<PathBuf>,
+        /// File with the admin token (else GATEWAY_ADMIN_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Colour {
+    Blue,
+    Green,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code_of(&e))
+        }
+    }
+}
+
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if let Some(e) = e.downcast_ref::<EngineError>() {
+        return match e {
+            EngineError::Refused(_) | EngineError::Fleet(FleetError::LockHeld { .. }) => 3,
+            EngineError::Fleet(FleetError::Setup(_)) => 2,
+            _ => 1,
+        };
+    }
+    if e.downcast_ref::<cutover::plan::PlanErrors>().is_some() {
+        return 2;
+    }
+    1
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let out = Output::new(cli.output);
+    let json = out.is_json();
+    let outcome: Outcome = match cli.command {
+        Command::Run { plan, take_over } => {
+            let loaded = Plan::load(&plan)?;
+            Engine::run(loaded, &plan, &cli.journal, out, take_over).await?
+        }
+        Command::Resume { take_over } => Engine::resume(&cli.journal, out, take_over).await?,
+        Command::Status => {
+            commands::status(&cli.journal, &out)?;
+            return Ok(0);
+        }
+        Command::Pause { reason } => {
+            commands::control(&cli.journal, ControlCommand::Pause, reason, out).await?
+        }
+        Command::Promote { reason } => {
+            commands::control(&cli.journal, ControlCommand::Promote, reason, out).await?
+        }
+        Command::Abort { reason } => {
+            commands::control(&cli.journal, ControlCommand::Abort, reason, out).await?
+        }
+        Command::Emergency {
+            to,
+            reason,
+            yes,
+            gateways,
+            plan,
+            token_file,
+        } => {
+            let to_green = matches!(to, Colour::Green);
+            let (gateways, token_env) = match plan {
+                Some(p) => {
+                    let plan = Plan::load(&p)?;
+                    (plan.fleet.admin_urls, plan.fleet.token_env)
+                }
+                None => (gateways, "GATEWAY_ADMIN_TOKEN".to_owned()),
+            };
+            if gateways.is_empty() {
+                return Err(EngineError::Fleet(FleetError::Setup(
+                    "--gateway URL (repeatable) or --plan FILE: which gateways to switch".into(),
+                ))
+                .into());
+            }
+            if !yes && !confirm(if to_green { "green" } else { "blue" })? {
+                eprintln!("not confirmed; nothing changed");
+                return Ok(2);
+            }
+            let token =
+                read_token(&token_env, token_file.as_deref()).map_err(EngineError::Fleet)?;
+            commands::emergency(
+                EmergencyTarget { gateways, token },
+                to_green,
+                &reason,
+                &cli.journal,
+                &out,
+            )
+            .await?;
+            return Ok(0);
+        }
+    };
+    if let Outcome::Signalled(message) = &outcome {
+        if !json {
+            eprintln!("{message}");
+        }
+    }
+    Ok(outcome.exit_code())
+}
+
+/// Asks for the colour to be typed back; refuses without a terminal.
+fn confirm(colour: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(EngineError::Fleet(FleetError::Setup(
+            "emergency needs --yes when not run from a terminal".into(),
+        ))
+        .into());
+    }
+    eprint!("This sends ALL traffic of every route to {colour} now. Type {colour} to confirm: ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim() == colour)
+}

@@ -1,0 +1,201 @@
+//! What a run shows: for people, one line per transition and a live bar
+//! while a step holds; for automation (`--output json`), every journal
+//! record as a JSON line on stdout.
+
+use crate::engine::Outcome;
+use crate::figures::{ColorFigures, Figures};
+use crate::gates::Verdict;
+use crate::journal::{Event, Record};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub struct Output {
+    format: Format,
+    bar: Option<ProgressBar>,
+}
+
+fn color_line(name: &str, c: &ColorFigures) -> String {
+    let success = c
+        .success_rate
+        .map_or("-".into(), |s| format!("{:.2}%", s * 100.0));
+    let p99 = c
+        .p99_seconds
+        .map_or("-".into(), |p| format!("{:.0}ms", p * 1000.0));
+    format!(
+        "{name} {:.1} rps {success} p99 {p99}",
+        c.requests_per_second
+    )
+}
+
+impl Output {
+    pub fn new(format: Format) -> Output {
+        Output { format, bar: None }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// A journal record as it happens.
+    pub fn record(&mut self, record: &Record) {
+        match self.format {
+            Format::Json => println!("{}", serde_json::to_string(record).expect("json")),
+            Format::Human => {
+                if let Some(line) = human_line(&record.event) {
+                    self.println(&line);
+                }
+                if matches!(
+                    record.event,
+                    Event::StepPassed { .. } | Event::RolledBack { .. } | Event::Completed { .. }
+                ) {
+                    if let Some(bar) = self.bar.take() {
+                        bar.finish_and_clear();
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn note(&mut self, line: &str) {
+        if self.format == Format::Human {
+            self.println(line);
+        }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// The live view of a holding step.
+    #[allow(clippy::too_many_arguments)]
+    pub fn progress(
+        &mut self,
+        step: usize,
+        steps: usize,
+        split: f64,
+        elapsed: Duration,
+        hold: Duration,
+        figures: &Figures,
+        verdict: &Verdict,
+    ) {
+        if self.format != Format::Human {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(hold.as_millis().max(1) as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:20}] {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        bar.set_prefix(format!("step {}/{steps} green {split}%", step + 1));
+        bar.set_position(elapsed.as_millis().min(hold.as_millis()) as u64);
+        let verdict = match verdict {
+            Verdict::Pass => "pass".to_owned(),
+            Verdict::Fail(r) => format!("FAIL: {r}"),
+            Verdict::Inconclusive(r) => format!("inconclusive: {r}"),
+        };
+        let left = hold.saturating_sub(elapsed).as_secs();
+        bar.set_message(format!(
+            "{} | {} | {left}s left | {verdict}",
+            color_line("blue", &figures.blue),
+            color_line("green", &figures.green)
+        ));
+    }
+
+    pub fn finish(&mut self, outcome: &Outcome) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.format == Format::Human {
+            match outcome {
+                Outcome::Completed => eprintln!("cutover completed"),
+                Outcome::RolledBack(r) => eprintln!("cutover ROLLED BACK: {r}"),
+                Outcome::Stopped(r) => eprintln!("cutover stopped: {r}"),
+                Outcome::Signalled(r) => eprintln!("{r}"),
+            }
+        }
+    }
+}
+
+fn human_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::Started { plan, .. } => format!(
+            "cutover started: routes {:?}, steps {:?}",
+            plan.routes,
+            plan.steps
+                .iter()
+                .map(|s| s.green_percent)
+                .collect::<Vec<_>>()
+        ),
+        Event::Smoke {
+            step,
+            passed,
+            results,
+        } => {
+            let failed: Vec<String> = results
+                .iter()
+                .filter(|r| !r.passed)
+                .map(|r| format!("{}: {}", r.name, r.problem.as_deref().unwrap_or("?")))
+                .collect();
+            if *passed {
+                format!(
+                    "smoke checks before step {}: {} passed",
+                    step + 1,
+                    results.len()
+                )
+            } else {
+                format!(
+                    "smoke checks before step {} FAILED: {}",
+                    step + 1,
+                    failed.join("; ")
+                )
+            }
+        }
+        Event::AwaitingApproval { step } => format!(
+            "step {} needs approval: `cutover resume` to apply it",
+            step + 1
+        ),
+        Event::Applied {
+            step,
+            green_percent,
+            ..
+        } => format!("step {}: green {green_percent}% applied", step + 1),
+        Event::Converged { step } => format!("step {}: every replica serves it", step + 1),
+        Event::Gate { .. } => return None,
+        Event::StepPassed {
+            step,
+            green_percent,
+            figures,
+        } => format!(
+            "step {} passed at green {green_percent}%: {} | {}",
+            step + 1,
+            color_line("blue", &figures.blue),
+            color_line("green", &figures.green)
+        ),
+        Event::Paused { step, reason } => format!("paused at step {}: {reason}", step + 1),
+        Event::Resumed { step } => format!("resumed at step {}", step + 1),
+        Event::Promoted { from_step } => format!("promoted to 100% from step {}", from_step + 1),
+        Event::RolledBack {
+            to_percent, reason, ..
+        } => format!("rolled back to green {to_percent}%: {reason}"),
+        Event::Completed { green_percent } => format!("completed at green {green_percent}%"),
+        Event::Stopped { reason, .. } => format!("stopped: {reason}"),
+        Event::LockTakenOver { previous_holder } => {
+            format!("took over the cutover lock from {previous_holder}")
+        }
+        Event::Control { command, .. } => format!("control: {command:?}"),
+        Event::Emergency { to, reason } => format!("EMERGENCY: all traffic to {to}: {reason}"),
+    })
+}

@@ -1,0 +1,379 @@
+//! The cutover plan (YAML): which gateways, which routes, the steps, the
+//! gates that judge each step, the smoke checks, and where to roll back to.
+//! `deploy/examples/plan.yaml` is a documented example.
+//!
+//! A plan is validated whole before anything changes; every problem names
+//! its field.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub fleet: Fleet,
+    /// Routes moved together; each step sets all of them in one write.
+    pub routes: Vec<String>,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub gates: Gates,
+    #[serde(default)]
+    pub smoke: Vec<SmokeCheck>,
+    #[serde(default)]
+    pub rollback: Rollback,
+    /// Longest wait for every replica to serve a new split.
+    #[serde(default = "default_convergence", with = "humantime_serde")]
+    pub convergence_timeout: Duration,
+    /// How long the cutover lock lasts without renewal.
+    #[serde(default = "default_lock_ttl", with = "humantime_serde")]
+    pub lock_ttl: Duration,
+}
+
+/// The gateway replicas and how to reach them.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// Admin API base URL of every replica, e.g. `http://10.0.0.5:9090`.
+    #[serde(default)]
+    pub admin_urls: Vec<String>,
+    /// Or: find the replicas through a headless Service's endpoints.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesFleet>,
+    /// Environment variable holding the admin token.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+    /// Or a file holding it. Never put the token itself in a plan.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Where client traffic enters (smoke checks go here), e.g.
+    /// `http://127.0.0.1:8080`.
+    pub proxy_url: String,
+    /// The gateway's pin header (smoke checks set it to `green`).
+    #[serde(default = "default_pin_header")]
+    pub pin_header: String,
+    /// Pin secret, when the engine does not run from a trusted source.
+    #[serde(default)]
+    pub pin_secret_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesFleet {
+    pub namespace: String,
+    /// A headless Service selecting the gateway pods.
+    pub service: String,
+    /// The admin API port on each pod.
+    #[serde(default = "default_admin_port")]
+    pub admin_port: u16,
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Percent of traffic on green during this step (0 < p ≤ 100).
+    pub green_percent: f64,
+    /// How long to hold and watch the gates before the next step.
+    #[serde(default = "default_hold", with = "humantime_serde")]
+    pub hold: Duration,
+    /// Wait for `cutover resume` before applying this step.
+    #[serde(default)]
+    pub approval: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gates {
+    /// Where the figures come from.
+    #[serde(default)]
+    pub source: GateSource,
+    /// Time between evaluations.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// The sliding window the figures cover.
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// Fewer green requests than this in the window is inconclusive.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+    /// Green's share of non-5xx responses must be at least this (0–1).
+    #[serde(default = "default_success_rate")]
+    pub success_rate: f64,
+    /// Green's p99 latency must be at most this.
+    #[serde(default = "default_p99", with = "humantime_serde")]
+    pub p99_latency: Duration,
+    /// Green's error rate may exceed blue's by at most this (0–1), when
+    /// blue has enough traffic to compare.
+    #[serde(default = "default_error_margin")]
+    pub max_error_rate_increase: f64,
+    /// Consecutive failed evaluations that trigger a rollback.
+    #[serde(default = "default_failure_limit")]
+    pub failure_limit: u32,
+    /// Consecutive inconclusive evaluations before `on_inconclusive_limit`;
+    /// 0 waits for traffic for ever.
+    #[serde(default)]
+    pub inconclusive_limit: u32,
+    #[serde(default)]
+    pub on_inconclusive_limit: InconclusiveAction,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum GateSource {
+    /// Scrape every replica's `/metrics` and use counter deltas.
+    #[default]
+    Gateway,
+    /// Ask a Prometheus server (PromQL over its HTTP API).
+    Prometheus { url: String },
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InconclusiveAction {
+    /// Pause the run until `cutover resume`.
+    #[default]
+    Pause,
+    /// Roll back.
+    Fail,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCheck {
+    pub name: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// A substring the response body must contain.
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    #[serde(default = "default_smoke_latency", with = "humantime_serde")]
+    pub max_latency: Duration,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    #[serde(default)]
+    pub to: RollbackTarget,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackTarget {
+    /// Everything back to blue.
+    #[default]
+    Zero,
+    /// The split of the last step that passed its gates (0 if none).
+    LastPassed,
+}
+
+impl Default for Gates {
+    fn default() -> Self {
+        serde_yaml_ng::from_str("{}").expect("defaults")
+    }
+}
+
+fn default_convergence() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_lock_ttl() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_token_env() -> String {
+    "GATEWAY_ADMIN_TOKEN".into()
+}
+fn default_pin_header() -> String {
+    "x-cutover-color".into()
+}
+fn default_admin_port() -> u16 {
+    9090
+}
+fn default_hold() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_window() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_min_requests() -> u64 {
+    100
+}
+fn default_success_rate() -> f64 {
+    0.99
+}
+fn default_p99() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_error_margin() -> f64 {
+    0.01
+}
+fn default_failure_limit() -> u32 {
+    2
+}
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_status() -> u16 {
+    200
+}
+fn default_smoke_latency() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// Every problem in a plan file, each naming its field.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} problem(s) in the plan:\n  - {}", file.display(), errors.len(), errors.join("\n  - "))]
+pub struct PlanErrors {
+    pub file: PathBuf,
+    pub errors: Vec<String>,
+}
+
+impl Plan {
+    pub fn load(path: &Path) -> Result<Plan, PlanErrors> {
+        let fail = |e: String| PlanErrors {
+            file: path.to_owned(),
+            errors: vec![e],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let plan: Plan = serde_yaml_ng::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let errors = plan.validate();
+        if errors.is_empty() {
+            Ok(plan)
+        } else {
+            Err(PlanErrors {
+                file: path.to_owned(),
+                errors,
+            })
+        }
+    }
+
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let f = &self.fleet;
+        match (&f.admin_urls.is_empty(), &f.kubernetes) {
+            (true, None) => errors.push("fleet: set admin_urls or kubernetes".into()),
+            (false, Some(_)) => errors.push("fleet: set admin_urls or kubernetes, not both".into()),
+            _ => {}
+        }
+        for (i, url) in f.admin_urls.iter().enumerate() {
+            check_url(&format!("fleet.admin_urls[{i}]"), url, &mut errors);
+        }
+        check_url("fleet.proxy_url", &f.proxy_url, &mut errors);
+        if self.routes.is_empty() {
+            errors.push("routes: name at least one gateway route".into());
+        }
+        if self.steps.is_empty() {
+            errors.push("steps: at least one step is required".into());
+        }
+        let mut previous = 0.0;
+        for (i, step) in self.steps.iter().enumerate() {
+            let p = step.green_percent;
+            if !(p > 0.0 && p <= 100.0) || ((p * 100.0).round() - p * 100.0).abs() > 1e-6 {
+                errors.push(format!(
+                    "steps[{i}].green_percent: {p} must be above 0 and at most 100, in steps of 0.01"
+                ));
+            } else if p <= previous {
+                errors.push(format!(
+                    "steps[{i}].green_percent: {p} must be greater than the previous step's {previous}"
+                ));
+            }
+            previous = p;
+        }
+        let g = &self.gates;
+        if !(0.0..=1.0).contains(&g.success_rate) {
+            errors.push(format!(
+                "gates.success_rate: {} must be from 0 to 1",
+                g.success_rate
+            ));
+        }
+        if !(0.0..=1.0).contains(&g.max_error_rate_increase) {
+            errors.push(format!(
+                "gates.max_error_rate_increase: {} must be from 0 to 1",
+                g.max_error_rate_increase
+            ));
+        }
+        if g.interval.is_zero() || g.window < g.interval {
+            errors.push("gates: interval must be above 0 and window at least one interval".into());
+        }
+        if g.failure_limit == 0 {
+            errors.push("gates.failure_limit: must be at least 1".into());
+        }
+        if let GateSource::Prometheus { url } = &g.source {
+            check_url("gates.source.prometheus.url", url, &mut errors);
+        }
+        for (i, s) in self.smoke.iter().enumerate() {
+            if !s.path.starts_with('/') {
+                errors.push(format!("smoke[{i}].path: {:?} must start with '/'", s.path));
+            }
+            if reqwest::Method::from_bytes(s.method.as_bytes()).is_err() {
+                errors.push(format!(
+                    "smoke[{i}].method: {:?} is not an HTTP method",
+                    s.method
+                ));
+            }
+        }
+        if self.lock_ttl < Duration::from_secs(2) {
+            errors.push("lock_ttl: must be at least 2s".into());
+        }
+        errors
+    }
+
+    /// The green percent of step `i`, as the gateway wants it.
+    pub fn split_of(&self, step: usize) -> f64 {
+        self.steps[step].green_percent
+    }
+}
+
+fn check_url(field: &str, url: &str, errors: &mut Vec<String>) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        _ => errors.push(format!("{field}: {url:?} is not an http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = r#"
+fleet: {admin_urls: ["http://127.0.0.1:9090"], proxy_url: "http://127.0.0.1:8080"}
+routes: [web]
+steps:
+  - {green_percent: 5, hold: 10s}
+  - {green_percent: 100}
+"#;
+
+    #[test]
+    fn a_minimal_plan_gets_safe_defaults() {
+        let plan: Plan = serde_yaml_ng::from_str(PLAN).unwrap();
+        assert!(plan.validate().is_empty());
+        assert_eq!(plan.gates.failure_limit, 2);
+        assert_eq!(plan.gates.source, GateSource::Gateway);
+        assert_eq!(plan.rollback.to, RollbackTarget::Zero);
+        assert_eq!(plan.fleet.token_env, "GATEWAY_ADMIN_TOKEN");
+    }
+
+    #[test]
+    fn problems_name_their_fields() {
+        let bad = PLAN
+            .replace("green_percent: 100", "green_percent: 4")
+            .replace("routes: [web]", "routes: []\ngates: {success_rate: 2}");
+        let plan: Plan = serde_yaml_ng::from_str(&bad).unwrap();
+        let errors = plan.validate().join("\n");
+        for needle in ["steps[1].green_percent", "routes:", "gates.success_rate"] {
+            assert!(errors.contains(needle), "{needle} missing in {errors}");
+        }
+    }
+}

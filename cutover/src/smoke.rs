@@ -1,0 +1,99 @@
+//! Smoke checks: representative requests sent through the gateway pinned
+//! to green, before the first step and before each step.
+
+use crate::plan::SmokeCheck;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SmokeResult {
+    pub name: String,
+    pub passed: bool,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// How smoke requests reach green.
+pub struct SmokeTarget {
+    pub proxy_url: String,
+    pub pin_header: String,
+    pub pin_secret: Option<String>,
+}
+
+pub async fn run_all(target: &SmokeTarget, checks: &[SmokeCheck]) -> Vec<SmokeResult> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    for check in checks {
+        out.push(run_one(&client, target, check).await);
+    }
+    out
+}
+
+async fn run_one(
+    client: &reqwest::Client,
+    target: &SmokeTarget,
+    check: &SmokeCheck,
+) -> SmokeResult {
+    let method =
+        reqwest::Method::from_bytes(check.method.as_bytes()).expect("validated with the plan");
+    let url = format!("{}{}", target.proxy_url.trim_end_matches('/'), check.path);
+    let mut req = client
+        .request(method, url)
+        .timeout(check.max_latency * 2)
+        .header(&target.pin_header, "green");
+    if let Some(secret) = &target.pin_secret {
+        req = req.header("x-cutover-pin-secret", secret);
+    }
+    for (k, v) in &check.headers {
+        req = req.header(k, v);
+    }
+    if let Some(body) = &check.body {
+        req = req.body(body.clone());
+    }
+    let started = Instant::now();
+    let result = match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap_or_default();
+            Ok((status, body))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let latency = started.elapsed();
+    let (status, problem) = match result {
+        Err(e) => (None, Some(format!("request failed: {e}"))),
+        Ok((status, body)) => {
+            let problem = if status != check.expect_status {
+                Some(format!("status {status}, expected {}", check.expect_status))
+            } else if check
+                .expect_body
+                .as_ref()
+                .is_some_and(|s| !body.contains(s.as_str()))
+            {
+                Some(format!(
+                    "body lacks {:?}",
+                    check.expect_body.as_deref().unwrap_or("")
+                ))
+            } else if latency > check.max_latency {
+                Some(format!(
+                    "took {} ms, limit {} ms",
+                    latency.as_millis(),
+                    check.max_latency.as_millis()
+                ))
+            } else {
+                None
+            };
+            (Some(status), problem)
+        }
+    };
+    SmokeResult {
+        name: check.name.clone(),
+        passed: problem.is_none(),
+        status,
+        latency_ms: latency.as_millis() as u64,
+        problem,
+    }
+}
