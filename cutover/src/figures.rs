@@ -41,9 +41,15 @@ struct Counters {
     buckets: BTreeMap<OrderedF64, f64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+/// A bucket bound as a map key (bounds are never NaN).
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct OrderedF64(f64);
 impl Eq for OrderedF64 {}
+impl PartialOrd for OrderedF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for OrderedF64 {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
