@@ -142,20 +142,15 @@ impl Engine {
         }
         let journal = Journal::open(journal_path)?;
         let mut engine = Engine::new(plan, journal, out).await?;
-        engine
-            .fleet
-            .take_lock(&engine.holder, engine.plan.lock_ttl, take_over)
-            .await?;
-        if take_over {
-            engine.record(Event::LockTakenOver {
-                previous_holder: "(stale lock, --take-over)".into(),
-            })?;
-        }
+        let previous = engine.acquire_lock(take_over).await?;
         let plan = Box::new(engine.plan.clone());
         engine.record(Event::Started {
             plan_file: plan_file.display().to_string(),
             plan,
         })?;
+        if let Some(previous_holder) = previous {
+            engine.record(Event::LockTakenOver { previous_holder })?;
+        }
         engine
             .execute(Position {
                 step: 0,
@@ -194,42 +189,22 @@ impl Engine {
         let mut journal = Journal::open(journal_path)?;
         let mut engine = Engine::new((**plan).clone(), Journal::open(journal_path)?, out).await?;
         if let Some(lock) = engine.fleet.lock_holder().await {
-            let expired = lock.expires_at <= journal::unix_now();
-            let dead = holder_is_dead_here(&lock.holder);
-            if lock.holder != engine.holder && !dead && !(expired && take_over) {
-                if expired {
-                    return Err(FleetError::LockHeld {
-                        holder: lock.holder,
-                        expires_at: lock.expires_at,
-                        expired,
-                    }
-                    .into());
-                }
+            let alive = lock.expires_at > journal::unix_now() && !holder_is_dead_here(&lock.holder);
+            if lock.holder != engine.holder && alive {
                 // A live run holds the lock: tell it to go on.
-                journal.append(
-                    &engine.actor,
-                    Event::Control {
-                        command: ControlCommand::Resume,
-                        reason: None,
-                    },
-                )?;
+                let resume = Event::Control {
+                    command: ControlCommand::Resume,
+                    reason: None,
+                };
+                journal.append(&engine.actor, resume)?;
                 return Ok(Outcome::Signalled(format!(
                     "the live run of {} was told to resume",
                     lock.holder
                 )));
             }
-            engine
-                .fleet
-                .take_lock(&engine.holder, engine.plan.lock_ttl, true)
-                .await?;
-            engine.record(Event::LockTakenOver {
-                previous_holder: lock.holder,
-            })?;
-        } else {
-            engine
-                .fleet
-                .take_lock(&engine.holder, engine.plan.lock_ttl, false)
-                .await?;
+        }
+        if let Some(previous_holder) = engine.acquire_lock(take_over).await? {
+            engine.record(Event::LockTakenOver { previous_holder })?;
         }
         engine.journal.new_records(); // the past is not a command
         engine.out.note(&format!(
@@ -268,6 +243,36 @@ impl Engine {
         Ok(engine
             .roll_back(step, format!("aborted by {}: {reason}", engine.actor), None)
             .await)
+    }
+
+    /// Takes the fleet's lock. Another holder's lock is taken over only
+    /// when its process is provably gone from this host, or when it has
+    /// expired and the operator said `--take-over`; returns who had it.
+    async fn acquire_lock(&mut self, take_over: bool) -> Result<Option<String>, EngineError> {
+        if let Some(lock) = self
+            .fleet
+            .lock_holder()
+            .await
+            .filter(|l| l.holder != self.holder)
+        {
+            let expired = lock.expires_at <= journal::unix_now();
+            if holder_is_dead_here(&lock.holder) || (expired && take_over) {
+                self.fleet
+                    .take_lock(&self.holder, self.plan.lock_ttl, true)
+                    .await?;
+                return Ok(Some(lock.holder));
+            }
+            return Err(FleetError::LockHeld {
+                holder: lock.holder,
+                expires_at: lock.expires_at,
+                expired,
+            }
+            .into());
+        }
+        self.fleet
+            .take_lock(&self.holder, self.plan.lock_ttl, false)
+            .await?;
+        Ok(None)
     }
 
     async fn execute(&mut self, from: Position) -> Result<Outcome, EngineError> {

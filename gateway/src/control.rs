@@ -203,7 +203,8 @@ impl Gateway {
     }
 
     /// Takes or renews the cutover lock for `holder`. A lock another holder
-    /// keeps is refused; a stale one is taken over only when asked.
+    /// keeps is refused unless `take_over` is set: the caller has decided it
+    /// is stale (expired, or its process is gone), and the takeover is logged.
     pub async fn take_lock(
         &self,
         holder: &str,
@@ -214,14 +215,14 @@ impl Gateway {
         let now = unix_now();
         if let Some(held) = &control.document.lock {
             let expired = held.expires_at <= now;
-            if held.holder != holder && !(expired && take_over) {
-                return Err(LockError::Held {
-                    lock: held.clone(),
-                    expired,
-                });
-            }
             if held.holder != holder {
-                tracing::warn!(previous = %held.holder, holder, "stale cutover lock taken over");
+                if !take_over {
+                    return Err(LockError::Held {
+                        lock: held.clone(),
+                        expired,
+                    });
+                }
+                tracing::warn!(previous = %held.holder, holder, expired, "cutover lock taken over");
             }
         }
         let lock = CutoverLock {

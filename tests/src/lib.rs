@@ -336,3 +336,150 @@ routes:
         list(green)
     )
 }
+
+/// Continuous client load through a gateway: distinct client keys, a few
+/// keep-alive workers, counting failures.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<(u64, u64)>>,
+}
+
+impl Load {
+    /// `workers` loops, each pausing `pause` between requests.
+    pub fn start(url: String, workers: usize, pause: Duration) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers = (0..workers)
+            .map(|w| {
+                let (stop, url) = (stop.clone(), url.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let (mut ok, mut failed) = (0u64, 0u64);
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i += 1;
+                        let res = client
+                            .get(&url)
+                            .header("x-client-id", format!("load-{w}-{i}"))
+                            .send()
+                            .await;
+                        match res {
+                            Ok(r) if r.status().is_success() => ok += 1,
+                            _ => failed += 1,
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Load { stop, workers }
+    }
+
+    /// Stops and returns (ok, failed).
+    pub async fn stop(self) -> (u64, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = (0, 0);
+        for w in self.workers {
+            let (ok, failed) = w.await.unwrap();
+            total.0 += ok;
+            total.1 += failed;
+        }
+        total
+    }
+}
+
+/// Runs the `cutover` binary with the test token and a journal in `dir`.
+pub struct Cutover {
+    pub dir: PathBuf,
+}
+
+impl Cutover {
+    pub fn new(dir: &Path) -> Cutover {
+        Cutover {
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("journal.jsonl")
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(bin("cutover"));
+        c.args(args)
+            .arg("--journal")
+            .arg(self.journal())
+            .env("GATEWAY_ADMIN_TOKEN", TOKEN)
+            .env_remove("CUTOVER_FAILPOINT")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs to the end; (exit code, stdout, stderr).
+    pub async fn output(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.command(args).output().await.unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Every journal record so far.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.journal())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until a record satisfies `pred` (10 s at most), returning it.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(r) = self.records().into_iter().find(|r| pred(r)) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} in the journal: {:#?}",
+                self.records()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A plan for the tests: fast steps and gates, over one route `web`;
+/// `gates` adds or overrides gate fields (", name: value, ...").
+pub fn test_plan(admin_urls: &[String], proxy: SocketAddr, steps: &str, gates: &str) -> String {
+    format!(
+        r#"fleet:
+  admin_urls: [{}]
+  proxy_url: "http://{proxy}"
+routes: [web]
+steps: {steps}
+gates: {{interval: 500ms, window: 3s, {min}success_rate: 0.95, p99_latency: 2s, failure_limit: 2{gates}}}
+smoke:
+  - {{name: echo, path: /echo, expect_status: 200, expect_body: green}}
+convergence_timeout: 3s
+lock_ttl: 10s
+"#,
+        admin_urls
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        min = if gates.contains("min_requests") {
+            ""
+        } else {
+            "min_requests: 5, "
+        },
+    )
+}
