@@ -4,7 +4,7 @@
 # runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh
+SETUP_FOR_TESTS=1 source scripts/setup.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -78,13 +78,15 @@ pub struct Engine {
 impl Engine {
     async fn new(plan: Plan, journal: Journal, out: Output) -> Result<Engine, EngineError> {
         let fleet = Fleet::from_plan(&plan.fleet).await?;
-        let source = match &plan.gates.source {
+        let source = match plan.gates.source {
             GateSource::Gateway => {
                 Source::Gateway(GatewayScrapes::new(plan.routes.clone(), plan.gates.window))
             }
-            GateSource::Prometheus { url } => {
-                Source::Prometheus(Prometheus::new(url, &plan.routes, plan.gates.window))
-            }
+            GateSource::Prometheus => Source::Prometheus(Prometheus::new(
+                plan.gates.prometheus_url.as_deref().unwrap_or_default(),
+                &plan.routes,
+                plan.gates.window,
+            )),
         };
         let pin_secret = match &plan.fleet.pin_secret_file {
             Some(p) => Some(

@@ -87,9 +87,13 @@ pub struct Step {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Gates {
-    /// Where the figures come from.
+    /// Where the figures come from: `gateway` or `prometheus`.
     #[serde(default)]
     pub source: GateSource,
+    /// The Prometheus server for `source: prometheus`, e.g.
+    /// `http://prometheus.monitoring:9090`.
+    #[serde(default)]
+    pub prometheus_url: Option<String>,
     /// Time between evaluations.
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
@@ -120,14 +124,14 @@ pub struct Gates {
     pub on_inconclusive_limit: InconclusiveAction,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum GateSource {
     /// Scrape every replica's `/metrics` and use counter deltas.
     #[default]
     Gateway,
     /// Ask a Prometheus server (PromQL over its HTTP API).
-    Prometheus { url: String },
+    Prometheus,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -310,8 +314,14 @@ impl Plan {
         if g.failure_limit == 0 {
             errors.push("gates.failure_limit: must be at least 1".into());
         }
-        if let GateSource::Prometheus { url } = &g.source {
-            check_url("gates.source.prometheus.url", url, &mut errors);
+        match (&g.source, &g.prometheus_url) {
+            (GateSource::Prometheus, Some(url)) => {
+                check_url("gates.prometheus_url", url, &mut errors)
+            }
+            (GateSource::Prometheus, None) => {
+                errors.push("gates.prometheus_url: required with source: prometheus".into())
+            }
+            (GateSource::Gateway, _) => {}
         }
         for (i, s) in self.smoke.iter().enumerate() {
             if !s.path.starts_with('/') {
