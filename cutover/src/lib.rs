@@ -5,6 +5,7 @@
 //! Start at [`engine::Engine::run`]; the plan format is [`plan::Plan`].
 
 pub mod commands;
+pub mod demo;
 pub mod discovery;
 pub mod engine;
 pub mod figures;

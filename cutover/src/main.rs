@@ -74,6 +74,13 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// The local demo: sample backends, the gateway and load on loopback,
+    /// and deploy/examples/plan.yaml run to 100% (or rolled back).
+    Demo {
+        /// Make green misbehave, to watch the gates roll it back.
+        #[arg(long, value_enum)]
+        break_green: Option<cutover::demo::Breakage>,
+    },
     /// Send 100% of every route to one colour at once. Needs no plan, no
     /// running cutover and no lock.
     Emergency {
@@ -150,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Engine::run(loaded, &plan, &cli.journal, out, take_over).await?
         }
         Command::Resume { take_over } => Engine::resume(&cli.journal, out, take_over).await?,
+        Command::Demo { break_green } => return cutover::demo::run(break_green, out).await,
         Command::Status => {
             commands::status(&cli.journal, &out)?;
             return Ok(0);

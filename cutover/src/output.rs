@@ -62,7 +62,7 @@ impl Output {
         }
     }
 
-    pub fn note(&mut self, line: &str) {
+    pub fn note(&self, line: &str) {
         if self.format == Format::Human {
             self.println(line);
         }
@@ -70,8 +70,9 @@ impl Output {
 
     fn println(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            // A hidden bar (no terminal) would swallow the line.
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
         }
     }
 
