@@ -12,6 +12,7 @@ pub mod figures;
 pub mod fleet;
 pub mod gates;
 pub mod journal;
+pub mod network;
 pub mod output;
 pub mod plan;
 pub mod smoke;

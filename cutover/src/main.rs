@@ -81,6 +81,11 @@ enum Command {
         #[arg(long, value_enum)]
         break_green: Option<cutover::demo::Breakage>,
     },
+    /// Network planning for the sibling cluster.
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
     /// Send 100% of every route to one colour at once. Needs no plan, no
     /// running cutover and no lock.
     Emergency {
@@ -103,6 +108,19 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Is there room for the sibling cluster's subnets, and are its
+    /// service/pod CIDRs and DNS IP clear? Exit 0 yes, 1 no, 2 bad input.
+    ///
+    /// Examples:
+    ///   cutover network plan --inventory deploy/examples/network.yaml --cluster deploy/examples/cluster.yaml
+    ///   cutover network plan --azure-subscription SUB --resource-group rg-net --vnet vnet-prod \
+    ///       --inventory onprem.yaml --cluster cluster.yaml --output json
+    #[command(verbatim_doc_comment)]
+    Plan(cutover::network::PlanArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -158,6 +176,28 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Resume { take_over } => Engine::resume(&cli.journal, out, take_over).await?,
         Command::Demo { break_green } => return cutover::demo::run(break_green, out).await,
+        Command::Network {
+            command: NetworkCommand::Plan(args),
+        } => {
+            return Ok(match cutover::network::plan(&args).await {
+                cutover::network::Planned::InputError(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+                cutover::network::Planned::Report(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        cutover::network::print_table(&report);
+                    }
+                    if report.fits {
+                        0
+                    } else {
+                        1
+                    }
+                }
+            });
+        }
         Command::Status => {
             commands::status(&cli.journal, &out)?;
             return Ok(0);
