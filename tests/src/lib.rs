@@ -4,6 +4,7 @@
 //! The binaries are built by the README's test command before the tests
 //! run; a test that cannot find one fails (it never skips).
 
+pub mod fake_arm;
 pub mod fake_kube;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
