@@ -153,6 +153,11 @@ impl Engine {
         if let Some(previous_holder) = previous {
             engine.record(Event::LockTakenOver { previous_holder })?;
         }
+        if let Some(outcome) = engine.preflight().await? {
+            engine.fleet.release_lock(&engine.holder).await;
+            engine.out.finish(&outcome);
+            return Ok(outcome);
+        }
         engine
             .execute(Position {
                 step: 0,
@@ -522,6 +527,24 @@ impl Engine {
         }
     }
 
+    /// The plan's preflight phase; `Some` ends the run before any change.
+    async fn preflight(&mut self) -> Result<Option<Outcome>, EngineError> {
+        let Some(preflight) = self.plan.preflight.clone() else {
+            return Ok(None);
+        };
+        let report = crate::preflight::run(&preflight.args())
+            .await
+            .map_err(|e| EngineError::Refused(format!("preflight: {e}")))?;
+        let checks = serde_json::to_value(&report.checks).expect("json");
+        self.record(Event::Preflight {
+            passed: report.passed,
+            checks,
+        })?;
+        Ok((!report.passed).then(|| {
+            Outcome::RolledBack("preflight failed on green; nothing was changed (`cutover preflight` shows the details)".into())
+        }))
+    }
+
     async fn smoke(&mut self, step: usize) -> Result<bool, EngineError> {
         if self.plan.smoke.is_empty() {
             return Ok(true);
@@ -688,6 +711,7 @@ fn failpoint(name: &str, step: usize) {
 pub fn event_name(event: &Event) -> &'static str {
     match event {
         Event::Started { .. } => "started",
+        Event::Preflight { .. } => "preflight",
         Event::Smoke { .. } => "smoke",
         Event::AwaitingApproval { .. } => "awaiting_approval",
         Event::Applied { .. } => "applied",

@@ -29,6 +29,11 @@ pub enum Event {
         plan_file: String,
         plan: Box<Plan>,
     },
+    /// Preflight checks of green, before anything changed.
+    Preflight {
+        passed: bool,
+        checks: serde_json::Value,
+    },
     Smoke {
         step: usize,
         passed: bool,
@@ -114,6 +119,7 @@ impl Event {
                 | Event::Completed { .. }
                 | Event::Stopped { .. }
                 | Event::Emergency { .. }
+                | Event::Preflight { passed: false, .. }
         )
     }
 }

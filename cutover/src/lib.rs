@@ -15,4 +15,5 @@ pub mod journal;
 pub mod network;
 pub mod output;
 pub mod plan;
+pub mod preflight;
 pub mod smoke;

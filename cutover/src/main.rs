@@ -81,6 +81,13 @@ enum Command {
         #[arg(long, value_enum)]
         break_green: Option<cutover::demo::Breakage>,
     },
+    /// Check the green cluster through the Kubernetes API before any
+    /// traffic moves. Exit 0 all pass, 1 any fail, 2 input error.
+    ///
+    /// Example:
+    ///   cutover preflight --blue-context aks-blue --green-context aks-green -n shop -n payments --manifests k8s/
+    #[command(verbatim_doc_comment)]
+    Preflight(cutover::preflight::PreflightArgs),
     /// Network planning for the sibling cluster.
     Network {
         #[command(subcommand)]
@@ -195,6 +202,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     } else {
                         1
                     }
+                }
+            });
+        }
+        Command::Preflight(args) => {
+            return Ok(match cutover::preflight::run(&args).await {
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    2
+                }
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        cutover::preflight::print_table(&report);
+                    }
+                    report.exit_code()
                 }
             });
         }

@@ -141,6 +141,26 @@ fn human_line(event: &Event) -> Option<String> {
                 .map(|s| s.green_percent)
                 .collect::<Vec<_>>()
         ),
+        Event::Preflight { passed, checks } => {
+            let failed: Vec<String> = checks
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["status"] == "fail")
+                .map(|c| {
+                    format!(
+                        "{}: {}",
+                        c["name"].as_str().unwrap_or("?"),
+                        c["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            if *passed {
+                "preflight passed".to_owned()
+            } else {
+                format!("preflight FAILED: {}", failed.join("; "))
+            }
+        }
         Event::Smoke {
             step,
             passed,

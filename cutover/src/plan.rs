@@ -21,6 +21,9 @@ pub struct Plan {
     pub gates: Gates,
     #[serde(default)]
     pub smoke: Vec<SmokeCheck>,
+    /// Check green through the Kubernetes API before anything changes.
+    #[serde(default)]
+    pub preflight: Option<PreflightPlan>,
     #[serde(default)]
     pub rollback: Rollback,
     /// Longest wait for every replica to serve a new split.
@@ -162,6 +165,42 @@ pub struct SmokeCheck {
     pub expect_body: Option<String>,
     #[serde(default = "default_smoke_latency", with = "humantime_serde")]
     pub max_latency: Duration,
+}
+
+/// `cutover preflight`'s flags, as the first phase of a run.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreflightPlan {
+    pub blue_context: String,
+    pub green_context: String,
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub manifests: Option<PathBuf>,
+    #[serde(default = "default_min_ready")]
+    pub min_ready_nodes: f64,
+    #[serde(default)]
+    pub strict: bool,
+}
+
+fn default_min_ready() -> f64 {
+    0.9
+}
+
+impl PreflightPlan {
+    pub fn args(&self) -> crate::preflight::PreflightArgs {
+        crate::preflight::PreflightArgs {
+            blue_context: self.blue_context.clone(),
+            green_context: self.green_context.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            namespaces: self.namespaces.clone(),
+            manifests: self.manifests.clone(),
+            min_ready_nodes: self.min_ready_nodes,
+            strict: self.strict,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

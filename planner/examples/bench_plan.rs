@@ -29,7 +29,10 @@ fn inventory() -> Inventory {
             }
         })
         .collect();
-    let range = |name: &str, cidr: &str| NamedRange { name: name.into(), cidr: cidr.into() };
+    let range = |name: &str, cidr: &str| NamedRange {
+        name: name.into(),
+        cidr: cidr.into(),
+    };
     Inventory {
         vnets,
         peered_ranges: vec![range("hub", "10.250.0.0/16")],
@@ -45,7 +48,12 @@ fn main() {
         name: "green".into(),
         network_plugin: NetworkPlugin::AzureCniPodSubnet,
         vnet: Some("vnet-0500".into()),
-        node_pools: vec![NodePool { name: "apps".into(), max_count: 20, max_pods: 30, max_surge: Surge::Count(2) }],
+        node_pools: vec![NodePool {
+            name: "apps".into(),
+            max_count: 20,
+            max_pods: 30,
+            max_surge: Surge::Count(2),
+        }],
         internal_load_balancers: 2,
         extra_reserved: 0,
         service_cidr: "192.168.0.0/16".into(),
@@ -66,12 +74,25 @@ fn main() {
     let median = times[times.len() / 2];
     let worst = *times.last().unwrap();
     let r = report.unwrap();
-    println!("inventory: {} VNets, {subnets} subnets", inventory.vnets.len());
+    println!(
+        "inventory: {} VNets, {subnets} subnets",
+        inventory.vnets.len()
+    );
     for s in &r.subnets {
-        println!("  {} needs {} → {}", s.name, s.required_addresses, s.cidr.as_deref().unwrap_or("-"));
+        println!(
+            "  {} needs {} → {}",
+            s.name,
+            s.required_addresses,
+            s.cidr.as_deref().unwrap_or("-")
+        );
     }
     println!("fits: {}", r.fits);
-    println!("plan time over {} runs: median {:.2} ms, worst {:.2} ms (target < 50 ms)", times.len(), ms(median), ms(worst));
+    println!(
+        "plan time over {} runs: median {:.2} ms, worst {:.2} ms (target < 50 ms)",
+        times.len(),
+        ms(median),
+        ms(worst)
+    );
     assert!(r.fits, "the benchmark inventory should leave room");
 }
 

@@ -60,7 +60,9 @@ impl FakeArm {
                         let (data, log) = (data.clone(), log.clone());
                         async move { Ok::<_, Infallible>(handle(&data, &log, addr, req)) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
                 });
             }
         });
@@ -72,13 +74,28 @@ impl FakeArm {
     }
 }
 
-fn handle(data: &ArmData, log: &Mutex<Vec<String>>, addr: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+fn handle(
+    data: &ArmData,
+    log: &Mutex<Vec<String>>,
+    addr: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
-    let auth = req.headers().get("authorization").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    log.lock().unwrap().push(format!("{} {path}?{query} {auth}", req.method()));
+    let auth = req
+        .headers()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    log.lock()
+        .unwrap()
+        .push(format!("{} {path}?{query} {auth}", req.method()));
     if !auth.starts_with("Bearer ") {
-        return arm_error(StatusCode::UNAUTHORIZED, "AuthenticationFailed", "no bearer token");
+        return arm_error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationFailed",
+            "no bearer token",
+        );
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{vnet}[/{kind}]
@@ -97,7 +114,11 @@ fn handle(data: &ArmData, log: &Mutex<Vec<String>>, addr: SocketAddr, req: Reque
         _ => {}
     }
     if *vnet == "missing" {
-        return arm_error(StatusCode::NOT_FOUND, "ResourceNotFound", "The Resource 'Microsoft.Network/virtualNetworks/missing' was not found.");
+        return arm_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            "The Resource 'Microsoft.Network/virtualNetworks/missing' was not found.",
+        );
     }
     match parts.get(8).copied() {
         None => reply(StatusCode::OK, data.vnet.clone()),
@@ -108,15 +129,32 @@ fn handle(data: &ArmData, log: &Mutex<Vec<String>>, addr: SocketAddr, req: Reque
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let start = page * data.page_size;
-            let items: Vec<Value> = data.subnets.iter().skip(start).take(data.page_size).cloned().collect();
+            let items: Vec<Value> = data
+                .subnets
+                .iter()
+                .skip(start)
+                .take(data.page_size)
+                .cloned()
+                .collect();
             let mut body = json!({ "value": items });
             if start + data.page_size < data.subnets.len() {
-                let host = if data.foreign_next_link { "https://attacker.invalid".to_owned() } else { format!("http://{addr}") };
-                body["nextLink"] = json!(format!("{host}{path}?api-version=2024-03-01&$skiptoken={}", page + 1));
+                let host = if data.foreign_next_link {
+                    "https://attacker.invalid".to_owned()
+                } else {
+                    format!("http://{addr}")
+                };
+                body["nextLink"] = json!(format!(
+                    "{host}{path}?api-version=2024-03-01&$skiptoken={}",
+                    page + 1
+                ));
             }
             reply(StatusCode::OK, body)
         }
         Some("virtualNetworkPeerings") => reply(StatusCode::OK, json!({ "value": data.peerings })),
-        Some(other) => arm_error(StatusCode::NOT_FOUND, "InvalidResourceType", &format!("no {other}")),
+        Some(other) => arm_error(
+            StatusCode::NOT_FOUND,
+            "InvalidResourceType",
+            &format!("no {other}"),
+        ),
     }
 }

@@ -5,6 +5,7 @@
 //! run; a test that cannot find one fails (it never skips).
 
 pub mod fake_arm;
+pub mod fake_k8s;
 pub mod fake_kube;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

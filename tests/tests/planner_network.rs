@@ -2,8 +2,8 @@
 //! a fake Azure Resource Manager serving the real ARM examples, with a fake
 //! `az` as the only credential (nothing leaves loopback).
 
-use e2e::fake_arm::{ArmData, FakeArm};
 use e2e::bin;
+use e2e::fake_arm::{ArmData, FakeArm};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,13 +22,17 @@ fn fixtures() -> Option<PathBuf> {
     if dir.exists() {
         Some(dir)
     } else {
-        println!("SKIPPED: {} is absent (the shared fixtures sit beside the repository)", dir.display());
+        println!(
+            "SKIPPED: {} is absent (the shared fixtures sit beside the repository)",
+            dir.display()
+        );
         None
     }
 }
 
 fn body(dir: &Path, file: &str) -> Value {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
     doc["responses"]["200"]["body"].clone()
 }
 
@@ -41,7 +45,11 @@ fn fake_az(dir: &Path) -> String {
     )
     .unwrap();
     std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 async fn network_plan(dir: &Path, path_env: &str, args: &[&str]) -> (i32, String, String) {
@@ -50,7 +58,14 @@ async fn network_plan(dir: &Path, path_env: &str, args: &[&str]) -> (i32, String
         std::fs::write(&cluster, CLUSTER).unwrap();
     }
     let out = tokio::process::Command::new(bin("cutover"))
-        .args(["network", "plan", "--cluster", cluster.to_str().unwrap(), "--output", "json"])
+        .args([
+            "network",
+            "plan",
+            "--cluster",
+            cluster.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
         .args(args)
         .env("PATH", path_env)
         // Make sure no other credential could be picked up.
@@ -74,8 +89,14 @@ async fn real_arm_examples_read_through_the_azure_source() {
     let Some(fx) = fixtures() else { return };
     let data = ArmData {
         vnet: body(&fx, "VirtualNetworkGet.json"),
-        subnets: body(&fx, "SubnetList.json")["value"].as_array().unwrap().clone(),
-        peerings: body(&fx, "VirtualNetworkPeeringList.json")["value"].as_array().unwrap().clone(),
+        subnets: body(&fx, "SubnetList.json")["value"]
+            .as_array()
+            .unwrap()
+            .clone(),
+        peerings: body(&fx, "VirtualNetworkPeeringList.json")["value"]
+            .as_array()
+            .unwrap()
+            .clone(),
         page_size: 1,
         foreign_next_link: false,
     };
@@ -83,7 +104,18 @@ async fn real_arm_examples_read_through_the_azure_source() {
     let dir = tempfile::tempdir().unwrap();
     let path = fake_az(dir.path());
     let endpoint = format!("http://{}", arm.addr);
-    let azure = ["--azure-subscription", "subid", "--resource-group", "rg1", "--vnet", "test-vnet", "--azure-endpoint", &endpoint, "--azure-credential", "cli"];
+    let azure = [
+        "--azure-subscription",
+        "subid",
+        "--resource-group",
+        "rg1",
+        "--vnet",
+        "test-vnet",
+        "--azure-endpoint",
+        &endpoint,
+        "--azure-credential",
+        "cli",
+    ];
     let (code, stdout, stderr) = network_plan(dir.path(), &path, &azure).await;
     assert_eq!(code, 1, "the examples leave no room: {stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -92,12 +124,31 @@ async fn real_arm_examples_read_through_the_azure_source() {
     // Both subnets of SubnetList.json (10.0.0.0/16 each) were read, across
     // two pages, and their overlap is a warning.
     let warnings = report["warnings"].to_string();
-    assert!(warnings.contains("subnet1 (10.0.0.0/16) and subnet2 (10.0.0.0/16) overlap"), "{warnings}");
-    let subnet_pages = arm.requests().iter().filter(|r| r.contains("/subnets?")).count();
+    assert!(
+        warnings.contains("subnet1 (10.0.0.0/16) and subnet2 (10.0.0.0/16) overlap"),
+        "{warnings}"
+    );
+    let subnet_pages = arm
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/subnets?"))
+        .count();
     assert_eq!(subnet_pages, 2, "{:?}", arm.requests());
     // The peering's remote space (12.0.0.0/8) collides with the service CIDR.
-    assert!(report["conflicts"].to_string().contains("peered range peer (12.0.0.0/8)"), "{}", report["conflicts"]);
-    assert!(arm.requests().iter().all(|r| r.ends_with("Bearer fake-cli-token")), "{:?}", arm.requests());
+    assert!(
+        report["conflicts"]
+            .to_string()
+            .contains("peered range peer (12.0.0.0/8)"),
+        "{}",
+        report["conflicts"]
+    );
+    assert!(
+        arm.requests()
+            .iter()
+            .all(|r| r.ends_with("Bearer fake-cli-token")),
+        "{:?}",
+        arm.requests()
+    );
 
     // An inventory file adds what Azure does not know: here, more space.
     std::fs::write(
@@ -105,7 +156,11 @@ async fn real_arm_examples_read_through_the_azure_source() {
         "vnets: [{name: test-vnet, address_spaces: [10.1.0.0/24]}]\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("cluster.yaml"), CLUSTER.replace("12.1.", "10.250.")).unwrap();
+    std::fs::write(
+        dir.path().join("cluster.yaml"),
+        CLUSTER.replace("12.1.", "10.250."),
+    )
+    .unwrap();
     let extra = dir.path().join("extra.yaml");
     let mut args = azure.to_vec();
     args.extend(["--inventory", extra.to_str().unwrap()]);
@@ -132,21 +187,49 @@ async fn azure_errors_say_what_to_check_and_foreign_links_are_refused() {
     let run = |rg: &'static str, vnet: &'static str| {
         let (dir, path, endpoint) = (dir.path().to_owned(), path.clone(), endpoint.clone());
         async move {
-            network_plan(&dir, &path, &["--azure-subscription", "subid", "--resource-group", rg, "--vnet", vnet, "--azure-endpoint", &endpoint, "--azure-credential", "cli"]).await
+            network_plan(
+                &dir,
+                &path,
+                &[
+                    "--azure-subscription",
+                    "subid",
+                    "--resource-group",
+                    rg,
+                    "--vnet",
+                    vnet,
+                    "--azure-endpoint",
+                    &endpoint,
+                    "--azure-credential",
+                    "cli",
+                ],
+            )
+            .await
         }
     };
     let (code, _, stderr) = run("forbidden-rg", "v").await;
     assert_eq!(code, 2);
-    assert!(stderr.contains("(403)") && stderr.contains("grant it Reader"), "{stderr}");
+    assert!(
+        stderr.contains("(403)") && stderr.contains("grant it Reader"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run("rg", "missing").await;
     assert_eq!(code, 2);
-    assert!(stderr.contains("(404)") && stderr.contains("--vnet \"missing\""), "{stderr}");
+    assert!(
+        stderr.contains("(404)") && stderr.contains("--vnet \"missing\""),
+        "{stderr}"
+    );
     let (code, _, stderr) = run("throttled-rg", "v").await;
     assert_eq!(code, 2);
-    assert!(stderr.contains("(429)") && stderr.contains("wait a minute"), "{stderr}");
+    assert!(
+        stderr.contains("(429)") && stderr.contains("wait a minute"),
+        "{stderr}"
+    );
     let (code, _, stderr) = run("rg", "v").await;
     assert_eq!(code, 2);
-    assert!(stderr.contains("refused to follow a link to https://attacker.invalid"), "{stderr}");
+    assert!(
+        stderr.contains("refused to follow a link to https://attacker.invalid"),
+        "{stderr}"
+    );
     assert!(arm.requests().iter().all(|r| !r.contains("attacker")));
 }
 
@@ -157,21 +240,46 @@ async fn bad_input_is_exit_2_naming_the_entry() {
     let path = std::env::var("PATH").unwrap_or_default();
     let good_inventory = "vnets: [{name: v, address_spaces: [10.0.0.0/16], subnets: [{name: a, address_prefix: 10.0.0.0/24}, {name: b, address_prefix: 10.0.0.128/25}]}]\n";
     let cases = [
-        (good_inventory.replace("10.0.0.128/25", "10.0.0.300/25"), CLUSTER.to_owned(), "vnets[0] (v).subnets[1] (b).address_prefix: \"10.0.0.300/25\" is not a CIDR"),
-        (good_inventory.to_owned(), CLUSTER.replace("azure_cni_overlay", "calico_magic"), "unknown variant `calico_magic`"),
-        (good_inventory.to_owned(), CLUSTER.replace("max_count: 3", "max_count: -3"), "node_pools[0].max_count"),
+        (
+            good_inventory.replace("10.0.0.128/25", "10.0.0.300/25"),
+            CLUSTER.to_owned(),
+            "vnets[0] (v).subnets[1] (b).address_prefix: \"10.0.0.300/25\" is not a CIDR",
+        ),
+        (
+            good_inventory.to_owned(),
+            CLUSTER.replace("azure_cni_overlay", "calico_magic"),
+            "unknown variant `calico_magic`",
+        ),
+        (
+            good_inventory.to_owned(),
+            CLUSTER.replace("max_count: 3", "max_count: -3"),
+            "node_pools[0].max_count",
+        ),
     ];
     for (inv, cluster, expected) in cases {
         std::fs::write(&inventory, inv).unwrap();
         std::fs::write(dir.path().join("cluster.yaml"), cluster).unwrap();
-        let (code, _, stderr) = network_plan(dir.path(), &path, &["--inventory", inventory.to_str().unwrap()]).await;
+        let (code, _, stderr) = network_plan(
+            dir.path(),
+            &path,
+            &["--inventory", inventory.to_str().unwrap()],
+        )
+        .await;
         assert_eq!(code, 2, "{stderr}");
-        assert!(stderr.contains(expected), "expected {expected:?} in {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr}"
+        );
     }
     // Overlapping subnets in the inventory (real data has them): a warning.
     std::fs::write(&inventory, good_inventory).unwrap();
     std::fs::write(dir.path().join("cluster.yaml"), CLUSTER).unwrap();
-    let (code, stdout, _) = network_plan(dir.path(), &path, &["--inventory", inventory.to_str().unwrap()]).await;
+    let (code, stdout, _) = network_plan(
+        dir.path(),
+        &path,
+        &["--inventory", inventory.to_str().unwrap()],
+    )
+    .await;
     assert_eq!(code, 0);
     assert!(stdout.contains("a (10.0.0.0/24) and b (10.0.0.128/25) overlap"));
 }
@@ -181,7 +289,14 @@ async fn the_example_files_plan_cleanly() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = tokio::process::Command::new(bin("cutover"))
         .current_dir(&root)
-        .args(["network", "plan", "--inventory", "deploy/examples/network.yaml", "--cluster", "deploy/examples/cluster.yaml"])
+        .args([
+            "network",
+            "plan",
+            "--inventory",
+            "deploy/examples/network.yaml",
+            "--cluster",
+            "deploy/examples/cluster.yaml",
+        ])
         .output()
         .await
         .unwrap();
