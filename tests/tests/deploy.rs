@@ -1,0 +1,549 @@
+//! The deploy assets checked with real tools: kustomize + a Kubernetes
+//! schema validator, promtool, systemd-analyze, hadolint; the dashboard and
+//! alerts against a live /metrics; the README runbooks against the CLIs.
+
+use e2e::{bin, one_route_config, Admin, Backend, Gateway, Load, TOKEN};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A tool `scripts/setup.sh` installs into target/tools-venv.
+fn venv_tool(name: &str) -> PathBuf {
+    let path = repo().join("target/tools-venv/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} missing: run scripts/test.sh (it installs the tools)",
+        path.display()
+    );
+    path
+}
+
+fn on_path(name: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Renders a kustomization; `None` (with a printed reason) without kubectl.
+fn kustomize(dir: &str) -> Option<(String, Vec<Value>)> {
+    if !on_path("kubectl") {
+        println!("SKIPPED: kubectl is not installed here");
+        return None;
+    }
+    let out = Command::new("kubectl")
+        .args(["kustomize", &repo().join(dir).display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect();
+    Some((text, docs))
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn validate(name: &str, text: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(venv_tool("kubernetes-validate"))
+        .args(["-k", "1.31.0", "--strict", "--quiet"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} fails the Kubernetes 1.31 schemas:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn seconds(d: &str) -> u64 {
+    humantime::parse_duration(d).unwrap().as_secs()
+}
+
+/// The gateway config inside the rendered ConfigMap, checked by the real binary.
+fn gateway_config(docs: &[Value]) -> Value {
+    let cm = find(docs, "ConfigMap")
+        .into_iter()
+        .find(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("gateway-config")
+        })
+        .unwrap();
+    let text = cm["data"]["gateway.yaml"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), text).unwrap();
+    let out = Command::new(bin("gateway"))
+        .args(["check", "--config"])
+        .arg(dir.path().join("gateway.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+fn common_pod_checks(deployment: &Value, config: &Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    let token = &c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "GATEWAY_ADMIN_TOKEN")
+        .unwrap()["valueFrom"]["secretKeyRef"];
+    assert_eq!(token["name"], "gateway-admin-token");
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], "9090");
+    let drain = seconds(config["shutdown_grace"].as_str().unwrap());
+    let pre_stop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace > drain + pre_stop,
+        "termination grace {grace}s must exceed preStop {pre_stop}s + drain {drain}s"
+    );
+}
+
+#[test]
+fn kustomize_overlays_render_validate_and_hold_what_matters() {
+    let Some((text, docs)) = kustomize("deploy/kubernetes/overlays/replicated") else {
+        return;
+    };
+    validate("replicated", &text);
+    let deployment = find(&docs, "Deployment")[0];
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let config = gateway_config(&docs);
+    assert_eq!(config["state"]["store"], "kubernetes");
+    common_pod_checks(deployment, &config);
+    let split = config["state"]["name"].as_str().unwrap();
+    assert!(find(&docs, "ConfigMap")
+        .iter()
+        .any(|c| c["metadata"]["name"] == split));
+    let role = find(&docs, "Role")[0];
+    let rules = role["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "the store's RBAC is one rule: {rules:?}");
+    assert_eq!(rules[0]["resources"], serde_json::json!(["configmaps"]));
+    assert_eq!(
+        rules[0]["resourceNames"],
+        serde_json::json!([split]),
+        "RBAC not limited to the split ConfigMap"
+    );
+    let verbs: BTreeSet<&str> = rules[0]["verbs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(verbs, BTreeSet::from(["get", "list", "watch", "update"]));
+    assert_eq!(find(&docs, "PodDisruptionBudget").len(), 1);
+    assert_eq!(
+        find(&docs, "Service")
+            .iter()
+            .filter(|s| s["spec"]["type"] == "LoadBalancer")
+            .count(),
+        1
+    );
+
+    let Some((text, docs)) = kustomize("deploy/kubernetes/overlays/single") else {
+        return;
+    };
+    validate("single", &text);
+    let deployment = find(&docs, "Deployment")[0];
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert!(
+        find(&docs, "PodDisruptionBudget").is_empty(),
+        "a PDB on one replica would block node drains"
+    );
+    let config = gateway_config(&docs);
+    common_pod_checks(deployment, &config);
+    let state = config["state"]["path"].as_str().unwrap();
+    let mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap();
+    let state_mount = mounts
+        .iter()
+        .find(|m| state.starts_with(m["mountPath"].as_str().unwrap()) && m["name"] == "state")
+        .expect("state file on the volume");
+    assert_ne!(state_mount["readOnly"], true);
+    assert_eq!(find(&docs, "PersistentVolumeClaim").len(), 1);
+
+    let Some((text, docs)) = kustomize("deploy/kubernetes/cutover-job") else {
+        return;
+    };
+    validate("cutover-job", &text);
+    let job = find(&docs, "Job")[0];
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["command"][0], "/usr/local/bin/cutover");
+    let role = find(&docs, "Role")[0];
+    assert_eq!(role["rules"][0]["resources"][0], "endpointslices");
+    assert_eq!(
+        pod["serviceAccountName"],
+        find(&docs, "ServiceAccount")[0]["metadata"]["name"]
+    );
+}
+
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("gateway_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_pass_promtool_and_every_metric_name_is_exported() {
+    let rules_dir = repo().join("deploy/prometheus");
+    if on_path("promtool") {
+        let check = Command::new("promtool")
+            .args(["check", "rules", "alerts.yaml"])
+            .current_dir(&rules_dir)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        let test = Command::new("promtool")
+            .args(["test", "rules", "alerts.test.yaml"])
+            .current_dir(&rules_dir)
+            .output()
+            .unwrap();
+        assert!(
+            test.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&test.stdout),
+            String::from_utf8_lossy(&test.stderr)
+        );
+    } else {
+        panic!("promtool missing: scripts/test.sh installs Debian's prometheus package");
+    }
+
+    // Names the gateway really exports, from a live /metrics.
+    let blue = Backend::start("blue");
+    let green = Backend::start("green");
+    let gw = Gateway::start(&one_route_config(&[&blue], &[&green], ""));
+    reqwest::get(gw.url("/")).await.unwrap();
+    let metrics = Admin::new(&gw).metrics().await;
+    let mut exported = BTreeSet::new();
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut parts = line.split_whitespace().skip(2);
+        let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+        exported.insert(name.to_owned());
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                exported.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    let rules = std::fs::read_to_string(rules_dir.join("alerts.yaml")).unwrap();
+    let dashboard_text =
+        std::fs::read_to_string(repo().join("deploy/grafana/cutover-gateway.json")).unwrap();
+    for (what, text) in [("alert rules", &rules), ("dashboard", &dashboard_text)] {
+        let used = metric_names(text);
+        assert!(!used.is_empty());
+        let unknown: Vec<&String> = used.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "{what} use metrics the gateway does not export: {unknown:?}"
+        );
+    }
+    let dashboard: Value = serde_json::from_str(&dashboard_text).unwrap();
+    let titles: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "Request rate per colour",
+        "Error rate (5xx) per colour",
+        "p99 latency per colour",
+        "Split: percent to green per route",
+        "Endpoint health",
+        "State generation per replica",
+    ] {
+        assert!(
+            titles.contains(&wanted),
+            "dashboard lacks {wanted:?}: {titles:?}"
+        );
+    }
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_waits_longer_than_the_drain() {
+    if !on_path("systemd-analyze") {
+        println!("SKIPPED: systemd-analyze is not installed here");
+        return;
+    }
+    let unit =
+        std::fs::read_to_string(repo().join("deploy/systemd/cutover-gateway.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cutover-gateway.service");
+    std::fs::write(
+        &path,
+        unit.replace(
+            "/usr/local/bin/gateway",
+            &bin("gateway").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let example: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo().join("deploy/examples/gateway.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert!(stop > seconds(example["shutdown_grace"].as_str().unwrap()));
+    assert!(unit.contains("KillSignal=SIGTERM") && unit.contains("NoNewPrivileges=yes"));
+}
+
+#[test]
+fn the_dockerfile_lints_and_matches_the_manifests() {
+    let dockerfile_path = repo().join("deploy/docker/Dockerfile");
+    let out = Command::new(venv_tool("hadolint"))
+        .arg(&dockerfile_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hadolint: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let dockerfile = std::fs::read_to_string(&dockerfile_path).unwrap();
+    let user = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .unwrap();
+    let uid: u64 = user.split(':').next().unwrap().parse().unwrap();
+    let exposed: BTreeSet<u64> = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(
+        dockerfile.contains("/usr/local/bin/")
+            && dockerfile.contains("target/release/gateway")
+            && dockerfile.contains("target/release/cutover")
+    );
+    let Some((_, docs)) = kustomize("deploy/kubernetes/overlays/replicated") else {
+        return;
+    };
+    let pod = &find(&docs, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"]["runAsUser"].as_u64(),
+        Some(uid),
+        "image user and runAsUser differ"
+    );
+    let ports: BTreeSet<u64> = pod["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, exposed);
+    assert_eq!(pod["containers"][0]["command"][0], "/usr/local/bin/gateway");
+    let config_arg = pod["containers"][0]["args"][1].as_str().unwrap();
+    assert!(
+        dockerfile.contains(config_arg),
+        "the image's default config path is not the manifests'"
+    );
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "config")
+        .unwrap();
+    assert!(config_arg.starts_with(mount["mountPath"].as_str().unwrap()));
+}
+
+/// The commands of a README runbook block.
+fn runbook(name: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("<!-- runbook: {name} -->"))
+        .unwrap_or_else(|| panic!("no runbook {name}"));
+    let block = &readme[start..];
+    let body_start = block.find("```sh\n").unwrap() + 6;
+    let body_end = block[body_start..].find("```").unwrap() + body_start;
+    block[body_start..body_end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn shell(line: &str, env: &[(&str, &str)], cwd: &Path) -> std::process::Output {
+    let path = format!(
+        "{}:{}",
+        bin("cutover").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", line]).current_dir(cwd).env("PATH", path);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn every_runbook_command_parses_with_the_real_cli() {
+    let mut parsed = 0;
+    for name in ["emergency", "network", "gradual-shift"] {
+        for line in runbook(name) {
+            if !(line.starts_with("cutover ") || line.starts_with("gateway ")) {
+                continue;
+            }
+            let out = shell(&line, &[("CUTOVER_PARSE_ONLY", "1")], &repo());
+            assert!(
+                out.status.success(),
+                "runbook {name}: `{line}` does not parse:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            parsed += 1;
+        }
+    }
+    assert!(parsed >= 9, "only {parsed} commands found");
+    // The parser does reject a wrong flag.
+    let out = shell(
+        "cutover run deploy/examples/plan.yaml --no-such-flag",
+        &[("CUTOVER_PARSE_ONLY", "1")],
+        &repo(),
+    );
+    assert!(!out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gradual_shift_runbook_runs_against_the_local_topology() {
+    for port in [8080, 8081, 8082, 9090] {
+        assert!(
+            !e2e::is_listening(format!("127.0.0.1:{port}").parse().unwrap()),
+            "port {port} is busy: the runbook uses the demo topology"
+        );
+    }
+    let work = tempfile::tempdir().unwrap();
+    let spawn = |args: &[&str], program: PathBuf| e2e::Proc {
+        child: Command::new(program)
+            .args(args)
+            .current_dir(work.path())
+            .env("GATEWAY_ADMIN_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    };
+    let _blue = spawn(
+        &["--listen", "127.0.0.1:8081", "--name", "blue"],
+        bin("sample-backend"),
+    );
+    let _green = spawn(
+        &["--listen", "127.0.0.1:8082", "--name", "green"],
+        bin("sample-backend"),
+    );
+    let config = repo().join("deploy/examples/gateway.yaml");
+    let _gateway = spawn(&["--config", config.to_str().unwrap()], bin("gateway"));
+    for port in [8080, 8081, 8082, 9090] {
+        e2e::wait_listening(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            Duration::from_secs(15),
+        );
+    }
+    let load = Load::start(
+        "http://127.0.0.1:8080/".into(),
+        4,
+        Duration::from_millis(10),
+    );
+    let journal = work.path().join("journal.jsonl");
+    let journal_str = journal.display().to_string();
+    for line in runbook("gradual-shift") {
+        let line2 = line.clone();
+        let env_journal = journal_str.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            shell(
+                &line2,
+                &[
+                    ("GATEWAY_ADMIN_TOKEN", TOKEN),
+                    ("CUTOVER_JOURNAL", &env_journal),
+                ],
+                &repo(),
+            )
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "`{line}` failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (_, failed) = load.stop().await;
+    assert_eq!(failed, 0);
+    let state: Value = reqwest::get("http://127.0.0.1:9090/v1/state")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["routes"]["web"]["green_percent"], 100.0);
+}
