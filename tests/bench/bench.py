@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""The gateway against nginx and HAProxy, side by side, on loopback.
+
+One nginx instance is the backend (two ports, for split 50). Each proxy gets
+one worker thread and is pinned to CPU 0; the backend and wrk share CPU 1.
+For every round, every system runs the same wrk load in turn (keep-alive,
+fixed connections and duration): first a small response, then 16 KiB.
+
+Systems: direct (wrk to the backend: the limit), gateway at split 0,
+gateway at split 50, nginx and HAProxy configured equivalently (keep-alive to
+the upstream, access logs off).
+
+Figures per system: requests/s, p50 and p99 latency, CPU seconds per 100k
+requests of the proxy process(es), peak RSS. Medians over rounds, and the
+median of per-round ratios gateway/nginx, gateway/HAProxy, gateway/direct.
+Then: 100+ split changes at full load (non-2xx must be 0), and 10,000 idle
+keep-alive client connections held by each proxy (RSS growth per connection).
+
+Run through tests/bench/run.sh, which installs what this needs.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+GATEWAY = os.path.join(ROOT, "target", "release", "gateway")
+TOKEN = "bench-token"
+BACKEND_PORTS = (18091, 18092)
+PROXY_PORT = 18080
+ADMIN_PORT = 18090
+CONNECTIONS = 64
+PROXY_CPU = "0"
+LOAD_CPU = "1" if os.cpu_count() and os.cpu_count() > 1 else "0"
+
+
+def sbin(name):
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def port_free(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return False
+    except OSError:
+        return True
+
+
+def proc_tree(pid):
+    """pid and its children (nginx workers)."""
+    pids = [pid]
+    try:
+        for child in open(f"/proc/{pid}/task/{pid}/children").read().split():
+            pids.extend(proc_tree(int(child)))
+    except OSError:
+        pass
+    return pids
+
+
+def cpu_seconds(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in pids:
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / tick
+
+
+def rss_kib(pids, key="VmRSS"):
+    total = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith(key + ":"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name, argv, port, cpu=PROXY_CPU, cwd=None, env=None):
+        self.name = name
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", cpu] + argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_port(port)
+        time.sleep(0.3)
+
+    def pids(self):
+        return proc_tree(self.proc.pid)
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def backend(work):
+    """nginx as the backend: /small (2 bytes) and /16k, on two ports."""
+    os.makedirs(f"{work}/backend/html", exist_ok=True)
+    write(f"{work}/backend/html/small", "ok")
+    write(f"{work}/backend/html/16k", "x" * 16384)
+    write(f"{work}/backend/html/healthz", "ok")
+    listens = "\n".join(f"listen 127.0.0.1:{p} reuseport;" for p in BACKEND_PORTS)
+    write(
+        f"{work}/backend/nginx.conf",
+        f"""
+worker_processes 1; daemon off; pid {work}/backend/nginx.pid; error_log /dev/null crit;
+events {{ worker_connections 20000; }}
+http {{ access_log off; keepalive_requests 1000000; default_type text/plain;
+  server {{ {listens} root {work}/backend/html; location / {{ }} }} }}
+""",
+    )
+    return Server("backend", [sbin("nginx"), "-c", f"{work}/backend/nginx.conf", "-p", f"{work}/backend"], BACKEND_PORTS[0], cpu=LOAD_CPU)
+
+
+def start_gateway(work, green_percent):
+    write(
+        f"{work}/gateway.yaml",
+        f"""
+listeners: [{{address: "127.0.0.1:{PROXY_PORT}"}}]
+admin: {{address: "127.0.0.1:{ADMIN_PORT}"}}
+threads: 1
+routes:
+  - name: web
+    initial_green_percent: {green_percent}
+    blue: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[0]}"]}}
+    green: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[1]}"]}}
+    stickiness: {{header: x-client-id}}
+    health_check: {{path: /healthz, interval: 1s}}
+""",
+    )
+    env = dict(os.environ, GATEWAY_ADMIN_TOKEN=TOKEN, RUST_LOG="error")
+    return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], PROXY_PORT, cwd=work, env=env)
+
+
+def start_nginx(work):
+    os.makedirs(f"{work}/nginx", exist_ok=True)
+    write(
+        f"{work}/nginx/nginx.conf",
+        f"""
+worker_processes 1; daemon off; pid {work}/nginx/nginx.pid; error_log /dev/null crit;
+events {{ worker_connections 20000; }}
+http {{ access_log off; keepalive_requests 1000000;
+  upstream blue {{ server 127.0.0.1:{BACKEND_PORTS[0]}; keepalive 128; }}
+  server {{ listen 127.0.0.1:{PROXY_PORT};
+    location / {{ proxy_pass http://blue; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
+""",
+    )
+    return Server("nginx", [sbin("nginx"), "-c", f"{work}/nginx/nginx.conf", "-p", f"{work}/nginx"], PROXY_PORT)
+
+
+def start_haproxy(work):
+    write(
+        f"{work}/haproxy.cfg",
+        f"""
+global
+  nbthread 1
+  maxconn 40000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{PROXY_PORT}
+  default_backend be
+backend be
+  server blue 127.0.0.1:{BACKEND_PORTS[0]}
+""",
+    )
+    return Server("haproxy", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], PROXY_PORT)
+
+
+def wrk(url, duration, headers=()):
+    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
+    for h in headers:
+        argv += ["-H", h]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": rps, "requests": requests, "p50_ms": pct(50), "p99_ms": pct(99), "non2xx": non2xx, "socket_errors": errors}
+
+
+def measure(server, url, duration):
+    pids = server.pids() if server else []
+    cpu0 = cpu_seconds(pids)
+    result = wrk(url, duration, headers=["x-client-id: bench"] if server and "gateway" in server.name else [])
+    cpu = cpu_seconds(pids) - cpu0
+    result["cpu_s_per_100k"] = cpu / result["requests"] * 100_000 if server else None
+    result["peak_rss_mib"] = rss_kib(pids, "VmHWM") / 1024 if server else None
+    return result
+
+
+def put_split(percent):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{ADMIN_PORT}/v1/routes/web/split",
+        data=json.dumps({"green_percent": percent}).encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as r:
+        return r.status
+
+
+def split_changes_under_load(work, duration):
+    gw = start_gateway(work, 0)
+    try:
+        changes = []
+        stop = threading.Event()
+
+        def flip():
+            i = 0
+            while not stop.is_set():
+                changes.append(put_split(50 if i % 2 == 0 else 0))
+                i += 1
+                time.sleep(max(duration / 150, 0.01))
+
+        t = threading.Thread(target=flip)
+        t.start()
+        result = wrk(f"http://127.0.0.1:{PROXY_PORT}/small", duration)
+        stop.set()
+        t.join()
+        return {"changes": len(changes), "changes_ok": sum(1 for c in changes if c == 200), **result}
+    finally:
+        gw.stop()
+
+
+async def hold_idle(n):
+    conns = []
+    for _ in range(n):
+        r, w = await asyncio.open_connection("127.0.0.1", PROXY_PORT)
+        w.write(b"GET /small HTTP/1.1\r\nHost: bench\r\nx-client-id: idle\r\n\r\n")
+        conns.append((r, w))
+    for r, _ in conns:
+        await r.readuntil(b"\r\n\r\n")
+        await r.readexactly(2)
+    return conns
+
+
+def idle_connections(server, n):
+    pids = server.pids()
+    before = rss_kib(pids)
+    loop = asyncio.new_event_loop()
+    conns = loop.run_until_complete(hold_idle(n))
+    time.sleep(1)
+    after = rss_kib(pids)
+    for _, w in conns:
+        w.close()
+    loop.close()
+    return {"connections": n, "rss_before_mib": before / 1024, "rss_after_mib": after / 1024, "bytes_per_connection": (after - before) * 1024 / n}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--idle", type=int, default=10_000, help="idle keep-alive connections per proxy")
+    ap.add_argument("--json", help="also write the raw results here")
+    args = ap.parse_args()
+    for port in (PROXY_PORT, ADMIN_PORT) + BACKEND_PORTS:
+        if not port_free(port):
+            sys.exit(f"port {port} is busy; the benchmark needs 18080, 18090, 18091, 18092")
+    work = tempfile.mkdtemp(prefix="cutover-bench-")
+    starters = {
+        "direct": None,
+        "gateway-0": lambda: start_gateway(work, 0),
+        "gateway-50": lambda: start_gateway(work, 50),
+        "nginx": lambda: start_nginx(work),
+        "haproxy": lambda: start_haproxy(work),
+    }
+    results = {size: {name: [] for name in starters} for size in ("small", "16k")}
+    be = backend(work)
+    try:
+        for rnd in range(args.rounds):
+            for name, start in starters.items():
+                server = start() if start else None
+                try:
+                    port = PROXY_PORT if server else BACKEND_PORTS[0]
+                    for size in ("small", "16k"):
+                        r = measure(server, f"http://127.0.0.1:{port}/{size}", args.duration)
+                        results[size][name].append(r)
+                        print(f"round {rnd + 1} {name:10} {size:5} {r['rps']:9.0f} rps  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms"
+                              + (f"  cpu {r['cpu_s_per_100k']:.2f} s/100k  rss {r['peak_rss_mib']:.1f} MiB" if server else ""), flush=True)
+                finally:
+                    if server:
+                        server.stop()
+        split = split_changes_under_load(work, args.duration)
+        print(f"split changes under load: {split['changes']} changes ({split['changes_ok']} accepted), {split['requests']} requests, non-2xx {split['non2xx']}, socket errors {split['socket_errors']}", flush=True)
+        idle = {}
+        for name in ("gateway-0", "nginx", "haproxy"):
+            server = starters[name]()
+            try:
+                idle[name] = idle_connections(server, args.idle)
+                print(f"idle {name:10} {idle[name]['bytes_per_connection']:.0f} bytes/connection ({args.idle} connections)", flush=True)
+            finally:
+                server.stop()
+    finally:
+        be.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    report(results, split, idle, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "split": split, "idle": idle}, f, indent=2)
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def report(results, split, idle, args):
+    print()
+    print(f"machine: {os.cpu_count()} cores; proxies pinned to CPU {PROXY_CPU}, backend and wrk to CPU {LOAD_CPU}; "
+          f"wrk -t1 -c{CONNECTIONS} -d{args.duration}s, {args.rounds} round(s), medians")
+    for size in ("small", "16k"):
+        print(f"\n{size} response")
+        print(f"| system | req/s | p50 ms | p99 ms | CPU s / 100k req | peak RSS MiB |")
+        print(f"|---|---:|---:|---:|---:|---:|")
+        for name, runs in results[size].items():
+            cpu = med([r["cpu_s_per_100k"] for r in runs])
+            rss = med([r["peak_rss_mib"] for r in runs])
+            print(f"| {name} | {med([r['rps'] for r in runs]):.0f} | {med([r['p50_ms'] for r in runs]):.2f} | {med([r['p99_ms'] for r in runs]):.2f} | "
+                  f"{'-' if cpu is None else f'{cpu:.2f}'} | {'-' if rss is None else f'{rss:.1f}'} |")
+        print(f"\nratios (median of per-round ratios), gateway at split 0:")
+        print("| ratio | req/s | p99 | CPU / req |")
+        print("|---|---:|---:|---:|")
+        gw = results[size]["gateway-0"]
+        for other in ("nginx", "haproxy", "direct"):
+            o = results[size][other]
+            rps = med([a["rps"] / b["rps"] for a, b in zip(gw, o)])
+            p99 = med([a["p99_ms"] / b["p99_ms"] for a, b in zip(gw, o)])
+            cpu = med([a["cpu_s_per_100k"] / b["cpu_s_per_100k"] for a, b in zip(gw, o) if b["cpu_s_per_100k"]]) if other != "direct" else None
+            print(f"| gateway/{other} | {rps:.2f} | {p99:.2f} | {'-' if cpu is None else f'{cpu:.2f}'} |")
+    print(f"\nsplit changes at full load: {split['changes']} changes, {split['requests']} requests, non-2xx {split['non2xx']}, socket errors {split['socket_errors']}")
+    print("\nidle keep-alive connections:")
+    print("| proxy | connections | RSS before MiB | RSS after MiB | bytes / connection |")
+    print("|---|---:|---:|---:|---:|")
+    for name, i in idle.items():
+        print(f"| {name} | {i['connections']} | {i['rss_before_mib']:.1f} | {i['rss_after_mib']:.1f} | {i['bytes_per_connection']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
