@@ -58,23 +58,27 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
 }
 
 /// Host without port, from the URI (HTTP/2) or the Host header (HTTP/1).
-fn request_host(req: &RequestHeader) -> String {
-    let authority = match req.uri.authority() {
-        Some(a) => a.clone(),
-        None => match req
+fn request_host(req: &RequestHeader) -> &str {
+    let host = match req.uri.host() {
+        Some(h) => return h.trim_start_matches('[').trim_end_matches(']'),
+        None => req
             .headers
             .get(http::header::HOST)
-            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
-        {
-            Some(a) => a,
-            None => return String::new(),
-        },
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
     };
-    authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned()
+    strip_port(host)
+}
+
+/// `example.com:8080` → `example.com`, `[::1]:80` → `::1`.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
 }
 
 fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
@@ -87,6 +91,16 @@ fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
         .find(|c| c.name() == name)
         .map(|c| c.value_raw().unwrap_or(""))
         .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        for (given, host) in [("example.com", "example.com"), ("example.com:8080", "example.com"), ("[::1]:80", "::1"), ("::1", "::1"), ("10.0.0.1:443", "10.0.0.1")] {
+            assert_eq!(super::strip_port(given), host);
+        }
+    }
 }
 
 #[async_trait]
@@ -111,7 +125,7 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.gateway.snapshot();
         let req = session.req_header();
-        let Some(index) = snapshot.find(&request_host(req), req.uri.path()) else {
+        let Some(index) = snapshot.find(request_host(req), req.uri.path()) else {
             session.respond_error(404).await?;
             return Ok(true);
         };
@@ -287,23 +301,18 @@ impl ProxyHttp for Proxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let Some(entry) = ctx.entry() else { return };
-        let code = match session.response_written() {
-            Some(r) => r.status.as_u16(),
+        let status = match session.response_written() {
+            Some(r) => r.status,
             None => match e.map(|e| e.etype()) {
-                Some(HTTPStatus(code)) => *code,
-                Some(_) => 502,
-                None => 0,
+                Some(HTTPStatus(code)) => http::StatusCode::from_u16(*code).unwrap_or(http::StatusCode::BAD_GATEWAY),
+                Some(_) => http::StatusCode::BAD_GATEWAY,
+                // No response and no error: the client went away (nginx's 499).
+                None => http::StatusCode::from_u16(499).expect("valid code"),
             },
         };
-        let m = &self.gateway.metrics;
-        let pinned = if ctx.pinned { "true" } else { "false" };
-        let color = ctx.color.as_str();
-        let code = code.to_string();
-        m.requests
-            .with_label_values(&[&entry.def.name, color, &code, pinned])
-            .inc();
-        m.request_duration
-            .with_label_values(&[&entry.def.name, color, pinned])
-            .observe(ctx.started.elapsed().as_secs_f64());
+        entry
+            .def
+            .metrics
+            .record(ctx.color, ctx.pinned, status, ctx.started.elapsed().as_secs_f64());
     }
 }

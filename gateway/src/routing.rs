@@ -7,7 +7,7 @@
 //! with them health state and connection pools) are shared between snapshots.
 
 use crate::config::{Config, FailoverPolicy, StickinessConfig};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::pin::PinPolicy;
 use crate::split::{Color, GreenPercent};
 use crate::state::SplitDocument;
@@ -26,6 +26,7 @@ pub struct RouteDef {
     pub stickiness: StickinessConfig,
     pub failover: FailoverPolicy,
     pub initial: GreenPercent,
+    pub metrics: RouteMetrics,
 }
 
 impl RouteDef {
@@ -124,6 +125,7 @@ impl Snapshot {
                 stickiness: rc.stickiness.clone(),
                 failover: rc.failover,
                 initial,
+                metrics: RouteMetrics::new(metrics, &rc.name),
             });
             let green_percent = document.routes.get(&rc.name).copied().unwrap_or(initial);
             routes.push(RouteEntry { def, green_percent });
