@@ -45,6 +45,11 @@ pub struct ListenerConfig {
     /// Serve TLS (HTTP/1.1 and HTTP/2 via ALPN) with these files.
     #[serde(default)]
     pub tls: Option<ListenerTls>,
+    /// Per-connection read buffer. Small keeps idle keep-alive
+    /// connections cheap (pingora's default is 64 KiB each); TLS reads
+    /// whole 16 KiB records, so TLS listeners use at least that.
+    #[serde(default = "default_read_buffer")]
+    pub read_buffer_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -264,6 +269,9 @@ impl Default for HealthCheckConfig {
     }
 }
 
+fn default_read_buffer() -> usize {
+    4096
+}
 fn yes() -> bool {
     true
 }

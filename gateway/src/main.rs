@@ -1,11 +1,6 @@
 //! `gateway`: serve, or check a config file.
 
 use clap::{Parser, Subcommand, ValueEnum};
-
-// mimalloc: glibc malloc/free were high in the proxy's profile
-// (tests/bench/RESULTS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gateway::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -9,6 +9,7 @@ use crate::health::HealthChecks;
 use crate::proxy::Proxy;
 use crate::signals::ReloadOnHangup;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
@@ -38,8 +39,9 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
         "proxy",
     );
     for listener in &config.listeners {
+        let endpoint = ListenerConfig::tcp(listener.address.as_str());
         match &listener.tls {
-            None => proxy.add_tcp(&listener.address),
+            None => proxy.add_listener(endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes))),
             Some(tls) => {
                 let mut settings = TlsSettings::intermediate(
                     &tls.cert_file.to_string_lossy(),
@@ -49,7 +51,8 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
                     anyhow::anyhow!("listener {}: TLS certificate or key: {e}", listener.address)
                 })?;
                 settings.enable_h2();
-                proxy.add_tls_with_settings(&listener.address, None, settings);
+                let buffer = L4BufferSettings::default().read(listener.read_buffer_bytes.max(16 * 1024));
+                proxy.add_listener(endpoint.tls(settings).l4_buffer(buffer));
             }
         }
     }

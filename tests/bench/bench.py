@@ -237,6 +237,8 @@ def measure(server, url, duration):
     cpu0 = cpu_seconds(pids)
     result = wrk(url, duration, headers=["x-client-id: bench"] if server and "gateway" in server.name else [])
     cpu = cpu_seconds(pids) - cpu0
+    if result["non2xx"] or result["socket_errors"]:
+        raise RuntimeError(f"{server.name if server else 'direct'} {url}: {result['non2xx']} non-2xx, {result['socket_errors']} socket errors")
     result["cpu_s_per_100k"] = cpu / result["requests"] * 100_000 if server else None
     result["peak_rss_mib"] = rss_kib(pids, "VmHWM") / 1024 if server else None
     return result
@@ -314,6 +316,8 @@ def main():
         if not port_free(port):
             sys.exit(f"port {port} is busy; the benchmark needs 18080, 18090, 18091, 18092")
     work = tempfile.mkdtemp(prefix="cutover-bench-")
+    # nginx workers drop to an unprivileged user: they must read the files.
+    os.chmod(work, 0o755)
     starters = {
         "direct": None,
         "gateway-0": lambda: start_gateway(work, 0),

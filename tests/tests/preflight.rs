@@ -556,3 +556,32 @@ async fn bad_kubeconfig_or_context_is_exit_2_and_an_unreachable_green_is_exit_1(
     assert_eq!(check(&report, "green reachable")["status"], "fail");
     assert!(!stderr.contains("panicked"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_with_a_failing_preflight_changes_nothing() {
+    let ca = TestCa::new();
+    let blue_cluster = FakeCluster::start(&ca, 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig_path = dir.path().join("kubeconfig");
+    let closed = format!("https://127.0.0.1:{}", e2e::free_port());
+    std::fs::write(&kubeconfig_path, kubeconfig(&ca, &[("blue", &blue_cluster)], &[("green", closed)])).unwrap();
+    let blue = e2e::Backend::start("blue");
+    let green = e2e::Backend::start("green");
+    let gw = e2e::Gateway::start(&e2e::one_route_config(&[&blue], &[&green], ""));
+    let plan = dir.path().join("plan.yaml");
+    let preflight = format!(
+        "preflight: {{blue_context: blue, green_context: green, kubeconfig: \"{}\"}}\n",
+        kubeconfig_path.display()
+    );
+    std::fs::write(&plan, e2e::test_plan(&[gw.admin_url("")], gw.proxy, "[{green_percent: 50}]", "") + &preflight).unwrap();
+    let cutover = e2e::Cutover::new(dir.path());
+    let (code, _, stderr) = cutover.output(&["run", plan.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let records = cutover.records();
+    let pre = records.iter().find(|r| r["event"] == "preflight").expect("preflight journaled");
+    assert_eq!(pre["passed"], false);
+    assert!(pre["checks"].to_string().contains("green reachable"));
+    assert!(!records.iter().any(|r| r["event"] == "applied"));
+    let state = e2e::Admin::new(&gw).state().await;
+    assert_eq!(state["generation"], 0, "a failed preflight changed the split");
+}
