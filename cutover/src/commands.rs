@@ -20,11 +20,7 @@ fn live_run_plan(journal_path: &Path) -> Result<(Plan, Vec<Record>), EngineError
     }
     let records = journal::read_all(journal_path)?;
     let run = journal::last_run(&records).to_vec();
-    let Some(Record {
-        event: Event::Started { plan, .. },
-        ..
-    }) = run.first()
-    else {
+    let Some(plan) = journal::plan_of(&run) else {
         return Err(EngineError::Refused(format!(
             "journal {} holds no cutover",
             journal_path.display()
@@ -37,7 +33,7 @@ fn live_run_plan(journal_path: &Path) -> Result<(Plan, Vec<Record>), EngineError
             last.time
         )));
     }
-    Ok(((**plan).clone(), run))
+    Ok((plan.clone(), run))
 }
 
 /// `pause`, `promote`: a command for the live run, which acts on it within

@@ -175,11 +175,7 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let records = journal::read_all(journal_path)?;
         let run = journal::last_run(&records);
-        let Some(Record {
-            event: Event::Started { plan, .. },
-            ..
-        }) = run.first()
-        else {
+        let Some(plan) = journal::plan_of(run) else {
             return Err(EngineError::Refused(format!(
                 "journal {} holds no cutover to resume",
                 journal_path.display()
@@ -194,7 +190,7 @@ impl Engine {
         }
         let position = position_of(run);
         let mut journal = Journal::open(journal_path)?;
-        let mut engine = Engine::new((**plan).clone(), Journal::open(journal_path)?, out).await?;
+        let mut engine = Engine::new(plan.clone(), Journal::open(journal_path)?, out).await?;
         if let Some(lock) = engine.fleet.lock_holder().await {
             let alive = lock.expires_at > journal::unix_now() && !holder_is_dead_here(&lock.holder);
             if lock.holder != engine.holder && alive {
@@ -230,15 +226,11 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let records = journal::read_all(journal_path)?;
         let run = journal::last_run(&records);
-        let Some(Record {
-            event: Event::Started { plan, .. },
-            ..
-        }) = run.first()
-        else {
+        let Some(plan) = journal::plan_of(run) else {
             return Err(EngineError::Refused("no cutover to abort".into()));
         };
         let step = position_of(run).step;
-        let mut engine = Engine::new((**plan).clone(), Journal::open(journal_path)?, out).await?;
+        let mut engine = Engine::new(plan.clone(), Journal::open(journal_path)?, out).await?;
         engine
             .fleet
             .take_lock(&engine.holder, engine.plan.lock_ttl, true)

@@ -176,16 +176,9 @@ impl Fleet {
                 if guard {
                     body["expected_generation"] = state.generation.into();
                 }
-                let resp = self
-                    .client
-                    .put(format!("{replica}/v1/splits"))
-                    .bearer_auth(&self.token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| Self::fail(replica, format!("unreachable: {e}")))?;
-                let status = resp.status();
-                let answer: serde_json::Value = resp.json().await.unwrap_or_default();
+                let (status, answer) = self
+                    .send(reqwest::Method::PUT, replica, "/v1/splits", &body)
+                    .await?;
                 match status.as_u16() {
                     200 => answer["generation"]
                         .as_u64()
@@ -259,16 +252,9 @@ impl Fleet {
         let states = self.states().await?;
         for (replica, state) in &states {
             let body = serde_json::json!({"holder": holder, "ttl_seconds": ttl.as_secs().max(1), "take_over": take_over});
-            let resp = self
-                .client
-                .put(format!("{replica}/v1/lock"))
-                .bearer_auth(&self.token)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| Self::fail(replica, format!("unreachable: {e}")))?;
-            let status = resp.status();
-            let answer: serde_json::Value = resp.json().await.unwrap_or_default();
+            let (status, answer) = self
+                .send(reqwest::Method::PUT, replica, "/v1/lock", &body)
+                .await?;
             match status.as_u16() {
                 200 => {}
                 409 if answer["lock"].is_object() => {
@@ -293,15 +279,32 @@ impl Fleet {
     }
 
     pub async fn release_lock(&self, holder: &str) {
+        let body = serde_json::json!({ "holder": holder });
         for replica in &self.replicas {
             let _ = self
-                .client
-                .post(format!("{replica}/v1/lock/release"))
-                .bearer_auth(&self.token)
-                .json(&serde_json::json!({ "holder": holder }))
-                .send()
+                .send(reqwest::Method::POST, replica, "/v1/lock/release", &body)
                 .await;
         }
+    }
+
+    /// An authenticated admin call; the status and the JSON answer.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        replica: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(reqwest::StatusCode, serde_json::Value), FleetError> {
+        let resp = self
+            .client
+            .request(method, format!("{replica}{path}"))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| Self::fail(replica, format!("unreachable: {e}")))?;
+        let status = resp.status();
+        Ok((status, resp.json().await.unwrap_or_default()))
     }
 
     /// Who holds the lock, as the first reachable replica says.

@@ -249,6 +249,17 @@ pub fn last_run(records: &[Record]) -> &[Record] {
     }
 }
 
+/// The plan a run was started with (its first record).
+pub fn plan_of(run: &[Record]) -> Option<&Plan> {
+    match run.first() {
+        Some(Record {
+            event: Event::Started { plan, .. },
+            ..
+        }) => Some(plan.as_ref()),
+        _ => None,
+    }
+}
+
 /// `user@host`, plus the process id for a run's lock holder.
 pub fn actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());

@@ -155,12 +155,30 @@ impl RouteMetrics {
         RouteMetrics {
             route: route.to_owned(),
             requests: metrics.requests.clone(),
-            ok: colors.map(|c| pinned.map(|p| metrics.requests.with_label_values(&[route, c.as_str(), "200", p]))),
-            duration: colors.map(|c| pinned.map(|p| metrics.request_duration.with_label_values(&[route, c.as_str(), p]))),
+            ok: colors.map(|c| {
+                pinned.map(|p| {
+                    metrics
+                        .requests
+                        .with_label_values(&[route, c.as_str(), "200", p])
+                })
+            }),
+            duration: colors.map(|c| {
+                pinned.map(|p| {
+                    metrics
+                        .request_duration
+                        .with_label_values(&[route, c.as_str(), p])
+                })
+            }),
         }
     }
 
-    pub fn record(&self, color: crate::split::Color, pinned: bool, status: http::StatusCode, seconds: f64) {
+    pub fn record(
+        &self,
+        color: crate::split::Color,
+        pinned: bool,
+        status: http::StatusCode,
+        seconds: f64,
+    ) {
         let (c, p) = (color as usize, usize::from(pinned));
         if status == http::StatusCode::OK {
             self.ok[c][p].inc();

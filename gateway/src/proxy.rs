@@ -76,7 +76,9 @@ fn strip_port(host: &str) -> &str {
         return rest.split(']').next().unwrap_or(rest);
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
         _ => host,
     }
 }
@@ -91,16 +93,6 @@ fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
         .find(|c| c.name() == name)
         .map(|c| c.value_raw().unwrap_or(""))
         .filter(|v| !v.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ports_are_stripped_from_hosts() {
-        for (given, host) in [("example.com", "example.com"), ("example.com:8080", "example.com"), ("[::1]:80", "::1"), ("::1", "::1"), ("10.0.0.1:443", "10.0.0.1")] {
-            assert_eq!(super::strip_port(given), host);
-        }
-    }
 }
 
 #[async_trait]
@@ -304,15 +296,35 @@ impl ProxyHttp for Proxy {
         let status = match session.response_written() {
             Some(r) => r.status,
             None => match e.map(|e| e.etype()) {
-                Some(HTTPStatus(code)) => http::StatusCode::from_u16(*code).unwrap_or(http::StatusCode::BAD_GATEWAY),
+                Some(HTTPStatus(code)) => {
+                    http::StatusCode::from_u16(*code).unwrap_or(http::StatusCode::BAD_GATEWAY)
+                }
                 Some(_) => http::StatusCode::BAD_GATEWAY,
                 // No response and no error: the client went away (nginx's 499).
                 None => http::StatusCode::from_u16(499).expect("valid code"),
             },
         };
-        entry
-            .def
-            .metrics
-            .record(ctx.color, ctx.pinned, status, ctx.started.elapsed().as_secs_f64());
+        entry.def.metrics.record(
+            ctx.color,
+            ctx.pinned,
+            status,
+            ctx.started.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        for (given, host) in [
+            ("example.com", "example.com"),
+            ("example.com:8080", "example.com"),
+            ("[::1]:80", "::1"),
+            ("::1", "::1"),
+            ("10.0.0.1:443", "10.0.0.1"),
+        ] {
+            assert_eq!(super::strip_port(given), host);
+        }
     }
 }

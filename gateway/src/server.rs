@@ -41,7 +41,9 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     for listener in &config.listeners {
         let endpoint = ListenerConfig::tcp(listener.address.as_str());
         match &listener.tls {
-            None => proxy.add_listener(endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes))),
+            None => proxy.add_listener(
+                endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes)),
+            ),
             Some(tls) => {
                 let mut settings = TlsSettings::intermediate(
                     &tls.cert_file.to_string_lossy(),
@@ -51,7 +53,8 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
                     anyhow::anyhow!("listener {}: TLS certificate or key: {e}", listener.address)
                 })?;
                 settings.enable_h2();
-                let buffer = L4BufferSettings::default().read(listener.read_buffer_bytes.max(16 * 1024));
+                let buffer =
+                    L4BufferSettings::default().read(listener.read_buffer_bytes.max(16 * 1024));
                 proxy.add_listener(endpoint.tls(settings).l4_buffer(buffer));
             }
         }

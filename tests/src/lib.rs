@@ -34,6 +34,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A folder of `../shared/fixtures` (beside the repository), or `None`
+/// with a printed reason where it is absent.
+pub fn shared_fixtures(sub: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(sub);
+    if dir.exists() {
+        Some(dir)
+    } else {
+        println!(
+            "SKIPPED: {} is absent (the shared fixtures sit beside the repository)",
+            dir.display()
+        );
+        None
+    }
+}
+
 /// A loopback port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

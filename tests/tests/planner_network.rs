@@ -6,7 +6,7 @@ use e2e::bin;
 use e2e::fake_arm::{ArmData, FakeArm};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const CLUSTER: &str = r#"
 name: green
@@ -16,19 +16,6 @@ service_cidr: 12.1.0.0/16
 dns_service_ip: 12.1.0.10
 pod_cidr: 100.64.0.0/16
 "#;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/azure-arm");
-    if dir.exists() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIPPED: {} is absent (the shared fixtures sit beside the repository)",
-            dir.display()
-        );
-        None
-    }
-}
 
 fn body(dir: &Path, file: &str) -> Value {
     let doc: Value =
@@ -86,7 +73,9 @@ async fn network_plan(dir: &Path, path_env: &str, args: &[&str]) -> (i32, String
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_arm_examples_read_through_the_azure_source() {
-    let Some(fx) = fixtures() else { return };
+    let Some(fx) = e2e::shared_fixtures("azure-arm") else {
+        return;
+    };
     let data = ArmData {
         vnet: body(&fx, "VirtualNetworkGet.json"),
         subnets: body(&fx, "SubnetList.json")["value"]

@@ -7,22 +7,7 @@ use e2e::bin;
 use e2e::fake_k8s::{kubeconfig, FakeCluster, TestCa};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-fn shared(sub: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(sub);
-    if dir.exists() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIPPED: {} is absent (the shared fixtures sit beside the repository)",
-            dir.display()
-        );
-        None
-    }
-}
+use std::path::Path;
 
 /// A Helm 3 release Secret as the API returns it: `data.release` is the
 /// base64 of Helm's own base64 of the gzipped release JSON.
@@ -209,8 +194,10 @@ fn serve_old_discovery(cluster: &FakeCluster) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm_releases_with_removed_apis_fail_naming_the_replacements() {
-    let (Some(discovery), Some(helm)) = (shared("kubernetes/discovery/recent"), shared("helm"))
-    else {
+    let (Some(discovery), Some(helm)) = (
+        e2e::shared_fixtures("kubernetes/discovery/recent"),
+        e2e::shared_fixtures("helm"),
+    ) else {
         return;
     };
     let ca = TestCa::new();
@@ -280,9 +267,10 @@ async fn helm_releases_with_removed_apis_fail_naming_the_replacements() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn removed_apis_in_manifest_files_are_all_found_and_none_falsely() {
-    let (Some(discovery), Some(manifests)) =
-        (shared("kubernetes/discovery/recent"), shared("manifests"))
-    else {
+    let (Some(discovery), Some(manifests)) = (
+        e2e::shared_fixtures("kubernetes/discovery/recent"),
+        e2e::shared_fixtures("manifests"),
+    ) else {
         return;
     };
     let ca = TestCa::new();
@@ -564,7 +552,11 @@ async fn a_plan_with_a_failing_preflight_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig_path = dir.path().join("kubeconfig");
     let closed = format!("https://127.0.0.1:{}", e2e::free_port());
-    std::fs::write(&kubeconfig_path, kubeconfig(&ca, &[("blue", &blue_cluster)], &[("green", closed)])).unwrap();
+    std::fs::write(
+        &kubeconfig_path,
+        kubeconfig(&ca, &[("blue", &blue_cluster)], &[("green", closed)]),
+    )
+    .unwrap();
     let blue = e2e::Backend::start("blue");
     let green = e2e::Backend::start("green");
     let gw = e2e::Gateway::start(&e2e::one_route_config(&[&blue], &[&green], ""));
@@ -573,15 +565,25 @@ async fn a_plan_with_a_failing_preflight_changes_nothing() {
         "preflight: {{blue_context: blue, green_context: green, kubeconfig: \"{}\"}}\n",
         kubeconfig_path.display()
     );
-    std::fs::write(&plan, e2e::test_plan(&[gw.admin_url("")], gw.proxy, "[{green_percent: 50}]", "") + &preflight).unwrap();
+    std::fs::write(
+        &plan,
+        e2e::test_plan(&[gw.admin_url("")], gw.proxy, "[{green_percent: 50}]", "") + &preflight,
+    )
+    .unwrap();
     let cutover = e2e::Cutover::new(dir.path());
     let (code, _, stderr) = cutover.output(&["run", plan.to_str().unwrap()]).await;
     assert_eq!(code, 1, "{stderr}");
     let records = cutover.records();
-    let pre = records.iter().find(|r| r["event"] == "preflight").expect("preflight journaled");
+    let pre = records
+        .iter()
+        .find(|r| r["event"] == "preflight")
+        .expect("preflight journaled");
     assert_eq!(pre["passed"], false);
     assert!(pre["checks"].to_string().contains("green reachable"));
     assert!(!records.iter().any(|r| r["event"] == "applied"));
     let state = e2e::Admin::new(&gw).state().await;
-    assert_eq!(state["generation"], 0, "a failed preflight changed the split");
+    assert_eq!(
+        state["generation"], 0,
+        "a failed preflight changed the split"
+    );
 }
