@@ -24,6 +24,9 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     let gateway = Arc::new(Gateway::start(config_path, config.clone(), reset_state)?);
     let conf = ServerConf {
         threads: config.threads,
+        // One single-threaded runtime per worker, nginx-style: no task
+        // stealing, so no cross-thread wake-ups on the request path.
+        work_stealing: false,
         // pingora would sleep this long whatever happens; `drain` below
         // exits the process as soon as the last request is done instead.
         grace_period_seconds: Some(config.shutdown_grace.as_secs() + 1),
