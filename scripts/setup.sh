@@ -8,6 +8,7 @@ command -v cmake >/dev/null || need_packages+=(cmake)            # pingora (zlib
 command -v pkg-config >/dev/null || need_packages+=(pkg-config)  # openssl-sys
 dpkg -s libssl-dev >/dev/null 2>&1 || need_packages+=(libssl-dev)
 command -v cc >/dev/null || need_packages+=(build-essential)
+command -v make >/dev/null || need_packages+=(make)              # jemalloc
 # Tests only: a real Prometheus for the PromQL gate source, promtool for the alert rules.
 if [ "${SETUP_FOR_TESTS:-0}" = 1 ]; then
   command -v prometheus >/dev/null || need_packages+=(prometheus)

@@ -45,9 +45,10 @@ pub struct ListenerConfig {
     /// Serve TLS (HTTP/1.1 and HTTP/2 via ALPN) with these files.
     #[serde(default)]
     pub tls: Option<ListenerTls>,
-    /// Per-connection read buffer. Small keeps idle keep-alive
-    /// connections cheap (pingora's default is 64 KiB each); TLS reads
-    /// whole 16 KiB records, so TLS listeners use at least that.
+    /// Per-connection read buffer, in front of the buffer each request is
+    /// parsed from. 0 (no extra buffer) keeps idle keep-alive connections
+    /// cheapest and costs no extra reads (pingora's default is 64 KiB each);
+    /// TLS reads whole 16 KiB records, so TLS listeners use at least that.
     #[serde(default = "default_read_buffer")]
     pub read_buffer_bytes: usize,
 }
@@ -270,7 +271,7 @@ impl Default for HealthCheckConfig {
 }
 
 fn default_read_buffer() -> usize {
-    4096
+    0
 }
 fn yes() -> bool {
     true

@@ -41,6 +41,24 @@ enum LogFormat {
     Json,
 }
 
+/// jemalloc: its per-thread caches serve the dozens of small and 4 KiB
+/// allocations pingora makes per request without glibc's bin searches and
+/// consolidation (tests/bench/RESULTS.md has the measurements).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Cache up to 128 KiB per thread (jemalloc's default is 32 KiB) so the
+/// 64 KiB body buffer pingora allocates for every upstream response is
+/// recycled, not returned to the arena each time. jemalloc reads this
+/// C string (`malloc_conf`, under the crate's `_rjem_` prefix) at start-up.
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: JemallocConf = JemallocConf(c"tcache_max:131072".as_ptr());
+
+#[repr(transparent)]
+struct JemallocConf(*const std::ffi::c_char);
+// SAFETY: points at an immutable static string.
+unsafe impl Sync for JemallocConf {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Used by the docs tests: the real parser checks a command, nothing runs.

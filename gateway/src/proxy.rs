@@ -12,6 +12,8 @@ use crate::control::{Gateway, InFlight};
 use crate::routing::{RouteEntry, Snapshot};
 use crate::split::{bucket_of, Color};
 use async_trait::async_trait;
+use bytes::BytesMut;
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
@@ -83,6 +85,21 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+/// `prior, ip` (or `ip`), built in one buffer: this runs for every request.
+fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
+    use std::fmt::Write;
+    let mut value = BytesMut::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
+    if let Some(prior) = prior {
+        value.extend_from_slice(prior);
+        value.extend_from_slice(b", ");
+    }
+    write!(value, "{ip}").expect("BytesMut grows as needed");
+    HeaderValue::from_maybe_shared(value.freeze()).expect("header bytes and an IP address")
+}
+
 fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
     req.headers
         .get_all(http::header::COOKIE)
@@ -137,17 +154,17 @@ impl ProxyHttp for Proxy {
                         .as_deref()
                         .and_then(|h| req.headers.get(h)?.to_str().ok())
                 })
-                .or_else(|| cookie_value(req, &sticky.issued_cookie))
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
+                .or_else(|| cookie_value(req, &sticky.issued_cookie));
+            let bucket = match key {
+                Some(key) => bucket_of(key.as_bytes()),
+                None => {
                     let fresh = format!("{:032x}", rand::random::<u128>());
-                    ctx.issued_key = Some(fresh.clone());
-                    fresh
-                });
-            ctx.color = if entry
-                .green_percent
-                .sends_to_green(bucket_of(key.as_bytes()))
-            {
+                    let bucket = bucket_of(fresh.as_bytes());
+                    ctx.issued_key = Some(fresh);
+                    bucket
+                }
+            };
+            ctx.color = if entry.green_percent.sends_to_green(bucket) {
                 Color::Green
             } else {
                 Color::Blue
@@ -166,9 +183,9 @@ impl ProxyHttp for Proxy {
         let def = ctx.entry().expect("routed in request_filter").def.clone();
         loop {
             let group = def.group(ctx.color);
-            if let Some(addr) = group.pick(&ctx.tried) {
-                ctx.current = Some(addr);
-                return Ok(Box::new(group.peer(addr)));
+            if let Some(endpoint) = group.pick(&ctx.tried) {
+                ctx.current = Some(endpoint.addr);
+                return Ok(Box::new(endpoint.peer.clone()));
             }
             // Nothing left in this colour. Pinned requests test one colour
             // on purpose and never fail over.
@@ -260,18 +277,13 @@ impl ProxyHttp for Proxy {
             }
         }
         if let Some(ip) = client_ip(session) {
-            let forwarded = match upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(prior) => format!("{prior}, {ip}"),
-                None => ip.to_string(),
-            };
-            upstream.insert_header("x-forwarded-for", forwarded)?;
+            let prior = upstream.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes());
+            let forwarded = forwarded_for(prior, ip);
+            upstream.insert_header(X_FORWARDED_FOR, forwarded)?;
         }
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        upstream.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+        upstream.insert_header(X_FORWARDED_PROTO, proto)?;
         Ok(())
     }
 
@@ -326,5 +338,17 @@ mod tests {
         ] {
             assert_eq!(super::strip_port(given), host);
         }
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(super::forwarded_for(None, ip), "10.1.2.3");
+        assert_eq!(
+            super::forwarded_for(Some(b"192.0.2.7, 198.51.100.1"), ip),
+            "192.0.2.7, 198.51.100.1, 10.1.2.3"
+        );
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(super::forwarded_for(None, v6), "2001:db8::1");
     }
 }

@@ -1,6 +1,6 @@
-//! One colour's upstream endpoints: pingora's load balancer (round robin
-//! over healthy endpoints), its active HTTP health check, and how to reach an
-//! endpoint (plain or TLS with SNI and a CA bundle).
+//! One colour's upstream endpoints: round robin over the healthy ones,
+//! pingora's active HTTP health check, and how to reach an endpoint (plain or
+//! TLS with SNI and a CA bundle).
 
 use crate::config::{resolve_endpoint, GroupConfig, HealthCheckConfig, TimeoutConfig};
 use crate::metrics::Metrics;
@@ -14,7 +14,7 @@ use pingora::prelude::HttpPeer;
 use pingora::protocols::ALPN;
 use pingora::tls::x509::X509;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,18 +31,30 @@ pub struct GroupSpec {
 
 pub struct UpstreamGroup {
     spec: GroupSpec,
+    /// Holds pingora's health state of the endpoints (and runs the checks).
     lb: LoadBalancer<RoundRobin>,
-    /// Resolved address and the configured name of each endpoint.
-    endpoints: Vec<(SocketAddr, String)>,
-    ca: Option<Arc<Box<[X509]>>>,
+    endpoints: Vec<Endpoint>,
+    /// Round-robin position.
+    next: AtomicUsize,
     /// Milliseconds since `epoch` when the next health check is due.
     next_check_ms: AtomicU64,
     epoch: Instant,
 }
 
+/// One endpoint, with what the request path needs prepared once.
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// As configured (`host:port`): the name in metrics and `/v1/state`.
+    name: String,
+    /// pingora's key to this endpoint's health.
+    backend: Backend,
+    /// How the proxy reaches it.
+    pub peer: HttpPeer,
+}
+
 impl UpstreamGroup {
     pub fn build(spec: GroupSpec, metrics: Arc<Metrics>) -> Result<UpstreamGroup, String> {
-        let endpoints = spec
+        let named = spec
             .group
             .endpoints
             .iter()
@@ -58,25 +70,37 @@ impl UpstreamGroup {
             }
             None => None,
         };
-        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(endpoints.iter().map(|(a, _)| *a))
+        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(named.iter().map(|(a, _)| *a))
             .map_err(|e| format!("cannot build the load balancer: {e}"))?;
-        lb.set_health_check(Box::new(health_check(
-            &spec,
-            &endpoints,
-            &ca,
-            metrics.clone(),
-        )));
-        for (_, name) in &endpoints {
+        lb.set_health_check(Box::new(health_check(&spec, &named, &ca, metrics.clone())));
+        let backends = lb.backends().get_backend();
+        let mut endpoints = Vec::with_capacity(named.len());
+        for (addr, name) in named {
             metrics
                 .backend_healthy
-                .with_label_values(&[&spec.route, spec.color.as_str(), name])
+                .with_label_values(&[&spec.route, spec.color.as_str(), &name])
                 .set(1);
+            let backend = backends
+                .iter()
+                .find(|b| inet(b) == addr)
+                .cloned()
+                .ok_or_else(|| format!("endpoint {name} missing from the load balancer"))?;
+            let tls = spec.group.tls.as_ref();
+            let sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
+            let mut peer = HttpPeer::new(addr, tls.is_some(), sni);
+            apply_peer_options(&spec, &ca, &mut peer);
+            endpoints.push(Endpoint {
+                addr,
+                name,
+                backend,
+                peer,
+            });
         }
         Ok(UpstreamGroup {
             spec,
             lb,
             endpoints,
-            ca,
+            next: AtomicUsize::new(0),
             next_check_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         })
@@ -86,40 +110,31 @@ impl UpstreamGroup {
         &self.spec
     }
 
-    /// A healthy endpoint not yet tried for this request, round robin.
-    pub fn pick(&self, tried: &[SocketAddr]) -> Option<SocketAddr> {
-        self.lb
-            .select_with(b"", self.endpoints.len() * 2, |b, healthy| {
-                healthy && !tried.contains(&inet(b))
-            })
-            .map(|b| inet(&b))
+    /// A healthy endpoint not yet tried for this request, round robin. (Not
+    /// pingora's `select_with`: that allocates a set on every call, and this
+    /// runs for every request.)
+    pub fn pick(&self, tried: &[SocketAddr]) -> Option<&Endpoint> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.endpoints.len();
+        (0..n)
+            .map(|i| &self.endpoints[(start + i) % n])
+            .find(|e| !tried.contains(&e.addr) && self.is_healthy(e))
     }
 
     pub fn has_healthy_endpoint(&self) -> bool {
-        self.endpoints.iter().any(|(a, _)| self.is_healthy(*a))
+        self.endpoints.iter().any(|e| self.is_healthy(e))
     }
 
     /// Each endpoint's configured name and whether it is in rotation.
     pub fn endpoint_health(&self) -> Vec<(String, bool)> {
         self.endpoints
             .iter()
-            .map(|(a, name)| (name.clone(), self.is_healthy(*a)))
+            .map(|e| (e.name.clone(), self.is_healthy(e)))
             .collect()
     }
 
-    fn is_healthy(&self, addr: SocketAddr) -> bool {
-        Backend::new(&addr.to_string())
-            .map(|b| self.lb.backends().ready(&b))
-            .unwrap_or(false)
-    }
-
-    /// How the proxy reaches `addr`.
-    pub fn peer(&self, addr: SocketAddr) -> HttpPeer {
-        let tls = self.spec.group.tls.as_ref();
-        let sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
-        let mut peer = HttpPeer::new(addr, tls.is_some(), sni);
-        apply_peer_options(&self.spec, &self.ca, &mut peer);
-        peer
+    fn is_healthy(&self, endpoint: &Endpoint) -> bool {
+        self.lb.backends().ready(&endpoint.backend)
     }
 
     /// Runs one health-check pass if this group's interval has elapsed.
