@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use std::net::{IpAddr, SocketAddr};
@@ -130,6 +131,11 @@ impl ProxyHttp for Proxy {
             issued_key: None,
         }
     }
+
+    /// No downstream modules: the gateway does not compress, and pingora's
+    /// default (a disabled compression module) still costs a module context
+    /// and its filter calls on every request.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.gateway.snapshot();
