@@ -15,6 +15,9 @@ requests of the proxy process(es), peak RSS. Medians over rounds, and the
 median of per-round ratios gateway/nginx, gateway/HAProxy, gateway/direct.
 Then: 100+ split changes at full load (non-2xx must be 0), and 10,000 idle
 keep-alive client connections held by each proxy (RSS growth per connection).
+Last, user-space instructions per request for each proxy, counted by valgrind:
+a deterministic figure where timings on a shared VM drift by 15% or more
+(--instructions-only runs just this).
 
 Run through tests/bench/run.sh, which installs what this needs.
 """
@@ -81,15 +84,17 @@ def proc_tree(pid):
 
 
 def cpu_seconds(pids):
+    """(user, system) CPU seconds of the processes so far."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for p in pids:
         try:
             fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total / tick
+    return user / tick, system / tick
 
 
 def rss_kib(pids, key="VmRSS"):
@@ -105,28 +110,36 @@ def rss_kib(pids, key="VmRSS"):
 
 
 class Server:
-    def __init__(self, name, argv, port, cpu=PROXY_CPU, cwd=None, env=None):
+    """A process under test; `under` replaces the CPU pinning (e.g. valgrind)."""
+
+    def __init__(self, name, argv, port, cpu=PROXY_CPU, cwd=None, env=None, under=None):
         self.name = name
+        self.port = port
         self.proc = subprocess.Popen(
-            ["taskset", "-c", cpu] + argv,
+            (under or ["taskset", "-c", cpu]) + argv,
             cwd=cwd,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_port(port)
-        time.sleep(0.3)
+        wait_port(port, timeout=120 if under else 15)
+        time.sleep(1 if under else 0.3)
 
     def pids(self):
         return proc_tree(self.proc.pid)
 
-    def stop(self):
+    def stop(self, sig=signal.SIGKILL):
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, sig)
         except ProcessLookupError:
             pass
         self.proc.wait()
+        # nginx's worker can outlive its master for a moment, still holding
+        # the port: the next system must not find it listening there.
+        deadline = time.time() + 10
+        while not port_free(self.port) and time.time() < deadline:
+            time.sleep(0.05)
 
 
 def write(path, text):
@@ -153,7 +166,7 @@ http {{ access_log off; keepalive_requests 1000000; default_type text/plain;
     return Server("backend", [sbin("nginx"), "-c", f"{work}/backend/nginx.conf", "-p", f"{work}/backend"], BACKEND_PORTS[0], cpu=LOAD_CPU)
 
 
-def start_gateway(work, green_percent):
+def start_gateway(work, green_percent, under=None):
     write(
         f"{work}/gateway.yaml",
         f"""
@@ -170,10 +183,10 @@ routes:
 """,
     )
     env = dict(os.environ, GATEWAY_ADMIN_TOKEN=TOKEN, RUST_LOG="error")
-    return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], PROXY_PORT, cwd=work, env=env)
+    return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], PROXY_PORT, cwd=work, env=env, under=under)
 
 
-def start_nginx(work):
+def start_nginx(work, under=None):
     os.makedirs(f"{work}/nginx", exist_ok=True)
     write(
         f"{work}/nginx/nginx.conf",
@@ -186,19 +199,21 @@ http {{ access_log off; keepalive_requests 1000000;
     location / {{ proxy_pass http://blue; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
 """,
     )
-    return Server("nginx", [sbin("nginx"), "-c", f"{work}/nginx/nginx.conf", "-p", f"{work}/nginx"], PROXY_PORT)
+    # Under valgrind the one worker must be the process valgrind watches.
+    single = ["-g", "master_process off;"] if under else []
+    return Server("nginx", [sbin("nginx"), "-c", f"{work}/nginx/nginx.conf", "-p", f"{work}/nginx"] + single, PROXY_PORT, under=under)
 
 
-def start_haproxy(work):
+def start_haproxy(work, under=None):
+    # This sandbox caps open files at 20,000; HAProxy needs 2 per connection.
+    # (valgrind keeps some descriptors for itself: no raised limit under it.)
+    limits = "  maxconn 1000\n" if under else "  maxconn 9990\n  ulimit-n 20000\n"
     write(
         f"{work}/haproxy.cfg",
         f"""
 global
   nbthread 1
-  # This sandbox caps open files at 20,000; HAProxy needs 2 per connection.
-  maxconn 9990
-  ulimit-n 20000
-defaults
+{limits}defaults
   mode http
   timeout connect 5s
   timeout client 60s
@@ -211,7 +226,7 @@ backend be
   server blue 127.0.0.1:{BACKEND_PORTS[0]}
 """,
     )
-    return Server("haproxy", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], PROXY_PORT)
+    return Server("haproxy", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], PROXY_PORT, under=under)
 
 
 def wrk(url, duration, headers=()):
@@ -234,12 +249,15 @@ def wrk(url, duration, headers=()):
 
 def measure(server, url, duration):
     pids = server.pids() if server else []
-    cpu0 = cpu_seconds(pids)
+    user0, sys0 = cpu_seconds(pids)
     result = wrk(url, duration, headers=["x-client-id: bench"] if server and "gateway" in server.name else [])
-    cpu = cpu_seconds(pids) - cpu0
+    user1, sys1 = cpu_seconds(pids)
     if result["non2xx"] or result["socket_errors"]:
         raise RuntimeError(f"{server.name if server else 'direct'} {url}: {result['non2xx']} non-2xx, {result['socket_errors']} socket errors")
-    result["cpu_s_per_100k"] = cpu / result["requests"] * 100_000 if server else None
+    per_100k = 100_000 / result["requests"]
+    result["cpu_s_per_100k"] = (user1 - user0 + sys1 - sys0) * per_100k if server else None
+    result["user_s_per_100k"] = (user1 - user0) * per_100k if server else None
+    result["sys_s_per_100k"] = (sys1 - sys0) * per_100k if server else None
     result["peak_rss_mib"] = rss_kib(pids, "VmHWM") / 1024 if server else None
     return result
 
@@ -303,6 +321,44 @@ def idle_connections(server, n):
     return {"connections": n, "rss_before_mib": before / 1024, "rss_after_mib": after / 1024, "bytes_per_connection": (after - before) * 1024 / n}
 
 
+def fixed_requests(n, path="/small", connections=8):
+    """Exactly n keep-alive requests (the request wrk sends), all checked 200."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{PROXY_PORT}\r\nx-client-id: bench\r\n\r\n".encode()
+    socks = [socket.create_connection(("127.0.0.1", PROXY_PORT)) for _ in range(connections)]
+    for _ in range(n // connections):
+        for s in socks:
+            s.sendall(request)
+        for s in socks:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(65536)
+            head, body = buf.split(b"\r\n\r\n", 1)
+            if b" 200 " not in head.split(b"\r\n")[0]:
+                raise RuntimeError(f"instruction count: {head.splitlines()[0]!r}")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += s.recv(65536)
+    for s in socks:
+        s.close()
+
+
+def instructions_per_request(work, start, path):
+    """User-space instructions per request, counted by valgrind (cachegrind,
+    no cache simulation): deterministic, unlike timings on a shared VM. Two
+    runs with different request counts; the difference cancels start-up and
+    shutdown. Kernel work (TCP, wake-ups) is not included."""
+    totals = []
+    for n in (400, 2400):
+        out = f"{work}/cachegrind.out"
+        server = start(["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"])
+        try:
+            fixed_requests(n, path)
+        finally:
+            server.stop(signal.SIGTERM)
+        totals.append(next(int(line.split()[1]) for line in open(out) if line.startswith("summary:")))
+    return (totals[1] - totals[0]) / 2000
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -311,6 +367,7 @@ def main():
     # and HAProxy reserves two per connection (maxconn ≤ 9,993).
     ap.add_argument("--idle", type=int, default=9_000, help="idle keep-alive connections per proxy")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--instructions-only", action="store_true", help="only count instructions per request (valgrind)")
     args = ap.parse_args()
     for port in (PROXY_PORT, ADMIN_PORT) + BACKEND_PORTS:
         if not port_free(port):
@@ -325,40 +382,53 @@ def main():
         "nginx": lambda: start_nginx(work),
         "haproxy": lambda: start_haproxy(work),
     }
-    results = {size: {name: [] for name in starters} for size in ("small", "16k")}
+    results, split, idle = {}, None, {}
     be = backend(work)
     try:
-        for rnd in range(args.rounds):
-            for name, start in starters.items():
-                server = start() if start else None
+        if not args.instructions_only:
+            results = throughput(starters, args)
+            split = split_changes_under_load(work, args.duration)
+            print(f"split changes under load: {split['changes']} changes ({split['changes_ok']} accepted), {split['requests']} requests, non-2xx {split['non2xx']}, socket errors {split['socket_errors']}", flush=True)
+            for name in ("gateway-0", "nginx", "haproxy"):
+                server = starters[name]()
                 try:
-                    port = PROXY_PORT if server else BACKEND_PORTS[0]
-                    for size in ("small", "16k"):
-                        r = measure(server, f"http://127.0.0.1:{port}/{size}", args.duration)
-                        results[size][name].append(r)
-                        print(f"round {rnd + 1} {name:10} {size:5} {r['rps']:9.0f} rps  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms"
-                              + (f"  cpu {r['cpu_s_per_100k']:.2f} s/100k  rss {r['peak_rss_mib']:.1f} MiB" if server else ""), flush=True)
+                    idle[name] = idle_connections(server, args.idle)
+                    print(f"idle {name:10} {idle[name]['bytes_per_connection']:.0f} bytes/connection ({args.idle} connections)", flush=True)
                 finally:
-                    if server:
-                        server.stop()
-        split = split_changes_under_load(work, args.duration)
-        print(f"split changes under load: {split['changes']} changes ({split['changes_ok']} accepted), {split['requests']} requests, non-2xx {split['non2xx']}, socket errors {split['socket_errors']}", flush=True)
-        idle = {}
-        for name in ("gateway-0", "nginx", "haproxy"):
-            server = starters[name]()
-            try:
-                idle[name] = idle_connections(server, args.idle)
-                print(f"idle {name:10} {idle[name]['bytes_per_connection']:.0f} bytes/connection ({args.idle} connections)", flush=True)
-            finally:
-                server.stop()
+                    server.stop()
+        instructions = {}
+        for name, start in (("gateway-0", lambda under: start_gateway(work, 0, under)),
+                            ("nginx", lambda under: start_nginx(work, under)),
+                            ("haproxy", lambda under: start_haproxy(work, under))):
+            instructions[name] = {size: instructions_per_request(work, start, f"/{size}") for size in ("small", "16k")}
+            print(f"instructions {name:10} {instructions[name]['small']:.0f} per small request, {instructions[name]['16k']:.0f} per 16k", flush=True)
     finally:
         be.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    report(results, split, idle, args)
+    report(results, split, idle, instructions, args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "split": split, "idle": idle}, f, indent=2)
+            json.dump({"results": results, "split": split, "idle": idle, "instructions": instructions}, f, indent=2)
+
+
+def throughput(starters, args):
+    """Every system in turn within each round, both response sizes."""
+    results = {size: {name: [] for name in starters} for size in ("small", "16k")}
+    for rnd in range(args.rounds):
+        for name, start in starters.items():
+            server = start() if start else None
+            try:
+                port = PROXY_PORT if server else BACKEND_PORTS[0]
+                for size in ("small", "16k"):
+                    r = measure(server, f"http://127.0.0.1:{port}/{size}", args.duration)
+                    results[size][name].append(r)
+                    print(f"round {rnd + 1} {name:10} {size:5} {r['rps']:9.0f} rps  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms"
+                          + (f"  cpu {r['cpu_s_per_100k']:.2f} s/100k (user {r['user_s_per_100k']:.2f})  rss {r['peak_rss_mib']:.1f} MiB" if server else ""), flush=True)
+            finally:
+                if server:
+                    server.stop()
+    return results
 
 
 def med(values):
@@ -366,19 +436,32 @@ def med(values):
     return statistics.median(values) if values else None
 
 
-def report(results, split, idle, args):
+def report(results, split, idle, instructions, args):
+    if results:
+        report_timed(results, split, idle, args)
+    print("\nuser-space instructions per request (valgrind; kernel work not included):")
+    print("| proxy | small | 16 KiB |")
+    print("|---|---:|---:|")
+    for name, i in instructions.items():
+        print(f"| {name} | {i['small']:.0f} | {i['16k']:.0f} |")
+
+
+def report_timed(results, split, idle, args):
     print()
     print(f"machine: {os.cpu_count()} cores; proxies pinned to CPU {PROXY_CPU}, backend and wrk to CPU {LOAD_CPU}; "
           f"wrk -t1 -c{CONNECTIONS} -d{args.duration}s, {args.rounds} round(s), medians")
     for size in ("small", "16k"):
         print(f"\n{size} response")
-        print(f"| system | req/s | p50 ms | p99 ms | CPU s / 100k req | peak RSS MiB |")
-        print(f"|---|---:|---:|---:|---:|---:|")
+        print("| system | req/s | p50 ms | p99 ms | CPU s / 100k req | of which user | of which kernel | peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+        def fmt(value, digits):
+            return "-" if value is None else f"{value:.{digits}f}"
+
         for name, runs in results[size].items():
-            cpu = med([r["cpu_s_per_100k"] for r in runs])
-            rss = med([r["peak_rss_mib"] for r in runs])
+            figures = [med([r[k] for r in runs]) for k in ("cpu_s_per_100k", "user_s_per_100k", "sys_s_per_100k", "peak_rss_mib")]
             print(f"| {name} | {med([r['rps'] for r in runs]):.0f} | {med([r['p50_ms'] for r in runs]):.2f} | {med([r['p99_ms'] for r in runs]):.2f} | "
-                  f"{'-' if cpu is None else f'{cpu:.2f}'} | {'-' if rss is None else f'{rss:.1f}'} |")
+                  + " | ".join(fmt(v, 1 if k == 3 else 2) for k, v in enumerate(figures)) + " |")
         print(f"\nratios (median of per-round ratios), gateway at split 0:")
         print("| ratio | req/s | p99 | CPU / req |")
         print("|---|---:|---:|---:|")

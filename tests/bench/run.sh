@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The gateway against nginx and HAProxy on this machine, one command:
-#   tests/bench/run.sh [--rounds N] [--duration SECONDS] [--quick]
+#   tests/bench/run.sh [--rounds N] [--duration SECONDS] [--idle N] [--instructions-only]
 # Installs nginx, HAProxy and wrk from Debian when missing, builds the
 # gateway in release, then runs tests/bench/bench.py (see its docstring).
 set -euo pipefail
@@ -12,6 +12,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v taskset >/dev/null || missing+=(util-linux)
+command -v valgrind >/dev/null || missing+=(valgrind)
 if ((${#missing[@]})); then
   echo "bench: installing ${missing[*]}" >&2
   sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
