@@ -239,3 +239,68 @@ impl HealthObserve for HealthReporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(endpoints: &[&str]) -> UpstreamGroup {
+        let spec = GroupSpec {
+            route: "web".into(),
+            color: Color::Blue,
+            group: GroupConfig {
+                endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+                tls: None,
+                host_rewrite: None,
+            },
+            health: HealthCheckConfig::default(),
+            timeouts: TimeoutConfig::default(),
+        };
+        UpstreamGroup::build(spec, Arc::new(Metrics::new())).expect("valid group")
+    }
+
+    fn port(endpoint: Option<&Endpoint>) -> Option<u16> {
+        endpoint.map(|e| e.addr.port())
+    }
+
+    #[test]
+    fn round_robin_over_endpoints_skipping_the_tried_ones() {
+        let g = group(&["127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"]);
+        let ports: Vec<_> = (0..6).map(|_| port(g.pick(&[])).unwrap()).collect();
+        assert_eq!(ports, [1001, 1002, 1003, 1001, 1002, 1003]);
+
+        let tried: Vec<SocketAddr> = vec!["127.0.0.1:1002".parse().unwrap()];
+        for _ in 0..6 {
+            assert_ne!(port(g.pick(&tried)), Some(1002));
+        }
+        let all: Vec<SocketAddr> = g.endpoints.iter().map(|e| e.addr).collect();
+        assert_eq!(port(g.pick(&all)), None);
+    }
+
+    #[test]
+    fn endpoints_out_of_rotation_are_never_picked() {
+        let g = group(&["127.0.0.1:1001", "127.0.0.1:1002"]);
+        g.lb.backends().set_enable(&g.endpoints[0].backend, false);
+        for _ in 0..4 {
+            assert_eq!(port(g.pick(&[])), Some(1002));
+        }
+        g.lb.backends().set_enable(&g.endpoints[1].backend, false);
+        assert_eq!(port(g.pick(&[])), None);
+        assert!(!g.has_healthy_endpoint());
+    }
+
+    #[test]
+    fn peers_are_prepared_with_the_configured_timeouts() {
+        let g = group(&["127.0.0.1:1001"]);
+        let peer = &g.pick(&[]).unwrap().peer;
+        assert_eq!(
+            peer.options.connection_timeout,
+            Some(TimeoutConfig::default().connect)
+        );
+        assert_eq!(
+            peer.options.read_timeout,
+            Some(TimeoutConfig::default().read)
+        );
+        assert!(peer.sni.is_empty());
+    }
+}
