@@ -3,38 +3,11 @@
 
 use crate::engine::{event_name, Engine, EngineError, Outcome};
 use crate::fleet::Fleet;
-use crate::journal::{self, ControlCommand, Event, Journal, Record};
+use crate::journal::{self, ControlCommand, Event, Journal};
 use crate::output::Output;
-use crate::plan::Plan;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// The plan of the journal's newest run, if that run has not ended.
-fn live_run_plan(journal_path: &Path) -> Result<(Plan, Vec<Record>), EngineError> {
-    if !journal_path.exists() {
-        return Err(EngineError::Refused(format!(
-            "no journal at {}: no cutover has run here",
-            journal_path.display()
-        )));
-    }
-    let records = journal::read_all(journal_path)?;
-    let run = journal::last_run(&records).to_vec();
-    let Some(plan) = journal::plan_of(&run) else {
-        return Err(EngineError::Refused(format!(
-            "journal {} holds no cutover",
-            journal_path.display()
-        )));
-    };
-    if let Some(last) = run.last().filter(|r| r.event.ends_run()) {
-        return Err(EngineError::Refused(format!(
-            "the last cutover has ended ({} at {}); nothing to control",
-            event_name(&last.event),
-            last.time
-        )));
-    }
-    Ok((plan.clone(), run))
-}
 
 /// `pause`, `promote`: a command for the live run, which acts on it within
 /// one evaluation interval. `abort` rolls back directly when no run is alive.
@@ -44,16 +17,16 @@ pub async fn control(
     reason: Option<String>,
     out: Output,
 ) -> Result<Outcome, EngineError> {
-    let (plan, _) = live_run_plan(journal_path)?;
+    if !journal_path.exists() {
+        return Err(EngineError::Refused(format!(
+            "no journal at {}: no cutover has run here",
+            journal_path.display()
+        )));
+    }
+    let (plan, _) = crate::engine::live_run(journal_path, "control")?;
     if command == ControlCommand::Abort {
         let fleet = Fleet::from_plan(&plan.fleet).await?;
-        let alive = match fleet.lock_holder().await {
-            Some(lock) => {
-                lock.expires_at > journal::unix_now()
-                    && !crate::engine::holder_is_dead_here(&lock.holder)
-            }
-            None => false,
-        };
+        let alive = fleet.lock_holder().await.is_some_and(|l| l.is_live());
         if !alive {
             let reason = reason.unwrap_or_else(|| "no reason given".into());
             return Engine::abort_dead_run(journal_path, out, &reason).await;

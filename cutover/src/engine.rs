@@ -173,27 +173,12 @@ impl Engine {
         out: Output,
         take_over: bool,
     ) -> Result<Outcome, EngineError> {
-        let records = journal::read_all(journal_path)?;
-        let run = journal::last_run(&records);
-        let Some(plan) = journal::plan_of(run) else {
-            return Err(EngineError::Refused(format!(
-                "journal {} holds no cutover to resume",
-                journal_path.display()
-            )));
-        };
-        if let Some(last) = run.last().filter(|r| r.event.ends_run()) {
-            return Err(EngineError::Refused(format!(
-                "the last cutover in {} has ended ({}); nothing to resume",
-                journal_path.display(),
-                event_name(&last.event)
-            )));
-        }
-        let position = position_of(run);
+        let (plan, run) = live_run(journal_path, "resume")?;
+        let position = position_of(&run);
         let mut journal = Journal::open(journal_path)?;
-        let mut engine = Engine::new(plan.clone(), Journal::open(journal_path)?, out).await?;
+        let mut engine = Engine::new(plan, Journal::open(journal_path)?, out).await?;
         if let Some(lock) = engine.fleet.lock_holder().await {
-            let alive = lock.expires_at > journal::unix_now() && !holder_is_dead_here(&lock.holder);
-            if lock.holder != engine.holder && alive {
+            if lock.holder != engine.holder && lock.is_live() {
                 // A live run holds the lock: tell it to go on.
                 let resume = Event::Control {
                     command: ControlCommand::Resume,
@@ -673,6 +658,28 @@ fn position_of(run: &[Record]) -> Position {
         step: next,
         applied: applied == Some(next),
     }
+}
+
+/// The plan and records of the journal's newest run, refused (naming what
+/// the operator wanted `to`) when there is none or it has ended.
+pub fn live_run(journal_path: &Path, to: &str) -> Result<(Plan, Vec<Record>), EngineError> {
+    let records = journal::read_all(journal_path)?;
+    let run = journal::last_run(&records).to_vec();
+    let Some(plan) = journal::plan_of(&run).cloned() else {
+        return Err(EngineError::Refused(format!(
+            "journal {} holds no cutover to {to}",
+            journal_path.display()
+        )));
+    };
+    if let Some(last) = run.last().filter(|r| r.event.ends_run()) {
+        return Err(EngineError::Refused(format!(
+            "the last cutover in {} has ended ({} at {}); nothing to {to}",
+            journal_path.display(),
+            event_name(&last.event),
+            last.time
+        )));
+    }
+    Ok((plan, run))
 }
 
 /// A lock holder `user@host/pidN` whose process is gone from this host.

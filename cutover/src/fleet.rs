@@ -72,6 +72,14 @@ pub struct LockState {
     pub expires_at: u64,
 }
 
+impl LockState {
+    /// Not expired, and its holder not provably gone from this host.
+    pub fn is_live(&self) -> bool {
+        self.expires_at > crate::journal::unix_now()
+            && !crate::engine::holder_is_dead_here(&self.holder)
+    }
+}
+
 impl GatewayState {
     fn shares_store(&self) -> bool {
         self.store.kind.starts_with("kubernetes")

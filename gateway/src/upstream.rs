@@ -74,6 +74,7 @@ impl UpstreamGroup {
             .map_err(|e| format!("cannot build the load balancer: {e}"))?;
         lb.set_health_check(Box::new(health_check(&spec, &named, &ca, metrics.clone())));
         let backends = lb.backends().get_backend();
+        let tls = spec.group.tls.as_ref();
         let mut endpoints = Vec::with_capacity(named.len());
         for (addr, name) in named {
             metrics
@@ -85,7 +86,6 @@ impl UpstreamGroup {
                 .find(|b| inet(b) == addr)
                 .cloned()
                 .ok_or_else(|| format!("endpoint {name} missing from the load balancer"))?;
-            let tls = spec.group.tls.as_ref();
             let sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
             let mut peer = HttpPeer::new(addr, tls.is_some(), sni);
             apply_peer_options(&spec, &ca, &mut peer);

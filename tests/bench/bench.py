@@ -375,12 +375,13 @@ def main():
     work = tempfile.mkdtemp(prefix="cutover-bench-")
     # nginx workers drop to an unprivileged user: they must read the files.
     os.chmod(work, 0o755)
+    # Each starts a system; `under` runs it under another program (valgrind).
     starters = {
         "direct": None,
-        "gateway-0": lambda: start_gateway(work, 0),
-        "gateway-50": lambda: start_gateway(work, 50),
-        "nginx": lambda: start_nginx(work),
-        "haproxy": lambda: start_haproxy(work),
+        "gateway-0": lambda under=None: start_gateway(work, 0, under),
+        "gateway-50": lambda under=None: start_gateway(work, 50, under),
+        "nginx": lambda under=None: start_nginx(work, under),
+        "haproxy": lambda under=None: start_haproxy(work, under),
     }
     results, split, idle = {}, None, {}
     be = backend(work)
@@ -397,10 +398,8 @@ def main():
                 finally:
                     server.stop()
         instructions = {}
-        for name, start in (("gateway-0", lambda under: start_gateway(work, 0, under)),
-                            ("nginx", lambda under: start_nginx(work, under)),
-                            ("haproxy", lambda under: start_haproxy(work, under))):
-            instructions[name] = {size: instructions_per_request(work, start, f"/{size}") for size in ("small", "16k")}
+        for name in ("gateway-0", "nginx", "haproxy"):
+            instructions[name] = {size: instructions_per_request(work, starters[name], f"/{size}") for size in ("small", "16k")}
             print(f"instructions {name:10} {instructions[name]['small']:.0f} per small request, {instructions[name]['16k']:.0f} per 16k", flush=True)
     finally:
         be.stop()

@@ -6,7 +6,7 @@ use e2e::{bin, one_route_config, Admin, Backend, Gateway, Load, TOKEN};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 fn repo() -> PathBuf {
@@ -34,20 +34,32 @@ fn on_path(name: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Panics with the command's output, under `what`, unless it succeeded.
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a command to its end; see `assert_success`.
+fn run_ok(command: &mut Command, what: &str) -> Output {
+    let out = command.output().unwrap();
+    assert_success(&out, what);
+    out
+}
+
 /// Renders a kustomization; `None` (with a printed reason) without kubectl.
 fn kustomize(dir: &str) -> Option<(String, Vec<Value>)> {
     if !on_path("kubectl") {
         println!("SKIPPED: kubectl is not installed here");
         return None;
     }
-    let out = Command::new("kubectl")
-        .args(["kustomize", &repo().join(dir).display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{dir}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("kubectl").args(["kustomize", &repo().join(dir).display().to_string()]),
+        dir,
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let docs = serde_yaml_ng::Deserializer::from_str(&text)
@@ -65,16 +77,11 @@ fn validate(name: &str, text: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(format!("{name}.yaml"));
     std::fs::write(&file, text).unwrap();
-    let out = Command::new(venv_tool("kubernetes-validate"))
-        .args(["-k", "1.31.0", "--strict", "--quiet"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name} fails the Kubernetes 1.31 schemas:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(venv_tool("kubernetes-validate"))
+            .args(["-k", "1.31.0", "--strict", "--quiet"])
+            .arg(&file),
+        &format!("{name} fails the Kubernetes 1.31 schemas"),
     );
 }
 
@@ -96,15 +103,11 @@ fn gateway_config(docs: &[Value]) -> Value {
     let text = cm["data"]["gateway.yaml"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gateway.yaml"), text).unwrap();
-    let out = Command::new(bin("gateway"))
-        .args(["check", "--config"])
-        .arg(dir.path().join("gateway.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new(bin("gateway"))
+            .args(["check", "--config"])
+            .arg(dir.path().join("gateway.yaml")),
+        "gateway check of the rendered config",
     );
     serde_yaml_ng::from_str(text).unwrap()
 }
@@ -236,26 +239,17 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 async fn alerts_pass_promtool_and_every_metric_name_is_exported() {
     let rules_dir = repo().join("deploy/prometheus");
     if on_path("promtool") {
-        let check = Command::new("promtool")
-            .args(["check", "rules", "alerts.yaml"])
-            .current_dir(&rules_dir)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stdout)
+        run_ok(
+            Command::new("promtool")
+                .args(["check", "rules", "alerts.yaml"])
+                .current_dir(&rules_dir),
+            "promtool check rules",
         );
-        let test = Command::new("promtool")
-            .args(["test", "rules", "alerts.test.yaml"])
-            .current_dir(&rules_dir)
-            .output()
-            .unwrap();
-        assert!(
-            test.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&test.stdout),
-            String::from_utf8_lossy(&test.stderr)
+        run_ok(
+            Command::new("promtool")
+                .args(["test", "rules", "alerts.test.yaml"])
+                .current_dir(&rules_dir),
+            "promtool test rules",
         );
     } else {
         panic!("promtool missing: scripts/test.sh installs Debian's prometheus package");
@@ -330,15 +324,9 @@ fn the_systemd_unit_verifies_and_waits_longer_than_the_drain() {
         ),
     )
     .unwrap();
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("systemd-analyze").arg("verify").arg(&path),
+        "systemd-analyze verify",
     );
     let stop: u64 = unit
         .lines()
@@ -357,14 +345,9 @@ fn the_systemd_unit_verifies_and_waits_longer_than_the_drain() {
 #[test]
 fn the_dockerfile_lints_and_matches_the_manifests() {
     let dockerfile_path = repo().join("deploy/docker/Dockerfile");
-    let out = Command::new(venv_tool("hadolint"))
-        .arg(&dockerfile_path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hadolint: {}",
-        String::from_utf8_lossy(&out.stdout)
+    run_ok(
+        Command::new(venv_tool("hadolint")).arg(&dockerfile_path),
+        "hadolint",
     );
     let dockerfile = std::fs::read_to_string(&dockerfile_path).unwrap();
     let user = dockerfile
@@ -432,7 +415,7 @@ fn runbook(name: &str) -> Vec<String> {
         .collect()
 }
 
-fn shell(line: &str, env: &[(&str, &str)], cwd: &Path) -> std::process::Output {
+fn shell(line: &str, env: &[(&str, &str)], cwd: &Path) -> Output {
     let path = format!(
         "{}:{}",
         bin("cutover").parent().unwrap().display(),
@@ -455,11 +438,7 @@ fn every_runbook_command_parses_with_the_real_cli() {
                 continue;
             }
             let out = shell(&line, &[("CUTOVER_PARSE_ONLY", "1")], &repo());
-            assert!(
-                out.status.success(),
-                "runbook {name}: `{line}` does not parse:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_success(&out, &format!("runbook {name}: `{line}` does not parse"));
             parsed += 1;
         }
     }
@@ -530,12 +509,7 @@ async fn the_gradual_shift_runbook_runs_against_the_local_topology() {
         })
         .await
         .unwrap();
-        assert!(
-            out.status.success(),
-            "`{line}` failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out, &format!("`{line}` failed"));
     }
     let (_, failed) = load.stop().await;
     assert_eq!(failed, 0);
