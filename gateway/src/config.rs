@@ -197,7 +197,7 @@ pub struct UpstreamTls {
     pub verify: bool,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StickinessConfig {
     /// Cookie whose value identifies a client (e.g. a session cookie).
@@ -294,6 +294,18 @@ fn default_pin_secret_header() -> String {
 fn default_path_prefix() -> String {
     "/".into()
 }
+/// A route without `stickiness:` still issues the named cookie (a derived
+/// `Default` would leave its name empty and send `Set-Cookie: =…`).
+impl Default for StickinessConfig {
+    fn default() -> Self {
+        StickinessConfig {
+            cookie: None,
+            header: None,
+            issued_cookie: default_issued_cookie(),
+        }
+    }
+}
+
 fn default_issued_cookie() -> String {
     "cutover_client".into()
 }
@@ -547,6 +559,8 @@ routes:
         assert_eq!(c.routes[0].path_prefix, "/");
         assert_eq!(c.routes[0].failover, FailoverPolicy::OtherColor);
         assert_eq!(c.state, StateConfig::Memory);
+        // Without `stickiness:` the gateway still issues a named cookie.
+        assert_eq!(c.routes[0].stickiness.issued_cookie, "cutover_client");
     }
 
     #[test]

@@ -1,0 +1,337 @@
+//! HTTP/1 framing and strictness on raw sockets: requests whose framing is
+//! ambiguous are refused (or the connection is cut off after the one request
+//! it can frame), and nothing reaches upstream twice or out of order.
+//!
+//! The upstream here is a hyper server that records every request it gets
+//! (method, path, Content-Length, body) in arrival order.
+
+use bytes::Bytes;
+use e2e::Gateway;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What the recording upstream saw of one request.
+#[derive(Clone, Debug, PartialEq)]
+struct Seen {
+    method: String,
+    path: String,
+    content_length: Option<String>,
+    transfer_encoding: Option<String>,
+    body: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Seen>>>);
+
+impl Recorder {
+    fn seen(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A hyper upstream on a fresh port that records every request except the
+/// gateway's health checks, answering `ok <path>`.
+async fn recording_upstream() -> (SocketAddr, Recorder) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recorder = Recorder::default();
+    let log = recorder.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let header = |name: &str| {
+                            req.headers()
+                                .get(name)
+                                .map(|v| v.to_str().unwrap().to_owned())
+                        };
+                        let mut seen = Seen {
+                            method: req.method().to_string(),
+                            path: req.uri().path().to_owned(),
+                            content_length: header("content-length"),
+                            transfer_encoding: header("transfer-encoding"),
+                            body: Vec::new(),
+                        };
+                        let body = req.into_body().collect().await?.to_bytes();
+                        seen.body = body.to_vec();
+                        let reply = format!("ok {}", seen.path);
+                        if seen.path != "/healthz" {
+                            log.0.lock().unwrap().push(seen);
+                        }
+                        Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(reply))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, recorder)
+}
+
+/// A gateway whose blue and green both point at one recording upstream.
+async fn gateway(listener_extra: &str) -> (Gateway, Recorder) {
+    let (upstream, recorder) = recording_upstream().await;
+    let config = format!(
+        r#"listeners: [{{address: "{{proxy}}"{listener_extra}}}]
+admin: {{address: "{{admin}}"}}
+routes:
+  - name: web
+    blue: {{endpoints: ["{upstream}"]}}
+    green: {{endpoints: ["{upstream}"]}}
+    health_check: {{path: /healthz, interval: 200ms, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 2}}
+"#
+    );
+    let gw = tokio::task::spawn_blocking(move || Gateway::start(&config))
+        .await
+        .unwrap();
+    (gw, recorder)
+}
+
+/// Writes `bytes` on a fresh connection and reads until the gateway closes
+/// it (or `limit` passes); returns what came back and whether it closed.
+async fn exchange(proxy: SocketAddr, bytes: &[u8], limit: Duration) -> (String, bool) {
+    let mut stream = TcpStream::connect(proxy).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    read_until_closed(&mut stream, limit).await
+}
+
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into(), false),
+        }
+    }
+}
+
+fn status_of(response: &str) -> Option<u16> {
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn responses_in(text: &str) -> usize {
+    text.matches("HTTP/1.1 ").count()
+}
+
+/// The gateway answers a request it refuses itself, closes, and sends
+/// nothing upstream.
+async fn assert_refused(proxy: SocketAddr, recorder: &Recorder, what: &str, bytes: &[u8]) {
+    let before = recorder.seen();
+    let (response, closed) = exchange(proxy, bytes, Duration::from_secs(5)).await;
+    let status = status_of(&response);
+    assert!(
+        matches!(status, Some(400) | Some(431)),
+        "{what}: expected 400 (or 431), got {response:?}"
+    );
+    assert_eq!(responses_in(&response), 1, "{what}: {response:?}");
+    assert!(closed, "{what}: the connection stayed open");
+    assert_eq!(recorder.seen(), before, "{what}: reached upstream");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conflicting_content_lengths_are_refused() {
+    let (gw, recorder) = gateway("").await;
+    assert_refused(
+        gw.proxy,
+        &recorder,
+        "two different Content-Length headers",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    )
+    .await;
+    assert_refused(
+        gw.proxy,
+        &recorder,
+        "a Content-Length list that disagrees",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello!",
+    )
+    .await;
+    assert_refused(
+        gw.proxy,
+        &recorder,
+        "a Content-Length that is not a number",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn obfuscated_transfer_encodings_are_refused() {
+    let (gw, recorder) = gateway("").await;
+    for (what, bytes) in [
+        (
+            "an unknown coding",
+            &b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"[..],
+        ),
+        (
+            "chunked not last",
+            b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "a space before the colon",
+            b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "Transfer-Encoding on HTTP/1.0",
+            b"POST /a HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+    ] {
+        assert_refused(gw.proxy, &recorder, what, bytes).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_headers_are_refused() {
+    let (gw, recorder) = gateway("").await;
+    let mut request = b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 2 * 1024 * 1024));
+    request.extend_from_slice(b"\r\n\r\n");
+    let mut stream = TcpStream::connect(gw.proxy).await.unwrap();
+    // The gateway may answer and close before it has read everything.
+    let _ = stream.write_all(&request).await;
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        matches!(status_of(&response), Some(400) | Some(431)),
+        "{response:?}"
+    );
+    assert!(closed);
+    assert_eq!(recorder.seen(), []);
+}
+
+/// Content-Length and Transfer-Encoding together: chunked wins (RFC 9112
+/// 6.3), the Content-Length is not passed on, and the connection is closed
+/// after the response, so bytes hidden after the chunked body are never
+/// read as a second request.
+#[tokio::test(flavor = "multi_thread")]
+async fn content_length_with_transfer_encoding_cannot_smuggle() {
+    let (gw, recorder) = gateway("").await;
+    let (response, closed) = exchange(
+        gw.proxy,
+        b"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status_of(&response), Some(200), "{response:?}");
+    assert_eq!(responses_in(&response), 1, "{response:?}");
+    assert!(
+        closed,
+        "the connection stayed open after an ambiguous request"
+    );
+    let seen = recorder.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "/first");
+    assert_eq!(seen[0].body, b"abc");
+    assert_eq!(seen[0].content_length, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_chunk_framing_is_cut_off() {
+    let (gw, recorder) = gateway("").await;
+    let (response, closed) = exchange(
+        gw.proxy,
+        b"POST /chunks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(closed);
+    // Either refused outright or the upstream request was abandoned: no
+    // complete request with that body ever reached upstream.
+    assert!(
+        recorder.seen().iter().all(|s| s.body != b"abc"),
+        "{:?}",
+        recorder.seen()
+    );
+    if let Some(status) = status_of(&response) {
+        assert!(status >= 400, "{response:?}");
+    }
+}
+
+/// Header lines that end in a bare LF are read as lines, the same way on
+/// the way in and on the way upstream (the gateway re-writes the head
+/// with CRLF), so they cannot hide a header from one side.
+#[tokio::test(flavor = "multi_thread")]
+async fn bare_lf_line_endings_are_framed_consistently() {
+    let (gw, recorder) = gateway("").await;
+    let (response, _) = exchange(
+        gw.proxy,
+        b"POST /lf HTTP/1.1\nHost: x\nContent-Length: 3\nConnection: close\n\nabc",
+        Duration::from_secs(5),
+    )
+    .await;
+    let status = status_of(&response);
+    if status == Some(200) {
+        assert_eq!(responses_in(&response), 1);
+        let seen = recorder.seen();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(
+            (seen[0].path.as_str(), &seen[0].body[..]),
+            ("/lf", &b"abc"[..])
+        );
+    } else {
+        assert_eq!(status, Some(400), "{response:?}");
+        assert_eq!(recorder.seen(), []);
+    }
+    // A bare CR is never a line ending.
+    assert_refused(
+        gw.proxy,
+        &recorder,
+        "a bare CR",
+        b"GET /cr HTTP/1.1\r\nHost: x\rX-Hidden: 1\r\n\r\n",
+    )
+    .await;
+}
+
+/// Pipelined requests: whatever the gateway answers, it answers in order
+/// and once each, and upstream sees the same requests in the same order
+/// (pingora reads one request at a time and drops bytes pipelined after
+/// it; never a reordering or a replay).
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_are_never_reordered_or_replayed() {
+    let (gw, recorder) = gateway("").await;
+    let (response, _) = exchange(
+        gw.proxy,
+        b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz\
+          GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    let sent = ["/one", "/two", "/three"];
+    let answered: Vec<&str> = sent
+        .iter()
+        .copied()
+        .filter(|p| response.contains(&format!("ok {p}")))
+        .collect();
+    assert!(!answered.is_empty(), "{response:?}");
+    assert_eq!(answered, sent[..answered.len()], "{response:?}");
+    assert_eq!(responses_in(&response), answered.len(), "{response:?}");
+    let positions: Vec<_> = answered
+        .iter()
+        .map(|p| response.find(&format!("ok {p}")).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{response:?}");
+    let upstream: Vec<String> = recorder.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(
+        upstream, answered,
+        "upstream order differs from the answers"
+    );
+    if upstream.len() > 1 {
+        assert_eq!(recorder.seen()[1].body, b"xyz");
+    }
+}
