@@ -1,9 +1,10 @@
 //! The commands an operator runs from another terminal while (or after) a
 //! cutover runs: status, pause, promote, abort, emergency.
 
-use crate::engine::{event_name, Engine, EngineError, Outcome};
+use crate::engine::{Engine, EngineError};
 use crate::fleet::Fleet;
-use crate::journal::{self, ControlCommand, Event, Journal};
+use crate::journal::{self, event_name, ControlCommand, Event, Journal};
+use crate::outcome::Outcome;
 use crate::output::Output;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ pub async fn control(
         }
     }
     let mut journal = Journal::open(journal_path)?;
-    journal.append(&journal::actor(), Event::Control { command, reason })?;
+    journal.append(&crate::host::actor(), Event::Control { command, reason })?;
     Ok(Outcome::Signalled(format!(
         "{command:?} sent to the running cutover; it acts within one evaluation interval (`cutover status` shows it)"
     )))
@@ -62,7 +63,7 @@ pub async fn emergency(
             routes.insert(route.clone(), if to_green { 100.0 } else { 0.0 });
         }
     }
-    let actor = journal::actor();
+    let actor = crate::host::actor();
     let generations = fleet
         .apply(&routes, &actor, &format!("emergency: {reason}"), false)
         .await?;

@@ -3,8 +3,9 @@
 //! client load, and `deploy/examples/plan.yaml` run to 100% — or, with
 //! `--break-green`, rolled back by the gates. Ends with a summary table.
 
-use crate::engine::{Engine, Outcome};
+use crate::engine::Engine;
 use crate::journal::{self, Event};
+use crate::outcome::Outcome;
 use crate::output::Output;
 use crate::plan::Plan;
 use comfy_table::Table;
@@ -104,7 +105,7 @@ pub async fn run(break_green: Option<Breakage>, out: Output) -> anyhow::Result<u
     std::fs::write(
         &config,
         GATEWAY_CONFIG.replace(
-            "gateway-state.json",
+            "target/gateway-state.json",
             &work.join("state.json").display().to_string(),
         ),
     )?;

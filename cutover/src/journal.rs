@@ -4,6 +4,7 @@
 
 use crate::figures::Figures;
 use crate::gates::Verdict;
+use crate::host::now;
 use crate::plan::Plan;
 use crate::smoke::SmokeResult;
 use serde::{Deserialize, Serialize};
@@ -145,17 +146,6 @@ fn journal_error(path: &Path, message: impl std::fmt::Display) -> JournalError {
     }
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-pub fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
-
 impl Journal {
     /// Opens (creating) the journal for appending; reading starts at its end.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
@@ -260,16 +250,27 @@ pub fn plan_of(run: &[Record]) -> Option<&Plan> {
     }
 }
 
-/// `user@host`, plus the process id for a run's lock holder.
-pub fn actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{}", hostname())
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
+/// The event's name as `status` and messages show it.
+pub fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Started { .. } => "started",
+        Event::Preflight { .. } => "preflight",
+        Event::Smoke { .. } => "smoke",
+        Event::AwaitingApproval { .. } => "awaiting_approval",
+        Event::Applied { .. } => "applied",
+        Event::Converged { .. } => "converged",
+        Event::Gate { .. } => "gate",
+        Event::StepPassed { .. } => "step_passed",
+        Event::Paused { .. } => "paused",
+        Event::Resumed { .. } => "resumed",
+        Event::Promoted { .. } => "promoted",
+        Event::RolledBack { .. } => "rolled_back",
+        Event::Completed { .. } => "completed",
+        Event::Stopped { .. } => "stopped",
+        Event::LockTakenOver { .. } => "lock_taken_over",
+        Event::Control { .. } => "control",
+        Event::Emergency { .. } => "emergency",
+    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use cutover::commands::{self, EmergencyTarget};
-use cutover::engine::{Engine, EngineError, Outcome};
+use cutover::engine::{Engine, EngineError};
 use cutover::fleet::{read_token, FleetError};
 use cutover::journal::ControlCommand;
+use cutover::outcome::Outcome;
 use cutover::output::{Format, Output};
 use cutover::plan::Plan;
 use std::io::IsTerminal;

@@ -2,10 +2,10 @@
 //! while a step holds; for automation (`--output json`), every journal
 //! record as a JSON line on stdout.
 
-use crate::engine::Outcome;
 use crate::figures::{ColorFigures, Figures};
 use crate::gates::Verdict;
 use crate::journal::{Event, Record};
+use crate::outcome::Outcome;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
 

@@ -3,7 +3,9 @@
 //! remediation line. Exit 0 all pass, 1 any fail (or any warning with
 //! `--strict`), 2 input error.
 
+mod api_versions;
 mod checks;
+mod ownership;
 pub mod removals;
 pub mod sources;
 

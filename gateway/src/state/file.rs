@@ -49,6 +49,9 @@ impl FileStore {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
+        // A first save makes the state's directory (the example config keeps
+        // its state under `target/`, which a fresh work directory lacks).
+        fs::create_dir_all(dir).map_err(|e| unavailable("cannot create the directory of", e))?;
         let tmp = self.path.with_extension("tmp");
         let body = serde_json::to_vec_pretty(doc).expect("document serializes");
         let mut f =
@@ -73,7 +76,8 @@ mod tests {
     fn saves_and_loads_and_names_a_corrupt_file() {
         let dir = std::env::temp_dir().join(format!("gw-state-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        let store = FileStore::new(dir.join("state.json"));
+        // The state's own directory does not exist yet: the first save makes it.
+        let store = FileStore::new(dir.join("state").join("state.json"));
         assert!(store.load().unwrap().is_none());
         let mut doc = SplitDocument {
             generation: 7,

@@ -1,7 +1,7 @@
 //! Finding the gateway replicas through a headless Service: the ready
 //! addresses of its EndpointSlices, each with the admin port.
 
-use crate::fleet::FleetError;
+use super::FleetError;
 use crate::plan::KubernetesFleet;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;

@@ -5,6 +5,8 @@
 //! Replicas that share a Kubernetes store get one write and are all waited
 //! for; replicas with their own file stores get one write each.
 
+mod discovery;
+
 use crate::plan;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -75,9 +77,23 @@ pub struct LockState {
 impl LockState {
     /// Not expired, and its holder not provably gone from this host.
     pub fn is_live(&self) -> bool {
-        self.expires_at > crate::journal::unix_now()
-            && !crate::engine::holder_is_dead_here(&self.holder)
+        self.expires_at > crate::host::unix_now() && !holder_is_dead_here(&self.holder)
     }
+}
+
+/// A lock holder `user@host/pidN` whose process is gone from this host.
+pub fn holder_is_dead_here(holder: &str) -> bool {
+    let Some((who, pid)) = holder.rsplit_once("/pid") else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    let same_host = who
+        .rsplit_once('@')
+        .is_some_and(|(_, host)| host == crate::host::hostname());
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    same_host && unsafe { libc::kill(pid, 0) } != 0
 }
 
 impl GatewayState {
@@ -116,7 +132,7 @@ impl Fleet {
     pub async fn from_plan(fleet: &plan::Fleet) -> Result<Fleet, FleetError> {
         let token = read_token(&fleet.token_env, fleet.token_file.as_deref())?;
         let replicas = match &fleet.kubernetes {
-            Some(k) => crate::discovery::admin_urls(k).await?,
+            Some(k) => discovery::admin_urls(k).await?,
             None => fleet.admin_urls.clone(),
         };
         Ok(Fleet::new(replicas, token))

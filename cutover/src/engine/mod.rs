@@ -1,0 +1,373 @@
+//! The cutover engine: smoke checks, then for each step apply → converge →
+//! hold under gates; roll back at once when green is worse.
+//!
+//! Every transition is journaled (fsynced) right after it happens, and
+//! re-applying a step is a no-op on a fleet that already serves it, so a run
+//! killed at any point resumes from the journal without repeating or
+//! skipping a step. The gateways keep serving the last applied split while
+//! no engine runs.
+//!
+//! This file is the run loop, top to bottom: [`Engine::run`] → preflight →
+//! `execute` → `steps` (smoke → apply → converge → `hold` under gates →
+//! next step, or roll back). Around it: `control` (pause, resume, abort,
+//! promote, emergency and the lock), `resume` (picking a journaled run up
+//! again) and `rollback` (ending a run by moving the split at once).
+
+mod control;
+mod resume;
+mod rollback;
+
+pub use resume::live_run;
+
+use crate::figures::{Figures, GatewayScrapes, Prometheus, Source};
+use crate::fleet::{Fleet, FleetError};
+use crate::gates::{judge, Verdict};
+use crate::journal::{self, Event, Journal, JournalError};
+use crate::outcome::Outcome;
+use crate::output::Output;
+use crate::plan::{GateSource, InconclusiveAction, Plan};
+use crate::smoke::{self, SmokeTarget};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The request cannot be carried out as things are (exit 3).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Where a run picks up.
+struct Position {
+    step: usize,
+    /// The step's split may already be applied (a crash after the write).
+    applied: bool,
+}
+
+/// What holding a step came to.
+enum Held {
+    Passed,
+    Ended(Outcome),
+}
+
+pub struct Engine {
+    plan: Plan,
+    fleet: Fleet,
+    journal: Journal,
+    source: Source,
+    out: Output,
+    actor: String,
+    holder: String,
+    smoke_target: SmokeTarget,
+    last_lock_renewal: Instant,
+}
+
+impl Engine {
+    async fn new(plan: Plan, journal: Journal, out: Output) -> Result<Engine, EngineError> {
+        let fleet = Fleet::from_plan(&plan.fleet).await?;
+        let source = match plan.gates.source {
+            GateSource::Gateway => {
+                Source::Gateway(GatewayScrapes::new(plan.routes.clone(), plan.gates.window))
+            }
+            GateSource::Prometheus => Source::Prometheus(Prometheus::new(
+                plan.gates.prometheus_url.as_deref().unwrap_or_default(),
+                &plan.routes,
+                plan.gates.window,
+            )),
+        };
+        let pin_secret = match &plan.fleet.pin_secret_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| {
+                        EngineError::Refused(format!(
+                            "fleet.pin_secret_file: cannot read {}: {e}",
+                            p.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let smoke_target = SmokeTarget {
+            proxy_url: plan.fleet.proxy_url.clone(),
+            pin_header: plan.fleet.pin_header.clone(),
+            pin_secret,
+        };
+        let actor = crate::host::actor();
+        Ok(Engine {
+            holder: format!("{actor}/pid{}", std::process::id()),
+            actor,
+            plan,
+            fleet,
+            journal,
+            source,
+            out,
+            smoke_target,
+            last_lock_renewal: Instant::now(),
+        })
+    }
+
+    /// `cutover run`: a new run of `plan`.
+    pub async fn run(
+        plan: Plan,
+        plan_file: &Path,
+        journal_path: &Path,
+        out: Output,
+        take_over: bool,
+    ) -> Result<Outcome, EngineError> {
+        if journal_path.exists() {
+            let records = journal::read_all(journal_path)?;
+            if let Some(last) = journal::last_run(&records).last() {
+                if !last.event.ends_run() {
+                    return Err(EngineError::Refused(format!(
+                        "journal {} holds a cutover that has not ended (last: {} by {}); use `cutover resume` or `cutover abort`",
+                        journal_path.display(),
+                        journal::event_name(&last.event),
+                        last.actor
+                    )));
+                }
+            }
+        }
+        let journal = Journal::open(journal_path)?;
+        let mut engine = Engine::new(plan, journal, out).await?;
+        let previous = engine.acquire_lock(take_over).await?;
+        let plan = Box::new(engine.plan.clone());
+        engine.record(Event::Started {
+            plan_file: plan_file.display().to_string(),
+            plan,
+        })?;
+        if let Some(previous_holder) = previous {
+            engine.record(Event::LockTakenOver { previous_holder })?;
+        }
+        if let Some(outcome) = engine.preflight().await? {
+            engine.fleet.release_lock(&engine.holder).await;
+            engine.out.finish(&outcome);
+            return Ok(outcome);
+        }
+        engine
+            .execute(Position {
+                step: 0,
+                applied: false,
+            })
+            .await
+    }
+
+    async fn execute(&mut self, from: Position) -> Result<Outcome, EngineError> {
+        let outcome = self.steps(from).await;
+        self.fleet.release_lock(&self.holder).await;
+        let outcome = outcome?;
+        self.out.finish(&outcome);
+        Ok(outcome)
+    }
+
+    async fn steps(&mut self, from: Position) -> Result<Outcome, EngineError> {
+        for step in from.step..self.plan.steps.len() {
+            let resumed_applied = from.applied && step == from.step;
+            if !resumed_applied {
+                if self.plan.steps[step].approval {
+                    self.record(Event::AwaitingApproval { step })?;
+                    if let Some(outcome) = self.paused(step).await? {
+                        return Ok(outcome);
+                    }
+                }
+                if !self.smoke(step).await? {
+                    return Ok(self
+                        .roll_back(step, "smoke checks failed on green".into(), None)
+                        .await);
+                }
+            }
+            let split = self.plan.split_of(step);
+            match self.apply(split, &format!("step {}", step + 1)).await {
+                Ok(generations) => {
+                    failpoint("after-apply", step);
+                    self.record(Event::Applied {
+                        step,
+                        green_percent: split,
+                        generations: generations.clone(),
+                    })?;
+                    if let Err(e) = self
+                        .fleet
+                        .wait_converged(&generations, self.plan.convergence_timeout)
+                        .await
+                    {
+                        return Ok(self.roll_back(step, e.to_string(), None).await);
+                    }
+                    self.record(Event::Converged { step })?;
+                }
+                Err(e @ FleetError::Conflict { .. }) => return self.stop(step, e.to_string()),
+                Err(e) => return Ok(self.roll_back(step, e.to_string(), None).await),
+            }
+            match self.hold(step).await? {
+                Held::Passed => {}
+                Held::Ended(outcome) => return Ok(outcome),
+            }
+        }
+        let last = self.plan.split_of(self.plan.steps.len() - 1);
+        self.record(Event::Completed {
+            green_percent: last,
+        })?;
+        Ok(Outcome::Completed)
+    }
+
+    /// Watches the gates until the hold is over with a pass.
+    async fn hold(&mut self, step: usize) -> Result<Held, EngineError> {
+        let gates = self.plan.gates.clone();
+        let hold = self.plan.steps[step].hold;
+        let split = self.plan.split_of(step);
+        self.source.reset();
+        let _ = self.source.figures(&self.fleet).await; // the step's baseline
+        let started = Instant::now();
+        let (mut failures, mut inconclusive) = (0u32, 0u32);
+        loop {
+            if let Some(outcome) = self.wait_interval(step).await? {
+                return Ok(Held::Ended(outcome));
+            }
+            let (verdict, figures) = match self.source.figures(&self.fleet).await {
+                Ok(f) => (judge(&gates, &f), f),
+                Err(e) => (
+                    Verdict::Inconclusive(format!("no figures: {e}")),
+                    Figures::default(),
+                ),
+            };
+            self.out.progress(
+                step,
+                self.plan.steps.len(),
+                split,
+                started.elapsed(),
+                hold,
+                &figures,
+                &verdict,
+            );
+            self.record(Event::Gate {
+                step,
+                green_percent: split,
+                verdict: verdict.clone(),
+                figures: figures.clone(),
+            })?;
+            match verdict {
+                Verdict::Fail(reason) => {
+                    inconclusive = 0;
+                    failures += 1;
+                    if failures >= gates.failure_limit {
+                        let reason = format!("gate failed {failures} time(s) in a row: {reason}");
+                        return Ok(Held::Ended(
+                            self.roll_back(step, reason, Some(figures)).await,
+                        ));
+                    }
+                }
+                Verdict::Inconclusive(reason) => {
+                    failures = 0;
+                    inconclusive += 1;
+                    if gates.inconclusive_limit > 0 && inconclusive >= gates.inconclusive_limit {
+                        inconclusive = 0;
+                        let reason = format!(
+                            "inconclusive {} time(s) in a row: {reason}",
+                            gates.inconclusive_limit
+                        );
+                        match gates.on_inconclusive_limit {
+                            InconclusiveAction::Fail => {
+                                return Ok(Held::Ended(
+                                    self.roll_back(step, reason, Some(figures)).await,
+                                ))
+                            }
+                            InconclusiveAction::Pause => {
+                                self.record(Event::Paused { step, reason })?;
+                                if let Some(outcome) = self.paused(step).await? {
+                                    return Ok(Held::Ended(outcome));
+                                }
+                            }
+                        }
+                    }
+                }
+                Verdict::Pass => {
+                    failures = 0;
+                    inconclusive = 0;
+                    if started.elapsed() >= hold {
+                        self.record(Event::StepPassed {
+                            step,
+                            green_percent: split,
+                            figures,
+                        })?;
+                        return Ok(Held::Passed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plan's preflight phase; `Some` ends the run before any change.
+    async fn preflight(&mut self) -> Result<Option<Outcome>, EngineError> {
+        let Some(preflight) = self.plan.preflight.clone() else {
+            return Ok(None);
+        };
+        let report = crate::preflight::run(&preflight.args())
+            .await
+            .map_err(|e| EngineError::Refused(format!("preflight: {e}")))?;
+        let checks = serde_json::to_value(&report.checks).expect("json");
+        self.record(Event::Preflight {
+            passed: report.passed,
+            checks,
+        })?;
+        Ok((!report.passed).then(|| {
+            Outcome::RolledBack("preflight failed on green; nothing was changed (`cutover preflight` shows the details)".into())
+        }))
+    }
+
+    async fn smoke(&mut self, step: usize) -> Result<bool, EngineError> {
+        if self.plan.smoke.is_empty() {
+            return Ok(true);
+        }
+        let results = smoke::run_all(&self.smoke_target, &self.plan.smoke).await;
+        let passed = results.iter().all(|r| r.passed);
+        self.record(Event::Smoke {
+            step,
+            passed,
+            results,
+        })?;
+        Ok(passed)
+    }
+
+    async fn apply(
+        &self,
+        green_percent: f64,
+        reason: &str,
+    ) -> Result<Vec<(String, u64)>, FleetError> {
+        let splits: BTreeMap<String, f64> = self
+            .plan
+            .routes
+            .iter()
+            .map(|r| (r.clone(), green_percent))
+            .collect();
+        self.fleet.apply(&splits, &self.actor, reason, true).await
+    }
+
+    fn stop(&mut self, step: usize, reason: String) -> Result<Outcome, EngineError> {
+        self.record(Event::Stopped {
+            step,
+            reason: reason.clone(),
+        })?;
+        Ok(Outcome::Stopped(reason))
+    }
+
+    fn record(&mut self, event: Event) -> Result<(), EngineError> {
+        let record = self.journal.append(&self.actor, event)?;
+        self.out.record(&record);
+        Ok(())
+    }
+}
+
+/// Test failpoint: `CUTOVER_FAILPOINT=after-apply:<step>` kills the process
+/// right after the step's split was written and before it was journaled,
+/// the worst moment for a crash.
+fn failpoint(name: &str, step: usize) {
+    if std::env::var("CUTOVER_FAILPOINT").is_ok_and(|f| f == format!("{name}:{step}")) {
+        eprintln!("failpoint {name}:{step} reached: aborting");
+        std::process::abort();
+    }
+}

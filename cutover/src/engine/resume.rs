@@ -1,0 +1,116 @@
+//! Picking a run up again: `cutover resume` (tell a live run to go on, or
+//! continue a dead one from its journal), `cutover abort` of a dead run,
+//! and where a journaled run stands.
+
+use super::{Engine, EngineError, Position};
+use crate::journal::{self, ControlCommand, Event, Journal, Record};
+use crate::outcome::Outcome;
+use crate::output::Output;
+use crate::plan::Plan;
+use std::path::Path;
+
+impl Engine {
+    /// `cutover resume`: unpause a live run, or continue a dead one from
+    /// its journal.
+    pub async fn resume(
+        journal_path: &Path,
+        out: Output,
+        take_over: bool,
+    ) -> Result<Outcome, EngineError> {
+        let (plan, run) = live_run(journal_path, "resume")?;
+        let position = position_of(&run);
+        let mut journal = Journal::open(journal_path)?;
+        let mut engine = Engine::new(plan, Journal::open(journal_path)?, out).await?;
+        if let Some(lock) = engine.fleet.lock_holder().await {
+            if lock.holder != engine.holder && lock.is_live() {
+                // A live run holds the lock: tell it to go on.
+                let resume = Event::Control {
+                    command: ControlCommand::Resume,
+                    reason: None,
+                };
+                journal.append(&engine.actor, resume)?;
+                return Ok(Outcome::Signalled(format!(
+                    "the live run of {} was told to resume",
+                    lock.holder
+                )));
+            }
+        }
+        if let Some(previous_holder) = engine.acquire_lock(take_over).await? {
+            engine.record(Event::LockTakenOver { previous_holder })?;
+        }
+        engine.journal.new_records(); // the past is not a command
+        engine.out.note(&format!(
+            "resuming at step {} of {}",
+            position.step + 1,
+            engine.plan.steps.len()
+        ));
+        engine.execute(position).await
+    }
+
+    /// `cutover abort` with no live run: roll back from the journal.
+    pub async fn abort_dead_run(
+        journal_path: &Path,
+        out: Output,
+        reason: &str,
+    ) -> Result<Outcome, EngineError> {
+        let records = journal::read_all(journal_path)?;
+        let run = journal::last_run(&records);
+        let Some(plan) = journal::plan_of(run) else {
+            return Err(EngineError::Refused("no cutover to abort".into()));
+        };
+        let step = position_of(run).step;
+        let mut engine = Engine::new(plan.clone(), Journal::open(journal_path)?, out).await?;
+        engine
+            .fleet
+            .take_lock(&engine.holder, engine.plan.lock_ttl, true)
+            .await?;
+        engine.record(Event::Control {
+            command: ControlCommand::Abort,
+            reason: Some(reason.to_owned()),
+        })?;
+        Ok(engine
+            .roll_back(step, format!("aborted by {}: {reason}", engine.actor), None)
+            .await)
+    }
+}
+
+/// Where a run that died stands, from its journal: the first step whose
+/// gates have not passed, and whether its split was already written.
+pub(super) fn position_of(run: &[Record]) -> Position {
+    let mut passed: Option<usize> = None;
+    let mut applied: Option<usize> = None;
+    for r in run {
+        match r.event {
+            Event::StepPassed { step, .. } => passed = Some(step),
+            Event::Applied { step, .. } => applied = Some(step),
+            _ => {}
+        }
+    }
+    let next = passed.map_or(0, |s| s + 1);
+    Position {
+        step: next,
+        applied: applied == Some(next),
+    }
+}
+
+/// The plan and records of the journal's newest run, refused (naming what
+/// the operator wanted `to`) when there is none or it has ended.
+pub fn live_run(journal_path: &Path, to: &str) -> Result<(Plan, Vec<Record>), EngineError> {
+    let records = journal::read_all(journal_path)?;
+    let run = journal::last_run(&records).to_vec();
+    let Some(plan) = journal::plan_of(&run).cloned() else {
+        return Err(EngineError::Refused(format!(
+            "journal {} holds no cutover to {to}",
+            journal_path.display()
+        )));
+    };
+    if let Some(last) = run.last().filter(|r| r.event.ends_run()) {
+        return Err(EngineError::Refused(format!(
+            "the last cutover in {} has ended ({} at {}); nothing to {to}",
+            journal_path.display(),
+            journal::event_name(&last.event),
+            last.time
+        )));
+    }
+    Ok((plan, run))
+}

@@ -1,0 +1,116 @@
+//! Loading a plan file and validating it whole: every problem is reported
+//! at once, each naming its field.
+
+use super::*;
+
+/// Every problem in a plan file, each naming its field.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {} problem(s) in the plan:\n  - {}", file.display(), errors.len(), errors.join("\n  - "))]
+pub struct PlanErrors {
+    pub file: PathBuf,
+    pub errors: Vec<String>,
+}
+
+impl Plan {
+    pub fn load(path: &Path) -> Result<Plan, PlanErrors> {
+        let fail = |e: String| PlanErrors {
+            file: path.to_owned(),
+            errors: vec![e],
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let plan: Plan = serde_yaml_ng::from_str(&text).map_err(|e| fail(e.to_string()))?;
+        let errors = plan.validate();
+        if errors.is_empty() {
+            Ok(plan)
+        } else {
+            Err(PlanErrors {
+                file: path.to_owned(),
+                errors,
+            })
+        }
+    }
+
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let f = &self.fleet;
+        match (&f.admin_urls.is_empty(), &f.kubernetes) {
+            (true, None) => errors.push("fleet: set admin_urls or kubernetes".into()),
+            (false, Some(_)) => errors.push("fleet: set admin_urls or kubernetes, not both".into()),
+            _ => {}
+        }
+        for (i, url) in f.admin_urls.iter().enumerate() {
+            check_url(&format!("fleet.admin_urls[{i}]"), url, &mut errors);
+        }
+        check_url("fleet.proxy_url", &f.proxy_url, &mut errors);
+        if self.routes.is_empty() {
+            errors.push("routes: name at least one gateway route".into());
+        }
+        if self.steps.is_empty() {
+            errors.push("steps: at least one step is required".into());
+        }
+        let mut previous = 0.0;
+        for (i, step) in self.steps.iter().enumerate() {
+            let p = step.green_percent;
+            if !(p > 0.0 && p <= 100.0) || ((p * 100.0).round() - p * 100.0).abs() > 1e-6 {
+                errors.push(format!(
+                    "steps[{i}].green_percent: {p} must be above 0 and at most 100, in steps of 0.01"
+                ));
+            } else if p <= previous {
+                errors.push(format!(
+                    "steps[{i}].green_percent: {p} must be greater than the previous step's {previous}"
+                ));
+            }
+            previous = p;
+        }
+        let g = &self.gates;
+        if !(0.0..=1.0).contains(&g.success_rate) {
+            errors.push(format!(
+                "gates.success_rate: {} must be from 0 to 1",
+                g.success_rate
+            ));
+        }
+        if !(0.0..=1.0).contains(&g.max_error_rate_increase) {
+            errors.push(format!(
+                "gates.max_error_rate_increase: {} must be from 0 to 1",
+                g.max_error_rate_increase
+            ));
+        }
+        if g.interval.is_zero() || g.window < g.interval {
+            errors.push("gates: interval must be above 0 and window at least one interval".into());
+        }
+        if g.failure_limit == 0 {
+            errors.push("gates.failure_limit: must be at least 1".into());
+        }
+        match (&g.source, &g.prometheus_url) {
+            (GateSource::Prometheus, Some(url)) => {
+                check_url("gates.prometheus_url", url, &mut errors)
+            }
+            (GateSource::Prometheus, None) => {
+                errors.push("gates.prometheus_url: required with source: prometheus".into())
+            }
+            (GateSource::Gateway, _) => {}
+        }
+        for (i, s) in self.smoke.iter().enumerate() {
+            if !s.path.starts_with('/') {
+                errors.push(format!("smoke[{i}].path: {:?} must start with '/'", s.path));
+            }
+            if reqwest::Method::from_bytes(s.method.as_bytes()).is_err() {
+                errors.push(format!(
+                    "smoke[{i}].method: {:?} is not an HTTP method",
+                    s.method
+                ));
+            }
+        }
+        if self.lock_ttl < Duration::from_secs(2) {
+            errors.push("lock_ttl: must be at least 2s".into());
+        }
+        errors
+    }
+}
+
+fn check_url(field: &str, url: &str, errors: &mut Vec<String>) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        _ => errors.push(format!("{field}: {url:?} is not an http(s) URL")),
+    }
+}
