@@ -3,7 +3,7 @@
 
 use crate::engine::{Engine, EngineError};
 use crate::fleet::Fleet;
-use crate::journal::{self, event_name, ControlCommand, Event, Journal};
+use crate::journal::{self, ControlCommand, Event, Journal};
 use crate::outcome::Outcome;
 use crate::output::Output;
 use serde_json::json;
@@ -147,7 +147,7 @@ pub fn status(journal_path: &Path, out: &Output) -> Result<serde_json::Value, En
         "step": step + 1,
         "green_percent": green_percent,
         "steps_passed": passed,
-        "last_event": {"event": event_name(&last.event), "time": last.time, "actor": last.actor, "record": last},
+        "last_event": {"event": last.event.name(), "time": last.time, "actor": last.actor, "record": last},
         "last_gate": last_gate,
     });
     if out.is_json() {
@@ -162,7 +162,7 @@ pub fn status(journal_path: &Path, out: &Output) -> Result<serde_json::Value, En
         println!("steps passed: {passed:?}");
         println!(
             "last event: {} at {} by {}",
-            event_name(&last.event),
+            last.event.name(),
             last.time,
             last.actor
         );

@@ -123,6 +123,29 @@ impl Event {
                 | Event::Preflight { passed: false, .. }
         )
     }
+
+    /// The event's name as `status` and messages show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Started { .. } => "started",
+            Event::Preflight { .. } => "preflight",
+            Event::Smoke { .. } => "smoke",
+            Event::AwaitingApproval { .. } => "awaiting_approval",
+            Event::Applied { .. } => "applied",
+            Event::Converged { .. } => "converged",
+            Event::Gate { .. } => "gate",
+            Event::StepPassed { .. } => "step_passed",
+            Event::Paused { .. } => "paused",
+            Event::Resumed { .. } => "resumed",
+            Event::Promoted { .. } => "promoted",
+            Event::RolledBack { .. } => "rolled_back",
+            Event::Completed { .. } => "completed",
+            Event::Stopped { .. } => "stopped",
+            Event::LockTakenOver { .. } => "lock_taken_over",
+            Event::Control { .. } => "control",
+            Event::Emergency { .. } => "emergency",
+        }
+    }
 }
 
 pub struct Journal {
@@ -247,29 +270,6 @@ pub fn plan_of(run: &[Record]) -> Option<&Plan> {
             ..
         }) => Some(plan.as_ref()),
         _ => None,
-    }
-}
-
-/// The event's name as `status` and messages show it.
-pub fn event_name(event: &Event) -> &'static str {
-    match event {
-        Event::Started { .. } => "started",
-        Event::Preflight { .. } => "preflight",
-        Event::Smoke { .. } => "smoke",
-        Event::AwaitingApproval { .. } => "awaiting_approval",
-        Event::Applied { .. } => "applied",
-        Event::Converged { .. } => "converged",
-        Event::Gate { .. } => "gate",
-        Event::StepPassed { .. } => "step_passed",
-        Event::Paused { .. } => "paused",
-        Event::Resumed { .. } => "resumed",
-        Event::Promoted { .. } => "promoted",
-        Event::RolledBack { .. } => "rolled_back",
-        Event::Completed { .. } => "completed",
-        Event::Stopped { .. } => "stopped",
-        Event::LockTakenOver { .. } => "lock_taken_over",
-        Event::Control { .. } => "control",
-        Event::Emergency { .. } => "emergency",
     }
 }
 

@@ -198,16 +198,13 @@ pub struct UpstreamTls {
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StickinessConfig {
     /// Cookie whose value identifies a client (e.g. a session cookie).
-    #[serde(default)]
     pub cookie: Option<String>,
     /// Header whose value identifies a client (e.g. `x-user-id`).
-    #[serde(default)]
     pub header: Option<String>,
     /// Cookie the gateway issues to clients that bring no key.
-    #[serde(default = "default_issued_cookie")]
     pub issued_cookie: String,
 }
 
@@ -294,20 +291,17 @@ fn default_pin_secret_header() -> String {
 fn default_path_prefix() -> String {
     "/".into()
 }
-/// A route without `stickiness:` still issues the named cookie (a derived
-/// `Default` would leave its name empty and send `Set-Cookie: =…`).
+/// One default for a missing `stickiness:` and for its missing fields (a
+/// derived `Default` would leave the issued cookie's name empty and send
+/// `Set-Cookie: =…`).
 impl Default for StickinessConfig {
     fn default() -> Self {
         StickinessConfig {
             cookie: None,
             header: None,
-            issued_cookie: default_issued_cookie(),
+            issued_cookie: "cutover_client".into(),
         }
     }
-}
-
-fn default_issued_cookie() -> String {
-    "cutover_client".into()
 }
 fn default_health_path() -> String {
     "/healthz".into()

@@ -128,7 +128,7 @@ impl Engine {
                     return Err(EngineError::Refused(format!(
                         "journal {} holds a cutover that has not ended (last: {} by {}); use `cutover resume` or `cutover abort`",
                         journal_path.display(),
-                        journal::event_name(&last.event),
+                        last.event.name(),
                         last.actor
                     )));
                 }

@@ -108,7 +108,7 @@ pub fn live_run(journal_path: &Path, to: &str) -> Result<(Plan, Vec<Record>), En
         return Err(EngineError::Refused(format!(
             "the last cutover in {} has ended ({} at {}); nothing to {to}",
             journal_path.display(),
-            journal::event_name(&last.event),
+            last.event.name(),
             last.time
         )));
     }

@@ -11,7 +11,7 @@ pub use validate::PlanErrors;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -1,7 +1,9 @@
 //! Loading a plan file and validating it whole: every problem is reported
 //! at once, each naming its field.
 
-use super::*;
+use super::{GateSource, Plan};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Every problem in a plan file, each naming its field.
 #[derive(Debug, thiserror::Error)]
