@@ -30,6 +30,10 @@ pub struct Config {
     /// Worker threads of the proxy service.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// How long clients may take: to send a request head, and to idle
+    /// between requests on a keep-alive connection.
+    #[serde(default)]
+    pub client_timeouts: ClientTimeoutConfig,
     /// How long a SIGTERM waits for in-flight requests before exiting.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -45,12 +49,6 @@ pub struct ListenerConfig {
     /// Serve TLS (HTTP/1.1 and HTTP/2 via ALPN) with these files.
     #[serde(default)]
     pub tls: Option<ListenerTls>,
-    /// Per-connection read buffer, in front of the buffer each request is
-    /// parsed from. 0 (no extra buffer) keeps idle keep-alive connections
-    /// cheapest and costs no extra reads (pingora's default is 64 KiB each);
-    /// TLS reads whole 16 KiB records, so TLS listeners use at least that.
-    #[serde(default = "default_read_buffer")]
-    pub read_buffer_bytes: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -246,6 +244,28 @@ pub struct TimeoutConfig {
     pub read: Duration,
 }
 
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTimeoutConfig {
+    /// Longest time from a request's first byte to the end of its head;
+    /// a head that never ends is answered 408 and closed.
+    #[serde(default = "default_header_timeout", with = "humantime_serde")]
+    pub header: Duration,
+    /// Longest idle time between requests on a keep-alive connection
+    /// (and between reads of a request body).
+    #[serde(default = "default_keepalive_timeout", with = "humantime_serde")]
+    pub keepalive: Duration,
+}
+
+impl Default for ClientTimeoutConfig {
+    fn default() -> Self {
+        ClientTimeoutConfig {
+            header: default_header_timeout(),
+            keepalive: default_keepalive_timeout(),
+        }
+    }
+}
+
 impl Default for TimeoutConfig {
     fn default() -> Self {
         TimeoutConfig {
@@ -267,9 +287,6 @@ impl Default for HealthCheckConfig {
     }
 }
 
-fn default_read_buffer() -> usize {
-    0
-}
 fn yes() -> bool {
     true
 }
@@ -320,6 +337,12 @@ fn default_connect_timeout() -> Duration {
 }
 fn default_read_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_keepalive_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// Every problem found in a config file, each naming its field.
@@ -392,6 +415,13 @@ impl Config {
         }
         if self.threads == 0 {
             errors.push("threads: must be at least 1".into());
+        }
+        let client = &self.client_timeouts;
+        if client.header.is_zero() || client.keepalive.is_zero() {
+            errors.push(
+                "client_timeouts: header and keepalive must be longer than 0 (e.g. 10s, 60s)"
+                    .into(),
+            );
         }
         for (i, range) in self.pin.trusted_sources.iter().enumerate() {
             if range.parse::<IpNetwork>().is_err() {

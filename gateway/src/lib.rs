@@ -6,10 +6,12 @@
 //! state goes through [`control::Gateway`].
 
 pub mod admin;
+pub mod choose;
 pub mod config;
 pub mod control;
 pub mod follow;
 pub mod health;
+pub mod http1;
 pub mod metrics;
 pub mod pin;
 pub mod proxy;

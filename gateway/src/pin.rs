@@ -6,6 +6,7 @@
 //! split as if it carried no pin). Both headers are always stripped before the
 //! request goes upstream, so applications never see them.
 
+use crate::choose::Headers;
 use crate::config::PinConfig;
 use crate::split::Color;
 use ipnetwork::IpNetwork;
@@ -50,11 +51,15 @@ impl PinPolicy {
     }
 
     /// The colour a request is pinned to, if its pin is to be honoured.
-    pub fn pinned_color(&self, req: &RequestHeader, client: Option<IpAddr>) -> Option<Color> {
-        let color = Color::parse(req.headers.get(&self.header)?.as_bytes())?;
+    pub fn pinned_color(
+        &self,
+        headers: &(impl Headers + ?Sized),
+        client: Option<IpAddr>,
+    ) -> Option<Color> {
+        let color = Color::parse(headers.get(self.header.as_str())?)?;
         let trusted_source = client.is_some_and(|ip| self.trusted.iter().any(|n| n.contains(ip)));
-        let has_secret = match (&self.secret, req.headers.get(&self.secret_header)) {
-            (Some(secret), Some(given)) => bool::from(secret.as_bytes().ct_eq(given.as_bytes())),
+        let has_secret = match (&self.secret, headers.get(self.secret_header.as_str())) {
+            (Some(secret), Some(given)) => bool::from(secret.as_bytes().ct_eq(given)),
             _ => false,
         };
         (trusted_source || has_secret).then_some(color)
@@ -64,5 +69,11 @@ impl PinPolicy {
     pub fn strip(&self, req: &mut RequestHeader) {
         req.remove_header(&self.header);
         req.remove_header(&self.secret_header);
+    }
+
+    /// Whether a header is one of the pin headers, which never go upstream.
+    pub fn is_pin_header(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case(self.header.as_str())
+            || name.eq_ignore_ascii_case(self.secret_header.as_str())
     }
 }

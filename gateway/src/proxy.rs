@@ -1,4 +1,6 @@
-//! The data plane: pingora's `ProxyHttp` callbacks for one request.
+//! The HTTP/2 request path: pingora-proxy's `ProxyHttp` callbacks, for
+//! clients that negotiate h2 on a TLS listener. (HTTP/1 takes the lean path
+//! in [`crate::http1`]; both share the decisions in [`crate::choose`].)
 //!
 //! request_filter   picks the route and the colour (pin, else the split)
 //! upstream_peer    picks a healthy endpoint of that colour, failing over
@@ -8,9 +10,9 @@
 //! response_filter  issues the stickiness cookie to clients without a key
 //! logging          records the metrics
 
+use crate::choose::{choose, strip_port, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
 use crate::routing::{RouteEntry, Snapshot};
-use crate::split::{bucket_of, Color};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use http::HeaderValue;
@@ -38,21 +40,24 @@ pub struct RequestCtx {
     started: Instant,
     /// The routing version this request uses from start to end.
     snapshot: Option<Arc<Snapshot>>,
-    route: Option<usize>,
-    /// The colour that serves (or will serve) the request.
-    color: Color,
-    pinned: bool,
-    failed_over: bool,
-    /// Endpoints that failed to connect for this request.
-    tried: Vec<SocketAddr>,
+    choice: Option<Choice>,
+    attempts: Option<Attempts>,
+    /// The endpoint being tried.
     current: Option<SocketAddr>,
-    /// A new client key to hand out in a cookie with the response.
-    issued_key: Option<String>,
 }
 
 impl RequestCtx {
     fn entry(&self) -> Option<&RouteEntry> {
-        Some(&self.snapshot.as_ref()?.routes[self.route?])
+        Some(&self.snapshot.as_ref()?.routes[self.choice.as_ref()?.route])
+    }
+
+    /// The colour serving the request now (it changes on failover).
+    fn color(&self) -> crate::split::Color {
+        match (&self.attempts, &self.choice) {
+            (Some(a), _) => a.color,
+            (None, Some(c)) => c.color,
+            (None, None) => crate::split::Color::Blue,
+        }
     }
 }
 
@@ -73,24 +78,11 @@ fn request_host(req: &RequestHeader) -> &str {
     strip_port(host)
 }
 
-/// `example.com:8080` → `example.com`, `[::1]:80` → `::1`.
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
-    }
-}
-
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// `prior, ip` (or `ip`), built in one buffer: this runs for every request.
-fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
+pub(crate) fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
     use std::fmt::Write;
     let mut value = BytesMut::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
     if let Some(prior) = prior {
@@ -99,18 +91,6 @@ fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
     }
     write!(value, "{ip}").expect("BytesMut grows as needed");
     HeaderValue::from_maybe_shared(value.freeze()).expect("header bytes and an IP address")
-}
-
-fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
-    req.headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value_raw().unwrap_or(""))
-        .filter(|v| !v.is_empty())
 }
 
 #[async_trait]
@@ -122,13 +102,9 @@ impl ProxyHttp for Proxy {
             _in_flight: self.gateway.request_started(),
             started: Instant::now(),
             snapshot: None,
-            route: None,
-            color: Color::Blue,
-            pinned: false,
-            failed_over: false,
-            tried: Vec::new(),
+            choice: None,
+            attempts: None,
             current: None,
-            issued_key: None,
         }
     }
 
@@ -140,43 +116,19 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.gateway.snapshot();
         let req = session.req_header();
-        let Some(index) = snapshot.find(request_host(req), req.uri.path()) else {
+        let client = client_ip(session);
+        let Some(choice) = choose(
+            &snapshot,
+            request_host(req),
+            req.uri.path(),
+            client,
+            &req.headers,
+        ) else {
             session.respond_error(404).await?;
             return Ok(true);
         };
-        let entry = &snapshot.routes[index];
-        if let Some(color) = snapshot.pin.pinned_color(req, client_ip(session)) {
-            ctx.color = color;
-            ctx.pinned = true;
-        } else {
-            let sticky = &entry.def.stickiness;
-            let key = sticky
-                .cookie
-                .as_deref()
-                .and_then(|c| cookie_value(req, c))
-                .or_else(|| {
-                    sticky
-                        .header
-                        .as_deref()
-                        .and_then(|h| req.headers.get(h)?.to_str().ok())
-                })
-                .or_else(|| cookie_value(req, &sticky.issued_cookie));
-            let bucket = match key {
-                Some(key) => bucket_of(key.as_bytes()),
-                None => {
-                    let fresh = format!("{:032x}", rand::random::<u128>());
-                    let bucket = bucket_of(fresh.as_bytes());
-                    ctx.issued_key = Some(fresh);
-                    bucket
-                }
-            };
-            ctx.color = if entry.green_percent.sends_to_green(bucket) {
-                Color::Green
-            } else {
-                Color::Blue
-            };
-        }
-        ctx.route = Some(index);
+        ctx.attempts = Some(Attempts::new(&choice));
+        ctx.choice = Some(choice);
         ctx.snapshot = Some(snapshot);
         Ok(false)
     }
@@ -187,33 +139,20 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let def = ctx.entry().expect("routed in request_filter").def.clone();
-        loop {
-            let group = def.group(ctx.color);
-            if let Some(endpoint) = group.pick(&ctx.tried) {
+        let attempts = ctx.attempts.as_mut().expect("routed in request_filter");
+        match attempts.next(&def, &self.gateway.metrics) {
+            Ok(endpoint) => {
                 ctx.current = Some(endpoint.addr);
-                return Ok(Box::new(endpoint.peer.clone()));
+                Ok(Box::new(endpoint.peer.clone()))
             }
-            // Nothing left in this colour. Pinned requests test one colour
-            // on purpose and never fail over.
-            if ctx.pinned || ctx.failed_over || def.failover == crate::config::FailoverPolicy::None
-            {
-                return Error::e_explain(
-                    HTTPStatus(503),
-                    format!(
-                        "route {}: no healthy {} endpoint",
-                        def.name,
-                        ctx.color.as_str()
-                    ),
-                );
-            }
-            let from = ctx.color;
-            ctx.color = from.other();
-            ctx.failed_over = true;
-            self.gateway
-                .metrics
-                .failover_requests
-                .with_label_values(&[&def.name, from.as_str(), ctx.color.as_str()])
-                .inc();
+            Err(none) => Error::e_explain(
+                HTTPStatus(503),
+                format!(
+                    "route {}: no healthy {} endpoint",
+                    def.name,
+                    none.color.as_str()
+                ),
+            ),
         }
     }
 
@@ -228,9 +167,11 @@ impl ProxyHttp for Proxy {
             self.gateway
                 .metrics
                 .upstream_errors
-                .with_label_values(&[&entry.def.name, ctx.color.as_str(), "connect"])
+                .with_label_values(&[&entry.def.name, ctx.color().as_str(), "connect"])
                 .inc();
-            ctx.tried.push(addr);
+            if let Some(attempts) = ctx.attempts.as_mut() {
+                attempts.failed(addr);
+            }
         }
         // Nothing was sent, so any request may go to another endpoint.
         e.set_retry(true);
@@ -249,7 +190,7 @@ impl ProxyHttp for Proxy {
             self.gateway
                 .metrics
                 .upstream_errors
-                .with_label_values(&[&entry.def.name, ctx.color.as_str(), "proxy"])
+                .with_label_values(&[&entry.def.name, ctx.color().as_str(), "proxy"])
                 .inc();
         }
         // pingora's policy: never retry a non-idempotent request once sent,
@@ -273,7 +214,7 @@ impl ProxyHttp for Proxy {
         let snapshot = ctx.snapshot.as_ref().expect("routed");
         snapshot.pin.strip(upstream);
         let entry = ctx.entry().expect("routed");
-        let group = entry.def.group(ctx.color);
+        let group = entry.def.group(ctx.color());
         if let Some(host) = &group.spec().group.host_rewrite {
             upstream.insert_header(http::header::HOST, host)?;
         } else if upstream.headers.get(http::header::HOST).is_none() {
@@ -299,7 +240,8 @@ impl ProxyHttp for Proxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(key), Some(entry)) = (&ctx.issued_key, ctx.entry()) {
+        let key = ctx.choice.as_ref().and_then(|c| c.issued_key.as_ref());
+        if let (Some(key), Some(entry)) = (key, ctx.entry()) {
             let cookie = format!(
                 "{}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax",
                 entry.def.stickiness.issued_cookie
@@ -322,9 +264,10 @@ impl ProxyHttp for Proxy {
                 None => http::StatusCode::from_u16(499).expect("valid code"),
             },
         };
+        let pinned = ctx.choice.as_ref().is_some_and(|c| c.pinned);
         entry.def.metrics.record(
-            ctx.color,
-            ctx.pinned,
+            ctx.color(),
+            pinned,
             status,
             ctx.started.elapsed().as_secs_f64(),
         );
@@ -333,19 +276,6 @@ impl ProxyHttp for Proxy {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn ports_are_stripped_from_hosts() {
-        for (given, host) in [
-            ("example.com", "example.com"),
-            ("example.com:8080", "example.com"),
-            ("[::1]:80", "::1"),
-            ("::1", "::1"),
-            ("10.0.0.1:443", "10.0.0.1"),
-        ] {
-            assert_eq!(super::strip_port(given), host);
-        }
-    }
-
     #[test]
     fn forwarded_for_appends_the_client() {
         let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();

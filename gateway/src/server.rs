@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::control::Gateway;
 use crate::follow::FollowStore;
 use crate::health::HealthChecks;
+use crate::http1::Http1App;
 use crate::proxy::Proxy;
 use crate::signals::ReloadOnHangup;
 use pingora::listeners::tls::TlsSettings;
@@ -36,17 +37,17 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(gateway.clone()),
-        "proxy",
-    );
+    // HTTP/1 takes the gateway's own lean path; pingora-proxy serves
+    // clients that negotiate HTTP/2.
+    let h2 = pingora::proxy::http_proxy(&server.configuration, Proxy::new(gateway.clone()));
+    let app = Http1App::new(gateway.clone(), h2, config.client_timeouts);
+    let mut proxy = Service::new("proxy".to_owned(), app);
     for listener in &config.listeners {
         let endpoint = ListenerConfig::tcp(listener.address.as_str());
         match &listener.tls {
-            None => proxy.add_listener(
-                endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes)),
-            ),
+            // No L4 buffers: the request path reads into buffers of its own,
+            // taken only while a request is being read.
+            None => proxy.add_listener(endpoint.l4_buffer(L4BufferSettings::unbuffered())),
             Some(tls) => {
                 let mut settings = TlsSettings::intermediate(
                     &tls.cert_file.to_string_lossy(),
@@ -56,8 +57,8 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
                     anyhow::anyhow!("listener {}: TLS certificate or key: {e}", listener.address)
                 })?;
                 settings.enable_h2();
-                let buffer =
-                    L4BufferSettings::default().read(listener.read_buffer_bytes.max(16 * 1024));
+                // TLS reads whole records (up to 16 KiB): buffer below it.
+                let buffer = L4BufferSettings::default().read(16 * 1024);
                 proxy.add_listener(endpoint.tls(settings).l4_buffer(buffer));
             }
         }

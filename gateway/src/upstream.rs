@@ -13,6 +13,7 @@ use pingora::lb::{Backend, LoadBalancer};
 use pingora::prelude::HttpPeer;
 use pingora::protocols::ALPN;
 use pingora::tls::x509::X509;
+use pingora::upstreams::peer::Peer;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -50,6 +51,9 @@ pub struct Endpoint {
     backend: Backend,
     /// How the proxy reaches it.
     pub peer: HttpPeer,
+    /// Which idle connections can serve it: pingora's reuse hash of `peer`
+    /// (address, TLS settings), computed once.
+    pub pool_key: u64,
 }
 
 impl UpstreamGroup {
@@ -93,6 +97,7 @@ impl UpstreamGroup {
                 addr,
                 name,
                 backend,
+                pool_key: peer.reuse_hash(),
                 peer,
             });
         }

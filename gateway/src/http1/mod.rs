@@ -1,0 +1,23 @@
+//! The lean HTTP/1 request path, on pingora-core's server, listeners, TLS
+//! and connectors: a request is read and checked by httparse, routed by
+//! [`crate::choose`], and relayed to one upstream endpoint over a pooled
+//! keep-alive connection, with no per-request task, channel or header map.
+//!
+//! app        the pingora app: a client connection's loop (HTTP/2 goes to
+//!            pingora-proxy)
+//! exchange   one request to the end of its response, with retries
+//! request    the client's head: framing checks, routing, the upstream head
+//! response   the upstream's head: framing, the client's head
+//! framing    where a body ends (Content-Length, chunked, close)
+//! buffer     bytes read and not used yet, freed while idle
+//! pool       idle upstream connections, per worker thread
+
+mod app;
+mod buffer;
+mod exchange;
+mod framing;
+mod pool;
+mod request;
+mod response;
+
+pub use app::Http1App;

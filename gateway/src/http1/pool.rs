@@ -1,0 +1,74 @@
+//! Idle upstream connections kept for reuse, one pool per worker thread.
+//!
+//! Each worker is a single-threaded runtime (`work_stealing: false`), so a
+//! thread-local pool needs no lock, and returning a connection spawns
+//! nothing: instead of a task watching every idle connection (pingora's
+//! pool), a connection is checked when it is taken, and dropped if the
+//! upstream closed it, sent bytes nobody asked for, or it idled too long.
+
+use pingora::protocols::Stream;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, ReadBuf};
+
+/// Longest an upstream connection waits in the pool (pingora's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most idle connections kept per endpoint and worker (nginx's `keepalive`
+/// is per worker too).
+const MAX_IDLE_PER_ENDPOINT: usize = 128;
+
+struct Idle {
+    stream: Stream,
+    since: Instant,
+}
+
+thread_local! {
+    static POOL: RefCell<HashMap<u64, Vec<Idle>>> = RefCell::new(HashMap::new());
+}
+
+/// The most recently used live connection to the endpoint `key`, if any.
+pub fn take(key: u64) -> Option<Stream> {
+    POOL.with_borrow_mut(|pool| {
+        let idle = pool.get_mut(&key)?;
+        while let Some(mut entry) = idle.pop() {
+            if entry.since.elapsed() < IDLE_TIMEOUT && still_open(&mut entry.stream) {
+                return Some(entry.stream);
+            }
+        }
+        None
+    })
+}
+
+/// Keeps a connection whose last response ended cleanly.
+pub fn put(key: u64, stream: Stream) {
+    POOL.with_borrow_mut(|pool| {
+        let idle = pool.entry(key).or_default();
+        // Oldest first: drop the ones that idled too long.
+        let expired = idle
+            .iter()
+            .take_while(|e| e.since.elapsed() >= IDLE_TIMEOUT)
+            .count();
+        idle.drain(..expired);
+        if idle.len() >= MAX_IDLE_PER_ENDPOINT {
+            idle.remove(0);
+        }
+        idle.push(Idle {
+            stream,
+            since: Instant::now(),
+        });
+    });
+}
+
+/// An idle connection must have nothing to read: readable means the
+/// upstream closed it or sent bytes outside any response. (tokio answers
+/// from the readiness it already has, so this costs no syscall while the
+/// socket is quiet.)
+fn still_open(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    matches!(Pin::new(stream).poll_read(&mut cx, &mut buf), Poll::Pending)
+}

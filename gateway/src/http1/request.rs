@@ -1,0 +1,391 @@
+//! A client's request head: parsed once with httparse, checked for framing
+//! that two parsers could read differently, routed, and rewritten into the
+//! head that goes upstream.
+
+use super::framing::{Chunk, Framing};
+use crate::choose::{choose, strip_port, Choice};
+use crate::routing::Snapshot;
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::ops::Range;
+
+/// Largest request head (nginx allows 4 × 8 KiB by default).
+pub const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+
+/// A request head that cannot be served; the connection closes after the
+/// answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400, with what was wrong (logged at debug level).
+    BadRequest(&'static str),
+    /// 431: more than [`MAX_HEAD`] bytes or [`MAX_HEADERS`] fields.
+    TooLarge,
+}
+
+/// What the connection knows about its client.
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub tls: bool,
+}
+
+/// A parsed, routed request head.
+pub struct Request {
+    /// Bytes of the head in the buffer it was parsed from.
+    pub head_len: usize,
+    pub http10: bool,
+    pub is_head: bool,
+    pub idempotent: bool,
+    /// The client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    pub framing: Framing,
+    /// A WebSocket (or other) upgrade was asked for.
+    pub upgrade: bool,
+    /// The client waits for `100 Continue` before it sends the body; the
+    /// gateway answers that itself (as nginx does), so upstream never sees
+    /// the expectation.
+    pub expects_continue: bool,
+    /// `None`: no route matches.
+    pub choice: Option<Choice>,
+    /// The head for upstream, with `host` marking the Host value.
+    upstream_head: Vec<u8>,
+    host: Range<usize>,
+}
+
+impl Request {
+    /// Retrying on another connection is safe: nothing of the request can
+    /// have changed anything upstream, and there is no body to resend.
+    pub fn retryable(&self) -> bool {
+        self.idempotent && self.framing == Framing::Empty
+    }
+
+    /// Appends the upstream head, with Host replaced by `host_rewrite`.
+    pub fn write_upstream_head(&self, out: &mut Vec<u8>, host_rewrite: Option<&str>) {
+        match host_rewrite {
+            None => out.extend_from_slice(&self.upstream_head),
+            Some(host) => {
+                out.extend_from_slice(&self.upstream_head[..self.host.start]);
+                out.extend_from_slice(host.as_bytes());
+                out.extend_from_slice(&self.upstream_head[self.host.end..]);
+            }
+        }
+    }
+}
+
+/// Parses the head at the start of `buf`: `Ok(None)` while it is
+/// incomplete.
+pub fn parse(
+    buf: &[u8],
+    client: &ClientInfo,
+    snapshot: &Snapshot,
+) -> Result<Option<Request>, Refusal> {
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(Refusal::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
+        Err(_) => return Err(Refusal::BadRequest("malformed request head")),
+    };
+    if head_len > MAX_HEAD {
+        return Err(Refusal::TooLarge);
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(Refusal::BadRequest("incomplete request line"));
+    };
+    let http10 = version == 0;
+    let fields = Fields::read(req.headers)?;
+
+    let framing = match (fields.chunked, fields.content_length) {
+        (Some(_), _) if http10 => {
+            return Err(Refusal::BadRequest(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ))
+        }
+        (Some(false), _) => {
+            return Err(Refusal::BadRequest(
+                "Transfer-Encoding not ending in chunked",
+            ))
+        }
+        (Some(true), _) => Framing::Chunked(Chunk::Size),
+        (None, Some(0)) | (None, None) => Framing::Empty,
+        (None, Some(n)) => Framing::Length(n),
+    };
+    // Both framings at once is how requests are smuggled: chunked wins
+    // (RFC 9112 6.3), Content-Length is not passed on, and the connection
+    // closes after this request.
+    let both = fields.chunked.is_some() && fields.content_length.is_some();
+    let keep_alive = !both
+        && if http10 {
+            fields.connection.keep_alive
+        } else {
+            !fields.connection.close
+        };
+
+    let (host, path) = match target.strip_prefix('/') {
+        Some(_) => (fields.host.unwrap_or(""), target),
+        None => absolute_form(target).unwrap_or((fields.host.unwrap_or(""), target)),
+    };
+    if fields.host.is_none() && !http10 {
+        return Err(Refusal::BadRequest("HTTP/1.1 request without Host"));
+    }
+    let host_value = fields.host.unwrap_or(host);
+    let path = path.split_once('?').map_or(path, |(path, _query)| path);
+    let choice = choose(snapshot, strip_port(host), path, client.ip, &*req.headers);
+
+    let upgrade = !http10 && fields.connection.upgrade && fields.upgrade.is_some();
+    let mut head = Vec::with_capacity(head_len + 96);
+    head.extend_from_slice(method.as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(if http10 {
+        b" HTTP/1.0\r\nHost: "
+    } else {
+        b" HTTP/1.1\r\nHost: "
+    });
+    let host_start = head.len();
+    head.extend_from_slice(host_value.as_bytes());
+    let host_range = host_start..head.len();
+    head.extend_from_slice(b"\r\n");
+    for h in req.headers.iter() {
+        let name = h.name;
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case("host")
+            || name.eq_ignore_ascii_case("x-forwarded-proto")
+            || name.eq_ignore_ascii_case("x-forwarded-for")
+            || (both && name.eq_ignore_ascii_case("content-length"))
+            || (fields.expects_continue && name.eq_ignore_ascii_case("expect"))
+            || snapshot.pin.is_pin_header(name)
+            || fields.connection.names(name)
+        {
+            continue;
+        }
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(h.value);
+        head.extend_from_slice(b"\r\n");
+    }
+    write_forwarded(&mut head, req.headers, client);
+    if upgrade {
+        head.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
+        head.extend_from_slice(fields.upgrade.unwrap_or_default());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+
+    Ok(Some(Request {
+        head_len,
+        http10,
+        is_head: method == "HEAD",
+        idempotent: matches!(
+            method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        ),
+        keep_alive,
+        framing,
+        upgrade,
+        expects_continue: fields.expects_continue,
+        choice,
+        upstream_head: head,
+        host: host_range,
+    }))
+}
+
+/// `X-Forwarded-For: <what came>, <client>` (several lines that came are
+/// one list, sent as one line) and `X-Forwarded-Proto`.
+fn write_forwarded(head: &mut Vec<u8>, headers: &[httparse::Header], client: &ClientInfo) {
+    use std::io::Write;
+    let mut prior = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .map(|h| h.value)
+        .peekable();
+    if prior.peek().is_some() || client.ip.is_some() {
+        head.extend_from_slice(b"X-Forwarded-For: ");
+        let mut sep = false;
+        for value in prior {
+            if sep {
+                head.extend_from_slice(b", ");
+            }
+            head.extend_from_slice(value);
+            sep = true;
+        }
+        if let Some(ip) = client.ip {
+            if sep {
+                head.extend_from_slice(b", ");
+            }
+            write!(head, "{ip}").expect("writing to a Vec");
+        }
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(if client.tls {
+        b"X-Forwarded-Proto: https\r\n"
+    } else {
+        b"X-Forwarded-Proto: http\r\n"
+    });
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let rest = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))?;
+    Some(match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    })
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 7.6.1).
+/// Transfer-Encoding is not among them here: bodies pass through as they
+/// came, chunked included.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The fields that decide framing and routing, read in one pass.
+struct Fields<'a> {
+    host: Option<&'a str>,
+    content_length: Option<u64>,
+    /// `Some(true)`: Transfer-Encoding ends in chunked; `Some(false)`: it
+    /// does not.
+    chunked: Option<bool>,
+    connection: Connection<'a>,
+    upgrade: Option<&'a [u8]>,
+    expects_continue: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn read(headers: &'a [httparse::Header<'a>]) -> Result<Fields<'a>, Refusal> {
+        let mut fields = Fields {
+            host: None,
+            content_length: None,
+            chunked: None,
+            connection: Connection::default(),
+            upgrade: None,
+            expects_continue: false,
+        };
+        for h in headers {
+            let name = h.name;
+            if name.eq_ignore_ascii_case("host") {
+                let value = std::str::from_utf8(h.value)
+                    .map_err(|_| Refusal::BadRequest("Host is not text"))?;
+                if fields.host.is_some_and(|seen| seen != value) {
+                    return Err(Refusal::BadRequest("two different Host headers"));
+                }
+                fields.host = Some(value);
+            } else if name.eq_ignore_ascii_case("content-length") {
+                for item in h.value.split(|&b| b == b',') {
+                    let n = parse_length(item.trim_ascii())
+                        .ok_or(Refusal::BadRequest("Content-Length is not a number"))?;
+                    if fields.content_length.is_some_and(|seen| seen != n) {
+                        return Err(Refusal::BadRequest("Content-Length values disagree"));
+                    }
+                    fields.content_length = Some(n);
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                // Several lines are one list: only the very last coding counts.
+                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                fields.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            } else if name.eq_ignore_ascii_case("connection") {
+                fields.connection.add(h.value);
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                fields.upgrade = Some(h.value);
+            } else if name.eq_ignore_ascii_case("expect") {
+                fields.expects_continue = h.value.eq_ignore_ascii_case(b"100-continue");
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// Digits only: no sign, no spaces, at most 18 of them.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The tokens of the Connection header(s).
+#[derive(Default)]
+struct Connection<'a> {
+    close: bool,
+    keep_alive: bool,
+    upgrade: bool,
+    /// Other tokens: names of headers meant for this connection only.
+    others: Vec<&'a [u8]>,
+}
+
+impl<'a> Connection<'a> {
+    fn add(&mut self, value: &'a [u8]) {
+        for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade = true;
+            } else if !token.is_empty() {
+                self.others.push(token);
+            }
+        }
+    }
+
+    /// Whether the Connection header names this header.
+    fn names(&self, header: &str) -> bool {
+        self.others
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(header.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_digits_only() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"1234"), Some(1234));
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b"5 ",
+            b"0x10",
+            b"1234567890123456789",
+        ] {
+            assert_eq!(parse_length(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn connection_tokens_name_headers_for_this_hop() {
+        let mut connection = Connection::default();
+        connection.add(b"Keep-Alive, X-Secret");
+        connection.add(b"upgrade");
+        assert!(connection.keep_alive && connection.upgrade && !connection.close);
+        assert!(connection.names("x-secret"));
+        assert!(!connection.names("x-other"));
+    }
+
+    #[test]
+    fn absolute_form_targets_give_host_and_path() {
+        assert_eq!(
+            absolute_form("http://a.example:81/x?y"),
+            Some(("a.example:81", "/x?y"))
+        );
+        assert_eq!(absolute_form("https://a.example"), Some(("a.example", "/")));
+        assert_eq!(absolute_form("*"), None);
+    }
+}
