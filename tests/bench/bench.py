@@ -13,8 +13,11 @@ the upstream, access logs off).
 Figures per system: requests/s, p50 and p99 latency, CPU seconds per 100k
 requests of the proxy process(es), peak RSS. Medians over rounds, and the
 median of per-round ratios gateway/nginx, gateway/HAProxy, gateway/direct.
-Then: 100+ split changes at full load (non-2xx must be 0), and 10,000 idle
-keep-alive client connections held by each proxy (RSS growth per connection).
+Then scaling: each proxy with 1 and then 2 workers, unpinned, sharing both
+cores with the backend (2 workers) and wrk (2 threads), small responses:
+how requests/s grows with workers. Then: 100+ split changes at full load
+(non-2xx must be 0), and 9,000 idle keep-alive client connections held by
+each proxy (RSS growth per connection).
 Last, user-space instructions per request for each proxy, counted by valgrind:
 a deterministic figure where timings on a shared VM drift by 15% or more
 (--instructions-only runs just this).
@@ -47,6 +50,7 @@ ADMIN_PORT = 18090
 CONNECTIONS = 64
 PROXY_CPU = "0"
 LOAD_CPU = "1" if os.cpu_count() and os.cpu_count() > 1 else "0"
+ALL_CPUS = f"0-{(os.cpu_count() or 1) - 1}"
 
 
 def sbin(name):
@@ -147,7 +151,7 @@ def write(path, text):
         f.write(text)
 
 
-def backend(work):
+def backend(work, workers=1, cpu=LOAD_CPU):
     """nginx as the backend: /small (2 bytes) and /16k, on two ports."""
     os.makedirs(f"{work}/backend/html", exist_ok=True)
     write(f"{work}/backend/html/small", "ok")
@@ -157,22 +161,22 @@ def backend(work):
     write(
         f"{work}/backend/nginx.conf",
         f"""
-worker_processes 1; daemon off; pid {work}/backend/nginx.pid; error_log /dev/null crit;
+worker_processes {workers}; daemon off; pid {work}/backend/nginx.pid; error_log /dev/null crit;
 events {{ worker_connections 20000; }}
 http {{ access_log off; keepalive_requests 1000000; default_type text/plain;
   server {{ {listens} root {work}/backend/html; location / {{ }} }} }}
 """,
     )
-    return Server("backend", [sbin("nginx"), "-c", f"{work}/backend/nginx.conf", "-p", f"{work}/backend"], BACKEND_PORTS[0], cpu=LOAD_CPU)
+    return Server("backend", [sbin("nginx"), "-c", f"{work}/backend/nginx.conf", "-p", f"{work}/backend"], BACKEND_PORTS[0], cpu=cpu)
 
 
-def start_gateway(work, green_percent, under=None):
+def start_gateway(work, green_percent, under=None, workers=1, cpu=PROXY_CPU):
     write(
         f"{work}/gateway.yaml",
         f"""
 listeners: [{{address: "127.0.0.1:{PROXY_PORT}"}}]
 admin: {{address: "127.0.0.1:{ADMIN_PORT}"}}
-threads: 1
+threads: {workers}
 routes:
   - name: web
     initial_green_percent: {green_percent}
@@ -183,15 +187,15 @@ routes:
 """,
     )
     env = dict(os.environ, GATEWAY_ADMIN_TOKEN=TOKEN, RUST_LOG="error")
-    return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], PROXY_PORT, cwd=work, env=env, under=under)
+    return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], PROXY_PORT, cpu=cpu, cwd=work, env=env, under=under)
 
 
-def start_nginx(work, under=None):
+def start_nginx(work, under=None, workers=1, cpu=PROXY_CPU):
     os.makedirs(f"{work}/nginx", exist_ok=True)
     write(
         f"{work}/nginx/nginx.conf",
         f"""
-worker_processes 1; daemon off; pid {work}/nginx/nginx.pid; error_log /dev/null crit;
+worker_processes {workers}; daemon off; pid {work}/nginx/nginx.pid; error_log /dev/null crit;
 events {{ worker_connections 20000; }}
 http {{ access_log off; keepalive_requests 1000000;
   upstream blue {{ server 127.0.0.1:{BACKEND_PORTS[0]}; keepalive 128; }}
@@ -201,10 +205,10 @@ http {{ access_log off; keepalive_requests 1000000;
     )
     # Under valgrind the one worker must be the process valgrind watches.
     single = ["-g", "master_process off;"] if under else []
-    return Server("nginx", [sbin("nginx"), "-c", f"{work}/nginx/nginx.conf", "-p", f"{work}/nginx"] + single, PROXY_PORT, under=under)
+    return Server("nginx", [sbin("nginx"), "-c", f"{work}/nginx/nginx.conf", "-p", f"{work}/nginx"] + single, PROXY_PORT, cpu=cpu, under=under)
 
 
-def start_haproxy(work, under=None):
+def start_haproxy(work, under=None, workers=1, cpu=PROXY_CPU):
     # This sandbox caps open files at 20,000; HAProxy needs 2 per connection.
     # (valgrind keeps some descriptors for itself: no raised limit under it.)
     limits = "  maxconn 1000\n" if under else "  maxconn 9990\n  ulimit-n 20000\n"
@@ -212,7 +216,7 @@ def start_haproxy(work, under=None):
         f"{work}/haproxy.cfg",
         f"""
 global
-  nbthread 1
+  nbthread {workers}
 {limits}defaults
   mode http
   timeout connect 5s
@@ -226,11 +230,11 @@ backend be
   server blue 127.0.0.1:{BACKEND_PORTS[0]}
 """,
     )
-    return Server("haproxy", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], PROXY_PORT, under=under)
+    return Server("haproxy", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], PROXY_PORT, cpu=cpu, under=under)
 
 
-def wrk(url, duration, headers=()):
-    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
+def wrk(url, duration, headers=(), cpu=LOAD_CPU, threads=1):
+    argv = ["taskset", "-c", cpu, "wrk", f"-t{threads}", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency"]
     for h in headers:
         argv += ["-H", h]
     out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
@@ -247,10 +251,10 @@ def wrk(url, duration, headers=()):
     return {"rps": rps, "requests": requests, "p50_ms": pct(50), "p99_ms": pct(99), "non2xx": non2xx, "socket_errors": errors}
 
 
-def measure(server, url, duration):
+def measure(server, url, duration, **wrk_args):
     pids = server.pids() if server else []
     user0, sys0 = cpu_seconds(pids)
-    result = wrk(url, duration, headers=["x-client-id: bench"] if server and "gateway" in server.name else [])
+    result = wrk(url, duration, headers=["x-client-id: bench"] if server and "gateway" in server.name else [], **wrk_args)
     user1, sys1 = cpu_seconds(pids)
     if result["non2xx"] or result["socket_errors"]:
         raise RuntimeError(f"{server.name if server else 'direct'} {url}: {result['non2xx']} non-2xx, {result['socket_errors']} socket errors")
@@ -378,16 +382,21 @@ def main():
     # Each starts a system; `under` runs it under another program (valgrind).
     starters = {
         "direct": None,
-        "gateway-0": lambda under=None: start_gateway(work, 0, under),
-        "gateway-50": lambda under=None: start_gateway(work, 50, under),
-        "nginx": lambda under=None: start_nginx(work, under),
-        "haproxy": lambda under=None: start_haproxy(work, under),
+        "gateway-0": lambda under=None, **kw: start_gateway(work, 0, under, **kw),
+        "gateway-50": lambda under=None, **kw: start_gateway(work, 50, under, **kw),
+        "nginx": lambda under=None, **kw: start_nginx(work, under, **kw),
+        "haproxy": lambda under=None, **kw: start_haproxy(work, under, **kw),
     }
-    results, split, idle = {}, None, {}
+    results, scaling, split, idle = {}, {}, None, {}
     be = backend(work)
     try:
         if not args.instructions_only:
             results = throughput(starters, args)
+            be.stop()
+            be = backend(work, workers=2, cpu=ALL_CPUS)
+            scaling = workers_scaling(starters, args)
+            be.stop()
+            be = backend(work)
             split = split_changes_under_load(work, args.duration)
             print(f"split changes under load: {split['changes']} changes ({split['changes_ok']} accepted), {split['requests']} requests, non-2xx {split['non2xx']}, socket errors {split['socket_errors']}", flush=True)
             for name in ("gateway-0", "nginx", "haproxy"):
@@ -405,10 +414,10 @@ def main():
         be.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    report(results, split, idle, instructions, args)
+    report(results, scaling, split, idle, instructions, args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "split": split, "idle": idle, "instructions": instructions}, f, indent=2)
+            json.dump({"results": results, "scaling": scaling, "split": split, "idle": idle, "instructions": instructions}, f, indent=2)
 
 
 def throughput(starters, args):
@@ -430,19 +439,47 @@ def throughput(starters, args):
     return results
 
 
+def workers_scaling(starters, args):
+    """Each proxy with 1, then 2 workers, everything sharing every core."""
+    results = {name: {1: [], 2: []} for name in ("gateway-0", "nginx", "haproxy")}
+    for rnd in range(args.rounds):
+        for name in results:
+            for workers in (1, 2):
+                server = starters[name](workers=workers, cpu=ALL_CPUS)
+                try:
+                    r = measure(server, f"http://127.0.0.1:{PROXY_PORT}/small", args.duration, cpu=ALL_CPUS, threads=2)
+                finally:
+                    server.stop()
+                results[name][workers].append(r)
+                print(f"round {rnd + 1} {name:10} {workers} worker(s) {r['rps']:9.0f} rps  p99 {r['p99_ms']:.2f} ms  cpu {r['cpu_s_per_100k']:.2f} s/100k", flush=True)
+    return results
+
+
 def med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
 
 
-def report(results, split, idle, instructions, args):
+def report(results, scaling, split, idle, instructions, args):
     if results:
         report_timed(results, split, idle, args)
+    if scaling:
+        report_scaling(scaling)
     print("\nuser-space instructions per request (valgrind; kernel work not included):")
     print("| proxy | small | 16 KiB |")
     print("|---|---:|---:|")
     for name, i in instructions.items():
         print(f"| {name} | {i['small']:.0f} | {i['16k']:.0f} |")
+
+
+def report_scaling(scaling):
+    print(f"\nworkers: small response, every process unpinned on CPUs {ALL_CPUS} (backend 2 workers, wrk 2 threads), medians")
+    print("| proxy | 1 worker req/s | 2 workers req/s | growth | p99 ms, 2 workers | CPU s / 100k req, 2 workers |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, runs in scaling.items():
+        one, two = med([r["rps"] for r in runs[1]]), med([r["rps"] for r in runs[2]])
+        growth = med([b["rps"] / a["rps"] for a, b in zip(runs[1], runs[2])])
+        print(f"| {name} | {one:.0f} | {two:.0f} | {growth:.2f}× | {med([r['p99_ms'] for r in runs[2]]):.2f} | {med([r['cpu_s_per_100k'] for r in runs[2]]):.2f} |")
 
 
 def report_timed(results, split, idle, args):

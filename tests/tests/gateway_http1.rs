@@ -1,6 +1,8 @@
 //! HTTP/1 framing and strictness on raw sockets: requests whose framing is
 //! ambiguous are refused (or the connection is cut off after the one request
-//! it can frame), and nothing reaches upstream twice or out of order.
+//! it can frame), heads that never end are cut off, and nothing reaches
+//! upstream twice or out of order. (Pipelining and keep-alive are in
+//! gateway_connections.rs.)
 //!
 //! The upstream here is a hyper server that records every request it gets
 //! (method, path, Content-Length, body) in arrival order.
@@ -297,41 +299,44 @@ async fn bare_lf_line_endings_are_framed_consistently() {
     .await;
 }
 
-/// Pipelined requests: whatever the gateway answers, it answers in order
-/// and once each, and upstream sees the same requests in the same order
-/// (pingora reads one request at a time and drops bytes pipelined after
-/// it; never a reordering or a replay).
+/// A head that never ends, however slowly it trickles in, is answered
+/// 408 and closed once `client_timeouts.header` has passed since its first
+/// byte (slowloris), and nothing of it reaches upstream.
 #[tokio::test(flavor = "multi_thread")]
-async fn pipelined_requests_are_never_reordered_or_replayed() {
-    let (gw, recorder) = gateway("").await;
-    let (response, _) = exchange(
-        gw.proxy,
-        b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n\
-          POST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz\
-          GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        Duration::from_secs(3),
-    )
-    .await;
-    let sent = ["/one", "/two", "/three"];
-    let answered: Vec<&str> = sent
-        .iter()
-        .copied()
-        .filter(|p| response.contains(&format!("ok {p}")))
-        .collect();
-    assert!(!answered.is_empty(), "{response:?}");
-    assert_eq!(answered, sent[..answered.len()], "{response:?}");
-    assert_eq!(responses_in(&response), answered.len(), "{response:?}");
-    let positions: Vec<_> = answered
-        .iter()
-        .map(|p| response.find(&format!("ok {p}")).unwrap())
-        .collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{response:?}");
-    let upstream: Vec<String> = recorder.seen().into_iter().map(|s| s.path).collect();
-    assert_eq!(
-        upstream, answered,
-        "upstream order differs from the answers"
+async fn never_finished_headers_are_cut_off() {
+    let (upstream, recorder) = recording_upstream().await;
+    let config = format!(
+        r#"listeners: [{{address: "{{proxy}}"}}]
+admin: {{address: "{{admin}}"}}
+client_timeouts: {{header: 1s}}
+routes:
+  - name: web
+    blue: {{endpoints: ["{upstream}"]}}
+    green: {{endpoints: ["{upstream}"]}}
+"#
     );
-    if upstream.len() > 1 {
-        assert_eq!(recorder.seen()[1].body, b"xyz");
-    }
+    let gw = tokio::task::spawn_blocking(move || Gateway::start(&config))
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(gw.proxy).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // One header byte every 200 ms: each read is quick, the head never ends.
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if stream.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(1500), trickle).await;
+    let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(3)).await;
+    assert_eq!(status_of(&response), Some(408), "{response:?}");
+    assert!(closed, "the connection stayed open");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(recorder.seen(), []);
 }
