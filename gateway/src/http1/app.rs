@@ -4,7 +4,8 @@
 //! client that negotiated h2 goes to pingora-proxy (see [`crate::proxy`]).
 //! While a connection waits for its next request it holds no buffer and no
 //! request state: the request's work runs in a future of its own, boxed,
-//! and freed when the response is done.
+//! and freed when the response is done, and the connection's task is just
+//! big enough for waiting.
 
 use super::buffer::Buffer;
 use super::exchange::After;
@@ -19,9 +20,7 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, ReadBuf};
 
 pub struct Http1App {
     pub(super) gateway: Arc<Gateway>,
@@ -52,21 +51,19 @@ impl Http1App {
         }
     }
 
-    async fn serve(&self, client: &mut Client, mut shutdown: ShutdownWatch) {
+    /// Requests one after another until the client closes, idles past the
+    /// keep-alive timeout, or a response says the connection ends. Once
+    /// shutdown began, every response says so (`Connection: close`); idle
+    /// connections end with the process (see `server::drain`), so waiting
+    /// costs no shutdown watcher per connection.
+    async fn serve(&self, client: &mut Client, shutdown: &ShutdownWatch) {
         loop {
             if client.buf.is_empty() {
-                client.buf.release_if_empty();
                 if *shutdown.borrow() {
                     return;
                 }
-                let next_request = async {
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.changed() => false,
-                        bytes = client.wait_for_bytes() => bytes,
-                    }
-                };
-                match pingora::time::timeout(self.timeouts.keepalive, next_request).await {
+                let next_request = client.wait_for_bytes();
+                match tokio::time::timeout(self.timeouts.keepalive, next_request).await {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return,
                 }
@@ -81,18 +78,20 @@ impl Http1App {
 }
 
 impl Client {
-    /// Waits for the client's next bytes; false when it closed. A plain TCP
-    /// connection waits for readability with no buffer (tokio returns from
-    /// a zero-length read once the socket is readable); TLS has to read.
+    /// Waits for the client's next bytes; false when it closed. Each poll
+    /// reads into a buffer taken for that poll and gives it back when
+    /// nothing came, so a waiting connection holds no buffer. (tokio knows
+    /// the socket is not readable without a syscall, so the empty polls
+    /// cost none.)
     async fn wait_for_bytes(&mut self) -> bool {
-        if !self.info.tls {
-            let ready =
-                poll_fn(|cx| Pin::new(&mut self.stream).poll_read(cx, &mut ReadBuf::new(&mut [])));
-            if ready.await.is_err() {
-                return false;
+        let read = poll_fn(|cx| {
+            let read = self.buf.poll_read_from(cx, &mut self.stream, HEAD_ROOM);
+            if read.is_pending() {
+                self.buf.release_if_empty();
             }
-        }
-        matches!(self.buf.read_from(&mut self.stream, HEAD_ROOM).await, Ok(n) if n > 0)
+            read
+        });
+        matches!(read.await, Ok(n) if n > 0)
     }
 
     /// Reads more of a request head; the head is parsed again from the
@@ -123,7 +122,13 @@ impl ServerApp for Http1App {
             buf: Buffer::default(),
             info,
         };
-        self.serve(&mut client, shutdown.clone()).await;
+        // The connection moves to a task of its own, on this worker: the
+        // task pingora spawned for it is sized for a TLS handshake (~2 KB
+        // parked for the connection's whole life); this one holds only
+        // what a waiting connection needs.
+        let app = self.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { app.serve(&mut client, &shutdown).await });
         None
     }
 }

@@ -3,7 +3,8 @@
 //! idle keep-alive connection holds no buffer.
 
 use pingora::protocols::Stream;
-use tokio::io::AsyncReadExt;
+use std::future::poll_fn;
+use std::task::{Context, Poll};
 
 #[derive(Default)]
 pub struct Buffer {
@@ -37,12 +38,22 @@ impl Buffer {
     /// Reads once from `stream`, appending to what is pending, with room
     /// for at least `room` new bytes. 0 means the peer closed.
     pub async fn read_from(&mut self, stream: &mut Stream, room: usize) -> std::io::Result<usize> {
+        poll_fn(|cx| self.poll_read_from(cx, stream, room)).await
+    }
+
+    /// [`Buffer::read_from`], one poll of it.
+    pub fn poll_read_from(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+        room: usize,
+    ) -> Poll<std::io::Result<usize>> {
         if self.start > 0 {
             self.data.drain(..self.start);
             self.start = 0;
         }
         self.data.reserve(room);
-        stream.read_buf(&mut self.data).await
+        tokio_util::io::poll_read_buf(std::pin::Pin::new(stream), cx, &mut self.data)
     }
 }
 
