@@ -40,7 +40,7 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     // HTTP/1 takes the gateway's own lean path; pingora-proxy serves
     // clients that negotiate HTTP/2.
     let h2 = pingora::proxy::http_proxy(&server.configuration, Proxy::new(gateway.clone()));
-    let app = Http1App::new(gateway.clone(), h2, config.client_timeouts);
+    let app = Http1App::new(gateway.clone(), h2, config.client_timeouts, config.threads);
     let mut proxy = Service::new("proxy".to_owned(), app);
     for listener in &config.listeners {
         let endpoint = ListenerConfig::tcp(listener.address.as_str());

@@ -375,3 +375,28 @@ async fn idle_clients_are_closed_after_the_keepalive_timeout() {
         "closed after {waited:?}"
     );
 }
+
+/// With two workers, connections are moved between workers' reactors:
+/// many keep-alive clients at once each get every answer, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_serve_many_keepalive_clients() {
+    let (up, recorder) = upstream(Duration::from_secs(30)).await;
+    let gw = gateway(up, "threads: 2").await;
+    let clients = (0..40).map(|c| {
+        let proxy = gw.proxy;
+        tokio::spawn(async move {
+            let mut stream = TcpStream::connect(proxy).await.unwrap();
+            let mut buf = Vec::new();
+            for r in 0..25 {
+                let request = format!("GET /c{c}/r{r} HTTP/1.1\r\nHost: x\r\n\r\n");
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let response = read_response(&mut stream, &mut buf).await;
+                assert!(response.ends_with(&format!("ok /c{c}/r{r}")), "{response}");
+            }
+        })
+    });
+    for client in clients.collect::<Vec<_>>() {
+        client.await.unwrap();
+    }
+    assert_eq!(recorder.seen().len(), 40 * 25);
+}

@@ -10,6 +10,7 @@
 use super::buffer::Buffer;
 use super::exchange::After;
 use super::request::ClientInfo;
+use super::workers::{self, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
 use crate::proxy::Proxy;
@@ -29,6 +30,8 @@ pub struct Http1App {
     /// Opens upstream connections (TCP or TLS, as the endpoint's peer says).
     pub(super) connector: TransportConnector,
     pub(super) timeouts: ClientTimeoutConfig,
+    /// With more than one worker: where connections go.
+    workers: Option<Workers>,
 }
 
 /// One client connection.
@@ -42,12 +45,18 @@ pub(super) struct Client {
 const HEAD_ROOM: usize = 4096;
 
 impl Http1App {
-    pub fn new(gateway: Arc<Gateway>, h2: HttpProxy<Proxy>, timeouts: ClientTimeoutConfig) -> Self {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        h2: HttpProxy<Proxy>,
+        timeouts: ClientTimeoutConfig,
+        threads: usize,
+    ) -> Self {
         Http1App {
             gateway,
             h2: Arc::new(h2),
             connector: TransportConnector::new(None),
             timeouts,
+            workers: (threads > 1).then(Workers::default),
         }
     }
 
@@ -128,7 +137,19 @@ impl ServerApp for Http1App {
         // what a waiting connection needs.
         let app = self.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { app.serve(&mut client, &shutdown).await });
+        match &self.workers {
+            None => {
+                tokio::spawn(async move { app.serve(&mut client, &shutdown).await });
+            }
+            Some(placement) => {
+                let (worker, placed) = placement.place();
+                worker.spawn(async move {
+                    let _placed = placed;
+                    client.stream = workers::register_here(client.stream);
+                    app.serve(&mut client, &shutdown).await
+                });
+            }
+        }
         None
     }
 }

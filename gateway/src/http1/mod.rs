@@ -11,6 +11,7 @@
 //! framing    where a body ends (Content-Length, chunked, close)
 //! buffer     bytes read and not used yet, freed while idle
 //! pool       idle upstream connections, per worker thread
+//! workers    which worker thread serves a connection
 
 mod app;
 mod buffer;
@@ -19,5 +20,6 @@ mod framing;
 mod pool;
 mod request;
 mod response;
+mod workers;
 
 pub use app::Http1App;
