@@ -1,9 +1,10 @@
 //! The cutover gateway: a pingora reverse proxy that splits each route's
 //! traffic between a blue and a green cluster.
 //!
-//! Start at [`server::run`]; a request's path through the code is
-//! [`proxy`], the split and stickiness are [`split`], and every change of
-//! state goes through [`control::Gateway`].
+//! Start at [`server::run`]; an HTTP/1 request's path through the code is
+//! [`http1`] (HTTP/2 takes pingora-proxy, [`proxy`]), both choosing route,
+//! colour and endpoint with [`choose`]; the split and stickiness are
+//! [`split`], and every change of state goes through [`control::Gateway`].
 
 pub mod admin;
 pub mod choose;

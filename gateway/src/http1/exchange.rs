@@ -212,7 +212,13 @@ impl Http1App {
                         .with_label_values(&[&def.name, color, "proxy"])
                         .inc();
                 }
-                tracing::warn!(route = %def.name, status, "{why}");
+                // A colour without healthy endpoints is logged when its
+                // endpoints flip, not once per request.
+                if status == 503 {
+                    tracing::debug!(route = %def.name, status, "{why}");
+                } else {
+                    tracing::warn!(route = %def.name, status, "{why}");
+                }
                 status
             }
         };
