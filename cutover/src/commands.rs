@@ -76,6 +76,7 @@ pub async fn emergency(
             reason: reason.into(),
         },
     )?;
+    notify_latest_run(journal_path, &record).await;
     if out.is_json() {
         println!(
             "{}",
@@ -89,6 +90,27 @@ pub async fn emergency(
         );
     }
     Ok(())
+}
+
+/// Tells the newest run's notification receivers about `record` (an
+/// emergency happens outside a run); a receiver that cannot be set up is
+/// logged and skipped, never stopping the emergency.
+async fn notify_latest_run(journal_path: &Path, record: &crate::journal::Record) {
+    let Ok(records) = crate::journal::read_all(journal_path) else {
+        return;
+    };
+    let Some(Event::Started { plan, .. }) =
+        crate::journal::last_run(&records).first().map(|r| &r.event)
+    else {
+        return;
+    };
+    match crate::notify::Notifier::start(&plan.notify) {
+        Ok(mut notifier) => {
+            notifier.notify(record);
+            notifier.flush(crate::notify::FLUSH_LIMIT).await;
+        }
+        Err(e) => tracing::warn!("emergency not notified: {e}"),
+    }
 }
 
 /// `status`: where the newest run stands, from the journal.

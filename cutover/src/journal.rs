@@ -125,6 +125,27 @@ impl Event {
     }
 
     /// The event's name as `status` and messages show it.
+    /// Every value of [`Event::name`].
+    pub const NAMES: [&'static str; 17] = [
+        "started",
+        "preflight",
+        "smoke",
+        "awaiting_approval",
+        "applied",
+        "converged",
+        "gate",
+        "step_passed",
+        "paused",
+        "resumed",
+        "promoted",
+        "rolled_back",
+        "completed",
+        "stopped",
+        "lock_taken_over",
+        "control",
+        "emergency",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             Event::Started { .. } => "started",

@@ -28,6 +28,7 @@ pub mod gates;
 pub mod host;
 pub mod journal;
 pub mod network;
+pub mod notify;
 pub mod outcome;
 pub mod output;
 pub mod plan;

@@ -168,7 +168,7 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
     if let Some(e) = e.downcast_ref::<EngineError>() {
         return match e {
             EngineError::Refused(_) | EngineError::Fleet(FleetError::LockHeld { .. }) => 3,
-            EngineError::Fleet(FleetError::Setup(_)) => 2,
+            EngineError::Fleet(FleetError::Setup(_)) | EngineError::Notify(_) => 2,
             _ => 1,
         };
     }

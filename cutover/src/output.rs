@@ -131,7 +131,8 @@ impl Output {
     }
 }
 
-fn human_line(event: &Event) -> Option<String> {
+/// One line saying what happened, for people (terminal, chat).
+pub fn human_line(event: &Event) -> Option<String> {
     Some(match event {
         Event::Started { plan, .. } => format!(
             "cutover started: routes {:?}, steps {:?}",

@@ -432,7 +432,7 @@ fn shell(line: &str, env: &[(&str, &str)], cwd: &Path) -> Output {
 #[test]
 fn every_runbook_command_parses_with_the_real_cli() {
     let mut parsed = 0;
-    for name in ["emergency", "network", "gradual-shift"] {
+    for name in ["emergency", "network", "gradual-shift", "notifications"] {
         for line in runbook(name) {
             if !(line.starts_with("cutover ") || line.starts_with("gateway ")) {
                 continue;

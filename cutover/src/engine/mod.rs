@@ -23,6 +23,7 @@ use crate::figures::{Figures, GatewayScrapes, Prometheus, Source};
 use crate::fleet::{Fleet, FleetError};
 use crate::gates::{judge, Verdict};
 use crate::journal::{self, Event, Journal, JournalError};
+use crate::notify::{Notifier, NotifyError, FLUSH_LIMIT};
 use crate::outcome::Outcome;
 use crate::output::Output;
 use crate::plan::{GateSource, InconclusiveAction, Plan};
@@ -37,6 +38,9 @@ pub enum EngineError {
     Fleet(#[from] FleetError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A notification receiver cannot be set up (exit 2).
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     /// The request cannot be carried out as things are (exit 3).
     #[error("{0}")]
     Refused(String),
@@ -65,10 +69,12 @@ pub struct Engine {
     holder: String,
     smoke_target: SmokeTarget,
     last_lock_renewal: Instant,
+    notifier: Notifier,
 }
 
 impl Engine {
     async fn new(plan: Plan, journal: Journal, out: Output) -> Result<Engine, EngineError> {
+        let notifier = Notifier::start(&plan.notify)?;
         let fleet = Fleet::from_plan(&plan.fleet).await?;
         let source = match plan.gates.source {
             GateSource::Gateway => {
@@ -110,6 +116,7 @@ impl Engine {
             out,
             smoke_target,
             last_lock_renewal: Instant::now(),
+            notifier,
         })
     }
 
@@ -147,6 +154,7 @@ impl Engine {
         }
         if let Some(outcome) = engine.preflight().await? {
             engine.fleet.release_lock(&engine.holder).await;
+            engine.notifier.flush(FLUSH_LIMIT).await;
             engine.out.finish(&outcome);
             return Ok(outcome);
         }
@@ -161,6 +169,7 @@ impl Engine {
     async fn execute(&mut self, from: Position) -> Result<Outcome, EngineError> {
         let outcome = self.steps(from).await;
         self.fleet.release_lock(&self.holder).await;
+        self.notifier.flush(FLUSH_LIMIT).await;
         let outcome = outcome?;
         self.out.finish(&outcome);
         Ok(outcome)
@@ -358,6 +367,7 @@ impl Engine {
     fn record(&mut self, event: Event) -> Result<(), EngineError> {
         let record = self.journal.append(&self.actor, event)?;
         self.out.record(&record);
+        self.notifier.notify(&record);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 
 mod validate;
 
-pub use validate::PlanErrors;
+pub use validate::{check_webhook_url, PlanErrors};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,6 +36,52 @@ pub struct Plan {
     /// How long the cutover lock lasts without renewal.
     #[serde(default = "default_lock_ttl", with = "humantime_serde")]
     pub lock_ttl: Duration,
+    /// Webhooks told about the run as it goes (never blocking it).
+    #[serde(default)]
+    pub notify: Vec<Webhook>,
+}
+
+/// One receiver of notifications: a chat webhook, a JSON endpoint, or
+/// Grafana's annotations API.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The URL; one of `url`, `url_env`, `url_file`. Chat webhook URLs are
+    /// secrets: prefer the environment or a file, which the journal never
+    /// holds.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// A bearer token for the receiver (Grafana's service-account token),
+    /// from the environment or a file.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Journal events to send (`started`, `step_passed`, `paused`,
+    /// `rolled_back`, `completed`, `stopped`, `emergency`, ...); those
+    /// seven when absent.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// `{"event", "text", "record"}`.
+    #[default]
+    Json,
+    /// Slack incoming webhook: `{"text"}`.
+    Slack,
+    /// Microsoft Teams incoming webhook: a MessageCard.
+    Teams,
+    /// Grafana `POST /api/annotations`: `{"time", "tags", "text"}`.
+    GrafanaAnnotation,
 }
 
 /// The gateway replicas and how to reach them.

@@ -34,6 +34,9 @@ impl Plan {
 
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
+        for (i, hook) in self.notify.iter().enumerate() {
+            errors.extend(validate_webhook(&format!("notify[{i}]"), hook));
+        }
         let f = &self.fleet;
         match (&f.admin_urls.is_empty(), &f.kubernetes) {
             (true, None) => errors.push("fleet: set admin_urls or kubernetes".into()),
@@ -115,4 +118,37 @@ fn check_url(field: &str, url: &str, errors: &mut Vec<String>) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
         _ => errors.push(format!("{field}: {url:?} is not an http(s) URL")),
     }
+}
+
+fn validate_webhook(at: &str, hook: &super::Webhook) -> Vec<String> {
+    let mut errors = Vec::new();
+    let sources = [
+        hook.url.is_some(),
+        hook.url_env.is_some(),
+        hook.url_file.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        errors.push(format!("{at}: set exactly one of url, url_env, url_file"));
+    }
+    if let Some(url) = &hook.url {
+        if let Err(e) = check_webhook_url(url) {
+            errors.push(format!("{at}.url: {e}"));
+        }
+    }
+    if hook.token_env.is_some() && hook.token_file.is_some() {
+        errors.push(format!("{at}: set token_env or token_file, not both"));
+    }
+    errors
+}
+
+/// A webhook URL must be absolute http(s) with a host.
+pub fn check_webhook_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "must be an http:// or https:// URL with a host, not {}://…",
+            parsed.scheme()
+        ));
+    }
+    Ok(())
 }

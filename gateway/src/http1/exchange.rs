@@ -2,8 +2,8 @@
 //!
 //! serve_request  reads and checks the head, routes it, records metrics
 //! proxy          picks endpoints until one answers: connect failures go to
-//!                the next endpoint (nothing was sent); a reused connection
-//!                that turns out closed is retried only for idempotent
+//!                the next endpoint (nothing was sent); a connection that
+//!                closes without a response is retried only for idempotent
 //!                requests without a body
 //! forward        one attempt: send the head and body, relay the response,
 //!                keep the upstream connection if it may carry another
@@ -31,8 +31,9 @@ pub enum After {
 const UPSTREAM_ROOM: usize = 32 * 1024;
 /// Room to read a request body into.
 const BODY_ROOM: usize = 16 * 1024;
-/// Reused connections found closed, at most, before a request fails.
-const MAX_STALE_RETRIES: usize = 4;
+/// Connections that closed without a response, at most, before a
+/// retryable request fails.
+const MAX_RETRIES: usize = 4;
 
 /// How one attempt ended, when it did not deliver a response.
 enum Failure {
@@ -40,9 +41,11 @@ enum Failure {
     BadBody(FramingError),
     /// The client went away, or stopped sending its body.
     ClientGone,
-    /// A reused connection failed before any response byte: the upstream
-    /// had closed it. Safe to retry when the request is retryable.
-    Stale,
+    /// The connection failed before any response byte: on a reused one
+    /// the upstream had closed it while idle, on a new one it went away.
+    /// Safe to retry when the request is retryable (nginx's
+    /// `proxy_next_upstream error` does the same for idempotent requests).
+    NoResponse { reused: bool, error: String },
     /// The upstream failed; the client gets this status.
     Upstream(u16, String),
 }
@@ -123,7 +126,7 @@ impl Http1App {
         let def = &entry.def;
         let metrics = &self.gateway.metrics;
         let mut framing = request.framing;
-        let mut stale = 0;
+        let mut retries = 0;
         let failure = loop {
             let endpoint = match attempts.next(def, metrics) {
                 Ok(endpoint) => endpoint,
@@ -178,11 +181,16 @@ impl Http1App {
                 .await
             {
                 Ok(delivered) => return delivered,
-                Err(Failure::Stale) if request.retryable() && stale < MAX_STALE_RETRIES => {
-                    stale += 1;
-                }
-                Err(Failure::Stale) => {
-                    break Failure::Upstream(502, "reused upstream connection closed".into())
+                Err(Failure::NoResponse { reused, error }) => {
+                    // One closed connection: its idle siblings are suspect.
+                    pool::forget(endpoint.pool_key);
+                    if !reused {
+                        attempts.failed(endpoint.addr);
+                    }
+                    if !request.retryable() || retries == MAX_RETRIES {
+                        break Failure::Upstream(502, format!("{}: {error}", endpoint.addr));
+                    }
+                    retries += 1;
                 }
                 Err(failure) => break failure,
             }
@@ -203,7 +211,7 @@ impl Http1App {
                     after: After::Close,
                 }
             }
-            Failure::Stale => unreachable!("turned into a 502 above"),
+            Failure::NoResponse { .. } => unreachable!("turned into a retry or a 502 above"),
             Failure::Upstream(status, why) => {
                 if status != 503 {
                     let color = attempts.color.as_str();
@@ -389,11 +397,13 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    /// A failure to send, or to get a response head: on a reused connection
-    /// with nothing received, the upstream had closed it while idle.
+    /// A failure to send, or to get a response head.
     fn failed(&self, e: std::io::Error, received: bool) -> Failure {
-        if self.reused && !received {
-            Failure::Stale
+        if !received {
+            Failure::NoResponse {
+                reused: self.reused,
+                error: e.to_string(),
+            }
         } else {
             Failure::Upstream(502, format!("{}: {e}", self.endpoint.addr))
         }

@@ -42,6 +42,13 @@ pub fn take(key: u64) -> Option<Stream> {
     })
 }
 
+/// Drops every idle connection to the endpoint `key`: one of them turned
+/// out closed, so the upstream restarted or went away and the others are
+/// as likely closed, even where that has not shown yet.
+pub fn forget(key: u64) {
+    POOL.with_borrow_mut(|pool| pool.remove(&key));
+}
+
 /// Keeps a connection whose last response ended cleanly.
 pub fn put(key: u64, stream: Stream) {
     POOL.with_borrow_mut(|pool| {
