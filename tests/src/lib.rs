@@ -502,3 +502,41 @@ lock_ttl: 10s
         },
     )
 }
+
+/// An HTTP/1 server (hyper) on a fresh loopback port: every request, its
+/// body read whole, is answered by `handle`. For the tests' own upstreams,
+/// webhook receivers and admin-API stand-ins.
+pub async fn http_server<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(http::Request<bytes::Bytes>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = http::Response<http_body_util::Full<bytes::Bytes>>>
+        + Send
+        + 'static,
+{
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let handle = handle.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await?.to_bytes();
+                            Ok::<_, hyper::Error>(
+                                handle(http::Request::from_parts(parts, body)).await,
+                            )
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}

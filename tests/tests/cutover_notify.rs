@@ -4,9 +4,7 @@
 
 use bytes::Bytes;
 use e2e::{one_route_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -17,36 +15,24 @@ type Received = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
 
 /// A webhook receiver that answers after `delay`.
 async fn receiver(delay: Duration) -> (SocketAddr, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let got = Received::default();
     let log = got.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap().to_owned());
-                        let body = req.into_body().collect().await?.to_bytes();
-                        tokio::time::sleep(delay).await;
-                        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        log.lock().unwrap().push((path, auth, body));
-                        Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from("ok"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let addr = e2e::http_server(move |req: http::Request<Bytes>| {
+        let log = log.clone();
+        async move {
+            let auth = req
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            tokio::time::sleep(delay).await;
+            let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+            log.lock()
+                .unwrap()
+                .push((req.uri().path().to_owned(), auth, body));
+            http::Response::new(Full::new(Bytes::from("ok")))
         }
-    });
+    })
+    .await;
     (addr, got)
 }
 

@@ -9,9 +9,7 @@
 
 use bytes::Bytes;
 use e2e::Gateway;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,45 +38,31 @@ impl Recorder {
 /// A hyper upstream on a fresh port that records every request except the
 /// gateway's health checks, answering `ok <path>`.
 async fn recording_upstream() -> (SocketAddr, Recorder) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let recorder = Recorder::default();
     let log = recorder.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let log = log.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let log = log.clone();
-                    async move {
-                        let header = |name: &str| {
-                            req.headers()
-                                .get(name)
-                                .map(|v| v.to_str().unwrap().to_owned())
-                        };
-                        let mut seen = Seen {
-                            method: req.method().to_string(),
-                            path: req.uri().path().to_owned(),
-                            content_length: header("content-length"),
-                            transfer_encoding: header("transfer-encoding"),
-                            body: Vec::new(),
-                        };
-                        let body = req.into_body().collect().await?.to_bytes();
-                        seen.body = body.to_vec();
-                        let reply = format!("ok {}", seen.path);
-                        if seen.path != "/healthz" {
-                            log.0.lock().unwrap().push(seen);
-                        }
-                        Ok::<_, hyper::Error>(http::Response::new(Full::new(Bytes::from(reply))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let addr = e2e::http_server(move |req: http::Request<Bytes>| {
+        let log = log.clone();
+        async move {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            let seen = Seen {
+                method: req.method().to_string(),
+                path: req.uri().path().to_owned(),
+                content_length: header("content-length"),
+                transfer_encoding: header("transfer-encoding"),
+                body: req.body().to_vec(),
+            };
+            let reply = format!("ok {}", seen.path);
+            if seen.path != "/healthz" {
+                log.0.lock().unwrap().push(seen);
+            }
+            http::Response::new(Full::new(Bytes::from(reply)))
         }
-    });
+    })
+    .await;
     (addr, recorder)
 }
 
