@@ -12,6 +12,7 @@ use super::app::{Client, Http1App};
 use super::buffer::Buffer;
 use super::framing::{Framing, FramingError};
 use super::pool;
+use super::relay::{relay, respond, tunnel, write_all, Relay};
 use super::request::{self, Refusal, Request};
 use super::response::{self, ClientSide};
 use crate::choose::Attempts;
@@ -19,7 +20,6 @@ use crate::routing::RouteEntry;
 use crate::upstream::Endpoint;
 use pingora::protocols::Stream;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 
 /// What the connection does after a request.
 pub enum After {
@@ -408,87 +408,4 @@ impl Attempt<'_> {
             Failure::Upstream(502, format!("{}: {e}", self.endpoint.addr))
         }
     }
-}
-
-enum Relay {
-    ReadClosed,
-    Read(std::io::Error),
-    Write(std::io::Error),
-    Framing(FramingError),
-    Timeout,
-}
-
-impl std::fmt::Debug for Relay {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Relay::ReadClosed => write!(f, "closed before the body ended"),
-            Relay::Read(e) => write!(f, "read: {e}"),
-            Relay::Write(e) => write!(f, "write: {e}"),
-            Relay::Framing(e) => write!(f, "{e}"),
-            Relay::Timeout => write!(f, "timed out"),
-        }
-    }
-}
-
-/// Copies the rest of a body from `from` to `to` as it arrives, until its
-/// framing says it ended (or, for [`Framing::UntilClose`], `from` closes).
-async fn relay(
-    from: &mut Stream,
-    buf: &mut Buffer,
-    framing: &mut Framing,
-    to: &mut Stream,
-    read_timeout: Duration,
-    room: usize,
-) -> Result<(), Relay> {
-    while !framing.is_done() {
-        let read = pingora::time::timeout(read_timeout, buf.read_from(from, room)).await;
-        match read {
-            Ok(Ok(0)) if *framing == Framing::UntilClose => return Ok(()),
-            Ok(Ok(0)) => return Err(Relay::ReadClosed),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(Relay::Read(e)),
-            Err(_) => return Err(Relay::Timeout),
-        }
-        let n = framing.advance(buf.pending()).map_err(Relay::Framing)?;
-        write_all(to, &buf.pending()[..n])
-            .await
-            .map_err(Relay::Write)?;
-        buf.consume(n);
-    }
-    Ok(())
-}
-
-/// After a 101: bytes flow both ways until either side closes.
-async fn tunnel(client: &mut Client, upstream: &mut Stream, early: &Buffer) {
-    if write_all(&mut client.stream, early.pending())
-        .await
-        .is_err()
-        || write_all(upstream, client.buf.pending()).await.is_err()
-    {
-        return;
-    }
-    let pending = client.buf.pending().len();
-    client.buf.consume(pending);
-    let _ = tokio::io::copy_bidirectional(&mut client.stream, upstream).await;
-}
-
-async fn write_all(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    stream.write_all(bytes).await?;
-    stream.flush().await
-}
-
-/// The gateway's own answer: a status and no body.
-async fn respond(client: &mut Client, status: u16, closing: bool) {
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
-    let connection = if closing { "Connection: close\r\n" } else { "" };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nCache-Control: private, no-store\r\n{connection}\r\n"
-    );
-    let _ = write_all(&mut client.stream, head.as_bytes()).await;
 }

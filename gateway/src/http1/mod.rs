@@ -9,6 +9,7 @@
 //! request    the client's head: framing checks, routing, the upstream head
 //! response   the upstream's head: framing, the client's head
 //! framing    where a body ends (Content-Length, chunked, close)
+//! relay      bodies as they arrive, upgrade tunnels, the gateway's answers
 //! buffer     bytes read and not used yet, freed while idle
 //! pool       idle upstream connections, per worker thread
 //! workers    which worker thread serves a connection
@@ -18,6 +19,7 @@ mod buffer;
 mod exchange;
 mod framing;
 mod pool;
+mod relay;
 mod request;
 mod response;
 mod workers;
