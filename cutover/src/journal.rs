@@ -125,7 +125,7 @@ impl Event {
     }
 
     /// The event's name as `status` and messages show it.
-    /// Every value of [`Event::name`].
+    /// Every value of [`Event::name`] (kept in step with it by hand).
     pub const NAMES: [&'static str; 17] = [
         "started",
         "preflight",

@@ -47,12 +47,14 @@ struct Receiver {
     url: String,
     token: Option<String>,
     format: WebhookFormat,
+    /// Handed to the [`Notifier`], which picks what to queue.
     events: Vec<String>,
 }
 
 #[derive(Default)]
 pub struct Notifier {
-    queues: Vec<(Vec<String>, mpsc::UnboundedSender<Value>)>,
+    /// Each receiver's events and the queue to its sender.
+    queues: Vec<(Vec<String>, mpsc::UnboundedSender<Record>)>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -73,9 +75,11 @@ impl Notifier {
                 problem: format!("cannot build an HTTP client: {e}"),
             })?;
         let mut notifier = Notifier::default();
-        for receiver in receivers {
+        for mut receiver in receivers {
             let (tx, rx) = mpsc::unbounded_channel();
-            notifier.queues.push((receiver.events.clone(), tx));
+            notifier
+                .queues
+                .push((std::mem::take(&mut receiver.events), tx));
             notifier
                 .tasks
                 .push(tokio::spawn(deliver(client.clone(), receiver, rx)));
@@ -89,7 +93,7 @@ impl Notifier {
         let name = record.event.name();
         for (events, queue) in &self.queues {
             if events.iter().any(|e| e == name) {
-                let _ = queue.send(serde_json::to_value(record).expect("records are JSON"));
+                let _ = queue.send(record.clone());
             }
         }
     }
@@ -170,7 +174,7 @@ impl Receiver {
 async fn deliver(
     client: reqwest::Client,
     receiver: Receiver,
-    mut queue: mpsc::UnboundedReceiver<Value>,
+    mut queue: mpsc::UnboundedReceiver<Record>,
 ) {
     while let Some(record) = queue.recv().await {
         let body = body(receiver.format, &record);
@@ -187,7 +191,7 @@ async fn deliver(
                 Err(e) => format!("unreachable ({})", e.without_url()),
             };
             let Some(wait) = BACKOFF.get(attempt) else {
-                tracing::warn!(receiver = %receiver.name, event = %record["event"], "notification dropped: {problem}");
+                tracing::warn!(receiver = %receiver.name, event = record.event.name(), "notification dropped: {problem}");
                 break;
             };
             tracing::debug!(receiver = %receiver.name, "notification failed, retrying: {problem}");
@@ -198,15 +202,12 @@ async fn deliver(
 }
 
 /// The body a receiver of `format` understands.
-fn body(format: WebhookFormat, record: &Value) -> Value {
-    let event: Option<Event> = serde_json::from_value(record.clone()).ok();
-    let text = event
-        .as_ref()
-        .and_then(human_line)
-        .unwrap_or_else(|| record["event"].as_str().unwrap_or("event").to_owned());
+fn body(format: WebhookFormat, record: &Record) -> Value {
+    let event = record.event.name();
+    let text = human_line(&record.event).unwrap_or_else(|| event.to_owned());
     let text = format!("cutover: {text}");
     match format {
-        WebhookFormat::Json => json!({"event": record["event"], "text": text, "record": record}),
+        WebhookFormat::Json => json!({"event": event, "text": text, "record": record}),
         WebhookFormat::Slack => json!({ "text": text }),
         WebhookFormat::Teams => json!({
             "@type": "MessageCard",
@@ -215,12 +216,11 @@ fn body(format: WebhookFormat, record: &Value) -> Value {
             "text": text,
         }),
         WebhookFormat::GrafanaAnnotation => {
-            let time = record["time"]
-                .as_str()
-                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            let time = humantime::parse_rfc3339_weak(&record.time)
+                .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_millis() as u64);
-            json!({"time": time, "tags": ["cutover", record["event"]], "text": text})
+            json!({"time": time, "tags": ["cutover", event], "text": text})
         }
     }
 }
@@ -229,13 +229,12 @@ fn body(format: WebhookFormat, record: &Value) -> Value {
 mod tests {
     use super::*;
 
-    fn record(event: Event) -> Value {
-        serde_json::to_value(Record {
+    fn record(event: Event) -> Record {
+        Record {
             time: "2026-12-02T10:00:00Z".into(),
             actor: "ana@host".into(),
             event,
-        })
-        .unwrap()
+        }
     }
 
     #[test]

@@ -51,13 +51,12 @@ impl RequestCtx {
         Some(&self.snapshot.as_ref()?.routes[self.choice.as_ref()?.route])
     }
 
-    /// The colour serving the request now (it changes on failover).
+    /// The colour serving the request now (it changes on failover); set
+    /// with the route in `request_filter`.
     fn color(&self) -> crate::split::Color {
-        match (&self.attempts, &self.choice) {
-            (Some(a), _) => a.color,
-            (None, Some(c)) => c.color,
-            (None, None) => crate::split::Color::Blue,
-        }
+        self.attempts
+            .as_ref()
+            .map_or(crate::split::Color::Blue, |a| a.color)
     }
 }
 
@@ -82,7 +81,7 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// `prior, ip` (or `ip`), built in one buffer: this runs for every request.
-pub(crate) fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
+fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
     use std::fmt::Write;
     let mut value = BytesMut::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
     if let Some(prior) = prior {

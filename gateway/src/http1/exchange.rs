@@ -127,6 +127,15 @@ impl Http1App {
         let metrics = &self.gateway.metrics;
         let mut framing = request.framing;
         let mut retries = 0;
+        let issue_cookie = request
+            .choice
+            .as_ref()
+            .and_then(|c| c.issued_key.as_deref());
+        let side = ClientSide {
+            request,
+            closing,
+            issue_cookie: issue_cookie.map(|key| (def.stickiness.issued_cookie.as_str(), key)),
+        };
         let failure = loop {
             let endpoint = match attempts.next(def, metrics) {
                 Ok(endpoint) => endpoint,
@@ -155,26 +164,12 @@ impl Http1App {
                     }
                 },
             };
-            let host_rewrite = def
-                .group(attempts.color)
-                .spec()
-                .group
-                .host_rewrite
-                .as_deref();
-            let issue_cookie = request
-                .choice
-                .as_ref()
-                .and_then(|c| c.issued_key.as_deref());
-            let side = ClientSide {
-                request,
-                closing,
-                issue_cookie: issue_cookie.map(|key| (def.stickiness.issued_cookie.as_str(), key)),
-            };
+            let spec = def.group(attempts.color).spec();
             let attempt = Attempt {
                 endpoint,
                 reused,
-                host_rewrite,
-                read_timeout: def.group(attempts.color).spec().timeouts.read,
+                host_rewrite: spec.group.host_rewrite.as_deref(),
+                read_timeout: spec.timeouts.read,
             };
             match self
                 .forward(client, &side, &mut framing, upstream, attempt)
