@@ -1,9 +1,10 @@
 //! The commands an operator runs from another terminal while (or after) a
-//! cutover runs: status, pause, promote, abort, emergency.
+//! cutover runs: pause, promote, abort, emergency (and `status`, in its
+//! own module).
 
 use crate::engine::{Engine, EngineError};
 use crate::fleet::Fleet;
-use crate::journal::{self, ControlCommand, Event, Journal};
+use crate::journal::{ControlCommand, Event, Journal};
 use crate::outcome::Outcome;
 use crate::output::Output;
 use serde_json::json;
@@ -24,9 +25,16 @@ pub async fn control(
             journal_path.display()
         )));
     }
-    let (plan, _) = crate::engine::live_run(journal_path, "control")?;
+    let (plan, run) = crate::engine::live_run(journal_path, "control")?;
     if command == ControlCommand::Abort {
-        let fleet = Fleet::from_plan(&plan.fleet).await?;
+        let stage = crate::engine::stage_now(&plan, &run);
+        let Some(fleet) = plan.schedule().fleet(stage).cloned() else {
+            return Err(EngineError::Refused(format!(
+                "the journaled plan names no fleet for stage {}",
+                stage + 1
+            )));
+        };
+        let fleet = Fleet::from_plan(&fleet).await?;
         let alive = fleet.lock_holder().await.is_some_and(|l| l.is_live());
         if !alive {
             let reason = reason.unwrap_or_else(|| "no reason given".into());
@@ -40,14 +48,15 @@ pub async fn control(
     )))
 }
 
-/// Where an emergency switch goes.
+/// Where an emergency switch goes: each fleet's admin URLs and token.
 pub struct EmergencyTarget {
-    pub gateways: Vec<String>,
-    pub token: String,
+    pub fleets: Vec<(Vec<String>, String)>,
 }
 
-/// `emergency --to COLOR`: every route of every replica to 100% of one
-/// colour now. Needs no plan, no running cutover and no lock.
+/// `emergency --to COLOR`: every route of every replica (of every fleet
+/// given: a staged plan's stages) to 100% of one colour now. Needs no plan,
+/// no running cutover and no lock. A fleet that cannot be switched does
+/// not stop the others; the first failure is returned after them.
 pub async fn emergency(
     target: EmergencyTarget,
     to_green: bool,
@@ -55,18 +64,41 @@ pub async fn emergency(
     journal_path: &Path,
     out: &Output,
 ) -> Result<(), EngineError> {
-    let fleet = Fleet::new(target.gateways, target.token);
     let to = if to_green { "green" } else { "blue" };
-    let mut routes = BTreeMap::new();
-    for (_, state) in fleet.states().await? {
-        for route in state.routes.keys() {
-            routes.insert(route.clone(), if to_green { 100.0 } else { 0.0 });
+    let actor = crate::host::actor();
+    let (mut routes, mut generations, mut replicas) = (BTreeMap::new(), Vec::new(), 0);
+    let mut failure = None;
+    for (gateways, token) in target.fleets {
+        let fleet = Fleet::new(gateways, token);
+        let switched = async {
+            let mut these = BTreeMap::new();
+            for (_, state) in fleet.states().await? {
+                for route in state.routes.keys() {
+                    these.insert(route.clone(), if to_green { 100.0 } else { 0.0 });
+                }
+            }
+            let g = fleet
+                .apply(&these, &actor, &format!("emergency: {reason}"), false)
+                .await?;
+            Ok::<_, crate::fleet::FleetError>((these, g))
+        };
+        match switched.await {
+            Ok((these, g)) => {
+                routes.extend(these);
+                generations.extend(g);
+                replicas += fleet.replicas.len();
+            }
+            Err(e) => {
+                tracing::error!("emergency: {e}");
+                failure.get_or_insert(e);
+            }
         }
     }
-    let actor = crate::host::actor();
-    let generations = fleet
-        .apply(&routes, &actor, &format!("emergency: {reason}"), false)
-        .await?;
+    if replicas == 0 {
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+    }
     // Tell a running cutover (it stops) and keep the record.
     let mut journal = Journal::open(journal_path)?;
     let record = journal.append(
@@ -84,12 +116,14 @@ pub async fn emergency(
         );
     } else {
         eprintln!(
-            "EMERGENCY: routes {:?} now send 100% to {to} on {} replica(s)",
+            "EMERGENCY: routes {:?} now send 100% to {to} on {replicas} replica(s)",
             routes.keys().collect::<Vec<_>>(),
-            fleet.replicas.len()
         );
     }
-    Ok(())
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// Tells the newest run's notification receivers about `record` (an
@@ -111,86 +145,4 @@ async fn notify_latest_run(journal_path: &Path, record: &crate::journal::Record)
         }
         Err(e) => tracing::warn!("emergency not notified: {e}"),
     }
-}
-
-/// `status`: where the newest run stands, from the journal.
-pub fn status(journal_path: &Path, out: &Output) -> Result<serde_json::Value, EngineError> {
-    let records = journal::read_all(journal_path)?;
-    let run = journal::last_run(&records);
-    let Some(first) = run.first() else {
-        return Err(EngineError::Refused(format!(
-            "journal {} holds no cutover",
-            journal_path.display()
-        )));
-    };
-    let mut state = "running";
-    let mut green_percent = 0.0;
-    let mut step = 0;
-    let mut last_gate = serde_json::Value::Null;
-    let mut passed = Vec::new();
-    for r in run {
-        match &r.event {
-            Event::Applied {
-                step: s,
-                green_percent: p,
-                ..
-            } => {
-                step = *s;
-                green_percent = *p;
-                state = "running";
-            }
-            Event::Gate {
-                verdict, figures, ..
-            } => last_gate = json!({"verdict": verdict, "figures": figures, "time": r.time}),
-            Event::StepPassed { step: s, .. } => passed.push(*s + 1),
-            Event::Paused { .. } | Event::AwaitingApproval { .. } => state = "paused",
-            Event::Resumed { .. } => state = "running",
-            Event::RolledBack { to_percent, .. } => {
-                state = "rolled_back";
-                green_percent = *to_percent;
-            }
-            Event::Completed { green_percent: p } => {
-                state = "completed";
-                green_percent = *p;
-            }
-            Event::Stopped { .. } => state = "stopped",
-            Event::Emergency { to, .. } => {
-                state = "emergency";
-                green_percent = if to == "green" { 100.0 } else { 0.0 };
-            }
-            _ => {}
-        }
-    }
-    let last = run.last().expect("non-empty");
-    let doc = json!({
-        "journal": journal_path.display().to_string(),
-        "started": first.time, "started_by": first.actor,
-        "state": state,
-        "step": step + 1,
-        "green_percent": green_percent,
-        "steps_passed": passed,
-        "last_event": {"event": last.event.name(), "time": last.time, "actor": last.actor, "record": last},
-        "last_gate": last_gate,
-    });
-    if out.is_json() {
-        println!("{doc}");
-    } else {
-        println!(
-            "cutover {state}: step {} at green {green_percent}% (started {} by {})",
-            step + 1,
-            first.time,
-            first.actor
-        );
-        println!("steps passed: {passed:?}");
-        println!(
-            "last event: {} at {} by {}",
-            last.event.name(),
-            last.time,
-            last.actor
-        );
-        if let Some(v) = last_gate.get("verdict") {
-            println!("last gate: {v}");
-        }
-    }
-    Ok(doc)
 }

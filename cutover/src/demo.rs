@@ -140,15 +140,16 @@ pub async fn run(break_green: Option<Breakage>, out: Output) -> anyhow::Result<u
     let mut plan: Plan = serde_yaml_ng::from_str(PLAN)?;
     // The demo's own token, whatever GATEWAY_ADMIN_TOKEN holds here.
     std::fs::write(work.join("token"), TOKEN)?;
-    plan.fleet.token_env = "CUTOVER_DEMO_TOKEN_FROM_FILE".into();
-    plan.fleet.token_file = Some(work.join("token"));
+    let fleet = plan.fleet.as_mut().expect("the demo plan has a fleet");
+    fleet.token_env = "CUTOVER_DEMO_TOKEN_FROM_FILE".into();
+    fleet.token_file = Some(work.join("token"));
     let journal_path = work.join("journal.jsonl");
     let outcome = Engine::run(
         plan,
         Path::new("deploy/examples/plan.yaml"),
         &journal_path,
         out,
-        false,
+        Default::default(),
     )
     .await?;
     let (ok, failed) = load.stop().await;
@@ -238,7 +239,7 @@ fn print_summary(
     let verdict = match outcome {
         Outcome::Completed => "completed: all traffic on green".to_owned(),
         Outcome::RolledBack(r) => format!("rolled back: {r}"),
-        Outcome::Stopped(r) | Outcome::Signalled(r) => r.clone(),
+        Outcome::Stopped(r) | Outcome::Signalled(r) | Outcome::Waiting(r) => r.clone(),
     };
     println!("outcome: {verdict}");
     println!("client requests: {ok} answered, {failed} failed");

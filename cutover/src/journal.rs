@@ -43,6 +43,18 @@ pub enum Event {
     AwaitingApproval {
         step: usize,
     },
+    /// A stage's `wait_before`: it may not begin before this time (RFC
+    /// 3339), whichever process is running then.
+    StageWaiting {
+        stage: usize,
+        name: String,
+        not_before: String,
+    },
+    /// A stage began (its wait over, its approval given).
+    StageStarted {
+        stage: usize,
+        name: String,
+    },
     /// The step's split was written to the fleet.
     Applied {
         step: usize,
@@ -126,11 +138,13 @@ impl Event {
 
     /// The event's name as `status` and messages show it.
     /// Every value of [`Event::name`] (kept in step with it by hand).
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 19] = [
         "started",
         "preflight",
         "smoke",
         "awaiting_approval",
+        "stage_waiting",
+        "stage_started",
         "applied",
         "converged",
         "gate",
@@ -152,6 +166,8 @@ impl Event {
             Event::Preflight { .. } => "preflight",
             Event::Smoke { .. } => "smoke",
             Event::AwaitingApproval { .. } => "awaiting_approval",
+            Event::StageWaiting { .. } => "stage_waiting",
+            Event::StageStarted { .. } => "stage_started",
             Event::Applied { .. } => "applied",
             Event::Converged { .. } => "converged",
             Event::Gate { .. } => "gate",

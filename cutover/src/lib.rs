@@ -17,7 +17,7 @@
 //! | 5 | [`journal`] | the durable record of every transition |
 //! | 6 | [`output`] | what operators see (human or JSON, progress bars) |
 //! | 7 | [`engine`] | the run loop, its control handling, resume and rollback |
-//! | 8 | [`commands`], [`demo`] | the CLI's commands |
+//! | 8 | [`commands`], [`status`], [`demo`] | the CLI's commands |
 
 pub mod commands;
 pub mod demo;
@@ -34,3 +34,4 @@ pub mod output;
 pub mod plan;
 pub mod preflight;
 pub mod smoke;
+pub mod status;

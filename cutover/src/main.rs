@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use cutover::commands::{self, EmergencyTarget};
-use cutover::engine::{Engine, EngineError};
+use cutover::engine::{Engine, EngineError, RunOptions};
 use cutover::fleet::{read_token, FleetError};
 use cutover::journal::ControlCommand;
 use cutover::outcome::Outcome;
@@ -48,18 +48,29 @@ enum Command {
     Run {
         /// The plan file (YAML), e.g. deploy/examples/plan.yaml.
         plan: PathBuf,
-        /// Take over a stale cutover lock (journaled).
-        #[arg(long)]
-        take_over: bool,
+        #[command(flatten)]
+        options: RunFlags,
     },
-    /// Unpause a live run, or continue a run that died, from the journal.
+    /// Unpause a live run, or continue a run that died (or left off in a
+    /// stage's wait), from the journal.
     Resume {
-        /// Take over a stale cutover lock (journaled).
-        #[arg(long)]
-        take_over: bool,
+        #[command(flatten)]
+        options: RunFlags,
     },
-    /// Where the cutover stands, from the journal.
-    Status,
+    /// Where the cutover stands, from the journal: stage, step, split,
+    /// the last gate's figures and verdict, time left in the hold.
+    ///
+    /// Example (from a second terminal while `cutover run` is active):
+    ///   cutover status --watch --interval 2s
+    #[command(verbatim_doc_comment)]
+    Status {
+        /// Keep refreshing until the run ends.
+        #[arg(long)]
+        watch: bool,
+        /// Time between refreshes with --watch.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+    },
     /// Pause the live run after the current evaluation.
     Pause {
         #[arg(long)]
@@ -116,6 +127,26 @@ enum Command {
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct RunFlags {
+    /// Take over a stale cutover lock (journaled).
+    #[arg(long)]
+    take_over: bool,
+    /// At a stage's `wait_before`, exit 0 saying when it may go on instead
+    /// of waiting (a CronJob running `cutover resume --no-wait` picks it up).
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl RunFlags {
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            take_over: self.take_over,
+            no_wait: self.no_wait,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -182,11 +213,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = Output::new(cli.output);
     let json = out.is_json();
     let outcome: Outcome = match cli.command {
-        Command::Run { plan, take_over } => {
+        Command::Run { plan, options } => {
             let loaded = Plan::load(&plan)?;
-            Engine::run(loaded, &plan, &cli.journal, out, take_over).await?
+            Engine::run(loaded, &plan, &cli.journal, out, options.options()).await?
         }
-        Command::Resume { take_over } => Engine::resume(&cli.journal, out, take_over).await?,
+        Command::Resume { options } => Engine::resume(&cli.journal, out, options.options()).await?,
         Command::Demo { break_green } => return cutover::demo::run(break_green, out).await,
         Command::Network {
             command: NetworkCommand::Plan(args),
@@ -226,8 +257,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             });
         }
-        Command::Status => {
-            commands::status(&cli.journal, &out)?;
+        Command::Status { watch, interval } => {
+            if watch {
+                cutover::status::watch(&cli.journal, &out, interval).await?;
+            } else {
+                cutover::status::status(&cli.journal, &out)?;
+            }
             return Ok(0);
         }
         Command::Pause { reason } => {
@@ -248,14 +283,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             token_file,
         } => {
             let to_green = matches!(to, Colour::Green);
-            let (gateways, token_env) = match plan {
-                Some(p) => {
-                    let plan = Plan::load(&p)?;
-                    (plan.fleet.admin_urls, plan.fleet.token_env)
-                }
-                None => (gateways, "GATEWAY_ADMIN_TOKEN".to_owned()),
+            // (admin URLs, token env, token file) of each fleet to switch.
+            let fleets = match plan {
+                Some(p) => Plan::load(&p)?
+                    .schedule()
+                    .stages
+                    .into_iter()
+                    .filter_map(|s| s.fleet)
+                    .map(|f| (f.admin_urls, f.token_env, f.token_file))
+                    .collect(),
+                None => vec![(gateways, "GATEWAY_ADMIN_TOKEN".to_owned(), None)],
             };
-            if gateways.is_empty() {
+            if fleets.iter().all(|(gateways, ..)| gateways.is_empty()) {
                 return Err(EngineError::Fleet(FleetError::Setup(
                     "--gateway URL (repeatable) or --plan FILE: which gateways to switch".into(),
                 ))
@@ -265,16 +304,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 eprintln!("not confirmed; nothing changed");
                 return Ok(2);
             }
-            let token =
-                read_token(&token_env, token_file.as_deref()).map_err(EngineError::Fleet)?;
-            commands::emergency(
-                EmergencyTarget { gateways, token },
-                to_green,
-                &reason,
-                &cli.journal,
-                &out,
-            )
-            .await?;
+            let mut target = EmergencyTarget { fleets: Vec::new() };
+            for (gateways, token_env, plan_token_file) in fleets {
+                let file = token_file.as_deref().or(plan_token_file.as_deref());
+                let token = read_token(&token_env, file).map_err(EngineError::Fleet)?;
+                target.fleets.push((gateways, token));
+            }
+            commands::emergency(target, to_green, &reason, &cli.journal, &out).await?;
             return Ok(0);
         }
     };

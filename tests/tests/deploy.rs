@@ -219,6 +219,43 @@ fn kustomize_overlays_render_validate_and_hold_what_matters() {
         pod["serviceAccountName"],
         find(&docs, "ServiceAccount")[0]["metadata"]["name"]
     );
+
+    // The staged form: the Job leaves off at a wait, the CronJob resumes.
+    let Some((text, docs)) = kustomize("deploy/kubernetes/cutover-staged") else {
+        return;
+    };
+    validate("cutover-staged", &text);
+    let job = &find(&docs, "Job")[0]["spec"]["template"]["spec"];
+    let cron = find(&docs, "CronJob")[0];
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let resume = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let args = |pod: &Value| -> Vec<String> {
+        pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(args(job)[0], "run");
+    assert!(args(job).contains(&"--no-wait".to_owned()));
+    assert_eq!(args(resume)[..2], ["resume", "--no-wait"]);
+    let claim = |pod: &Value| {
+        pod["volumes"].as_array().unwrap().iter().find_map(|v| {
+            v["persistentVolumeClaim"]["claimName"]
+                .as_str()
+                .map(str::to_owned)
+        })
+    };
+    assert_eq!(claim(job), claim(resume), "both must use the one journal");
+    assert!(claim(job).is_some());
+    let plan = find(&docs, "ConfigMap")[0]["data"]["plan.yaml"]
+        .as_str()
+        .unwrap();
+    assert!(
+        plan.contains("stages:"),
+        "the staged plan replaced the Job's"
+    );
 }
 
 fn metric_names(text: &str) -> BTreeSet<String> {
@@ -432,7 +469,14 @@ fn shell(line: &str, env: &[(&str, &str)], cwd: &Path) -> Output {
 #[test]
 fn every_runbook_command_parses_with_the_real_cli() {
     let mut parsed = 0;
-    for name in ["emergency", "network", "gradual-shift", "notifications"] {
+    for name in [
+        "emergency",
+        "network",
+        "gradual-shift",
+        "notifications",
+        "staged",
+        "watch",
+    ] {
         for line in runbook(name) {
             if !(line.starts_with("cutover ") || line.starts_with("gateway ")) {
                 continue;

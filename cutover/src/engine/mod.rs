@@ -8,16 +8,19 @@
 //! no engine runs.
 //!
 //! This file is the run loop, top to bottom: [`Engine::run`] → preflight →
-//! `execute` → `steps` (smoke → apply → converge → `hold` under gates →
-//! next step, or roll back). Around it: `control` (pause, resume, abort,
-//! promote, emergency and the lock), `resume` (picking a journaled run up
-//! again) and `rollback` (ending a run by moving the split at once).
+//! `execute` → `steps` → `step` (smoke → apply → converge → `hold` under
+//! gates → next step, or roll back). Around it: `stages` (a staged plan's
+//! fleets, waits and approvals), `control` (pause, resume, abort, promote,
+//! emergency and the lock), `resume` (picking a journaled run up again)
+//! and `rollback` (ending a run by moving the split at once).
 
+mod checks;
 mod control;
 mod resume;
 mod rollback;
+mod stages;
 
-pub use resume::live_run;
+pub use resume::{live_run, stage_now};
 
 use crate::figures::{Figures, GatewayScrapes, Prometheus, Source};
 use crate::fleet::{Fleet, FleetError};
@@ -26,8 +29,8 @@ use crate::journal::{self, Event, Journal, JournalError};
 use crate::notify::{Notifier, NotifyError, FLUSH_LIMIT};
 use crate::outcome::Outcome;
 use crate::output::Output;
-use crate::plan::{GateSource, InconclusiveAction, Plan};
-use crate::smoke::{self, SmokeTarget};
+use crate::plan::{GateSource, InconclusiveAction, Plan, Schedule};
+use crate::smoke::SmokeTarget;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -59,8 +62,20 @@ enum Held {
     Ended(Outcome),
 }
 
+/// How a run starts or picks up.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Take over a stale cutover lock (journaled).
+    pub take_over: bool,
+    /// At a stage's wait, exit (0) instead of waiting; `resume` goes on.
+    pub no_wait: bool,
+}
+
 pub struct Engine {
     plan: Plan,
+    schedule: Schedule,
+    /// The stage whose fleet the engine drives (and holds the lock of).
+    stage: usize,
     fleet: Fleet,
     journal: Journal,
     source: Source,
@@ -70,12 +85,21 @@ pub struct Engine {
     smoke_target: SmokeTarget,
     last_lock_renewal: Instant,
     notifier: Notifier,
+    no_wait: bool,
 }
 
 impl Engine {
-    async fn new(plan: Plan, journal: Journal, out: Output) -> Result<Engine, EngineError> {
+    /// An engine driving `stage`'s fleet.
+    async fn new(
+        plan: Plan,
+        journal: Journal,
+        out: Output,
+        stage: usize,
+        options: RunOptions,
+    ) -> Result<Engine, EngineError> {
         let notifier = Notifier::start(&plan.notify)?;
-        let fleet = Fleet::from_plan(&plan.fleet).await?;
+        let schedule = plan.schedule();
+        let (fleet, smoke_target) = stages::fleet_of(&schedule, stage).await?;
         let source = match plan.gates.source {
             GateSource::Gateway => {
                 Source::Gateway(GatewayScrapes::new(plan.routes.clone(), plan.gates.window))
@@ -86,30 +110,13 @@ impl Engine {
                 plan.gates.window,
             )),
         };
-        let pin_secret = match &plan.fleet.pin_secret_file {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .map_err(|e| {
-                        EngineError::Refused(format!(
-                            "fleet.pin_secret_file: cannot read {}: {e}",
-                            p.display()
-                        ))
-                    })?
-                    .trim()
-                    .to_owned(),
-            ),
-            None => None,
-        };
-        let smoke_target = SmokeTarget {
-            proxy_url: plan.fleet.proxy_url.clone(),
-            pin_header: plan.fleet.pin_header.clone(),
-            pin_secret,
-        };
         let actor = crate::host::actor();
         Ok(Engine {
             holder: format!("{actor}/pid{}", std::process::id()),
             actor,
             plan,
+            schedule,
+            stage,
             fleet,
             journal,
             source,
@@ -117,6 +124,7 @@ impl Engine {
             smoke_target,
             last_lock_renewal: Instant::now(),
             notifier,
+            no_wait: options.no_wait,
         })
     }
 
@@ -126,14 +134,21 @@ impl Engine {
         plan_file: &Path,
         journal_path: &Path,
         out: Output,
-        take_over: bool,
+        options: RunOptions,
     ) -> Result<Outcome, EngineError> {
         if journal_path.exists() {
             let records = journal::read_all(journal_path)?;
             if let Some(last) = journal::last_run(&records).last() {
                 if !last.event.ends_run() {
+                    let waiting = match &last.event {
+                        Event::StageWaiting { stage, name, not_before } => format!(
+                            "; it waits: stage {} ({name}) may not begin before {not_before}, and `cutover resume` continues it then",
+                            stage + 1
+                        ),
+                        _ => String::new(),
+                    };
                     return Err(EngineError::Refused(format!(
-                        "journal {} holds a cutover that has not ended (last: {} by {}); use `cutover resume` or `cutover abort`",
+                        "journal {} holds a cutover that has not ended (last: {} by {}){waiting}; use `cutover resume` or `cutover abort`",
                         journal_path.display(),
                         last.event.name(),
                         last.actor
@@ -142,8 +157,8 @@ impl Engine {
             }
         }
         let journal = Journal::open(journal_path)?;
-        let mut engine = Engine::new(plan, journal, out).await?;
-        let previous = engine.acquire_lock(take_over).await?;
+        let mut engine = Engine::new(plan, journal, out, 0, options).await?;
+        let previous = engine.acquire_lock(options.take_over).await?;
         let plan = Box::new(engine.plan.clone());
         engine.record(Event::Started {
             plan_file: plan_file.display().to_string(),
@@ -176,59 +191,88 @@ impl Engine {
     }
 
     async fn steps(&mut self, from: Position) -> Result<Outcome, EngineError> {
-        for step in from.step..self.plan.steps.len() {
+        let mut step = from.step;
+        while step < self.schedule.len() {
             let resumed_applied = from.applied && step == from.step;
-            if !resumed_applied {
-                if self.plan.steps[step].approval {
-                    self.record(Event::AwaitingApproval { step })?;
-                    if let Some(outcome) = self.paused(step).await? {
-                        return Ok(outcome);
-                    }
-                }
-                if !self.smoke(step).await? {
-                    return Ok(self
-                        .roll_back(step, "smoke checks failed on green".into(), None)
-                        .await);
+            let stage = self.schedule.stage_of(step);
+            if stage != self.stage {
+                self.enter_stage(stage).await?;
+            }
+            let first_of_stage = step == self.schedule.steps_of(stage).start;
+            if first_of_stage && !resumed_applied {
+                if let Some(outcome) = self.begin_stage(stage, step).await? {
+                    return Ok(outcome);
                 }
             }
-            let split = self.plan.split_of(step);
-            match self.apply(split, &format!("step {}", step + 1)).await {
-                Ok(generations) => {
-                    failpoint("after-apply", step);
-                    self.record(Event::Applied {
-                        step,
-                        green_percent: split,
-                        generations: generations.clone(),
-                    })?;
-                    if let Err(e) = self
-                        .fleet
-                        .wait_converged(&generations, self.plan.convergence_timeout)
-                        .await
-                    {
-                        return Ok(self.roll_back(step, e.to_string(), None).await);
-                    }
-                    self.record(Event::Converged { step })?;
+            match self.step(step, resumed_applied).await? {
+                None => step += 1,
+                // Only a promote ends a step `Completed`; before the last
+                // stage it finished this stage only.
+                Some(Outcome::Completed) if stage + 1 < self.schedule.stages.len() => {
+                    step = self.schedule.steps_of(stage + 1).start;
                 }
-                Err(e @ FleetError::Conflict { .. }) => return self.stop(step, e.to_string()),
-                Err(e) => return Ok(self.roll_back(step, e.to_string(), None).await),
-            }
-            match self.hold(step).await? {
-                Held::Passed => {}
-                Held::Ended(outcome) => return Ok(outcome),
+                Some(outcome) => return Ok(outcome),
             }
         }
-        let last = self.plan.split_of(self.plan.steps.len() - 1);
+        let last = self.schedule.step(self.schedule.len() - 1).green_percent;
         self.record(Event::Completed {
             green_percent: last,
         })?;
         Ok(Outcome::Completed)
     }
 
+    /// One step: approval, smoke, apply, converge, hold. `Some` ends it early.
+    async fn step(
+        &mut self,
+        step: usize,
+        resumed_applied: bool,
+    ) -> Result<Option<Outcome>, EngineError> {
+        if !resumed_applied {
+            if self.schedule.step(step).approval {
+                self.record(Event::AwaitingApproval { step })?;
+                if let Some(outcome) = self.paused(step).await? {
+                    return Ok(Some(outcome));
+                }
+            }
+            if !self.smoke(step).await? {
+                let reason = "smoke checks failed on green".into();
+                return Ok(Some(self.roll_back(step, reason, None).await));
+            }
+        }
+        let split = self.schedule.step(step).green_percent;
+        match self.apply(split, &format!("step {}", step + 1)).await {
+            Ok(generations) => {
+                failpoint("after-apply", step);
+                self.record(Event::Applied {
+                    step,
+                    green_percent: split,
+                    generations: generations.clone(),
+                })?;
+                if let Err(e) = self
+                    .fleet
+                    .wait_converged(&generations, self.plan.convergence_timeout)
+                    .await
+                {
+                    return Ok(Some(self.roll_back(step, e.to_string(), None).await));
+                }
+                self.record(Event::Converged { step })?;
+            }
+            Err(e @ FleetError::Conflict { .. }) => {
+                return self.stop(step, e.to_string()).map(Some)
+            }
+            Err(e) => return Ok(Some(self.roll_back(step, e.to_string(), None).await)),
+        }
+        Ok(match self.hold(step).await? {
+            Held::Passed => None,
+            Held::Ended(outcome) => Some(outcome),
+        })
+    }
+
     /// Watches the gates until the hold is over with a pass.
     async fn hold(&mut self, step: usize) -> Result<Held, EngineError> {
         let gates = self.plan.gates.clone();
-        let hold = self.plan.steps[step].hold;
-        let split = self.plan.split_of(step);
+        let hold = self.schedule.step(step).hold;
+        let split = self.schedule.step(step).green_percent;
         self.source.reset();
         let _ = self.source.figures(&self.fleet).await; // the step's baseline
         let started = Instant::now();
@@ -246,7 +290,7 @@ impl Engine {
             };
             self.out.progress(
                 step,
-                self.plan.steps.len(),
+                self.schedule.len(),
                 split,
                 started.elapsed(),
                 hold,
@@ -308,38 +352,6 @@ impl Engine {
                 }
             }
         }
-    }
-
-    /// The plan's preflight phase; `Some` ends the run before any change.
-    async fn preflight(&mut self) -> Result<Option<Outcome>, EngineError> {
-        let Some(preflight) = self.plan.preflight.clone() else {
-            return Ok(None);
-        };
-        let report = crate::preflight::run(&preflight.args())
-            .await
-            .map_err(|e| EngineError::Refused(format!("preflight: {e}")))?;
-        let checks = serde_json::to_value(&report.checks).expect("json");
-        self.record(Event::Preflight {
-            passed: report.passed,
-            checks,
-        })?;
-        Ok((!report.passed).then(|| {
-            Outcome::RolledBack("preflight failed on green; nothing was changed (`cutover preflight` shows the details)".into())
-        }))
-    }
-
-    async fn smoke(&mut self, step: usize) -> Result<bool, EngineError> {
-        if self.plan.smoke.is_empty() {
-            return Ok(true);
-        }
-        let results = smoke::run_all(&self.smoke_target, &self.plan.smoke).await;
-        let passed = results.iter().all(|r| r.passed);
-        self.record(Event::Smoke {
-            step,
-            passed,
-            results,
-        })?;
-        Ok(passed)
     }
 
     async fn apply(

@@ -2,11 +2,11 @@
 //! continue a dead one from its journal), `cutover abort` of a dead run,
 //! and where a journaled run stands.
 
-use super::{Engine, EngineError, Position};
+use super::{Engine, EngineError, Position, RunOptions};
 use crate::journal::{self, ControlCommand, Event, Journal, Record};
 use crate::outcome::Outcome;
 use crate::output::Output;
-use crate::plan::Plan;
+use crate::plan::{Plan, Schedule};
 use std::path::Path;
 
 impl Engine {
@@ -15,12 +15,15 @@ impl Engine {
     pub async fn resume(
         journal_path: &Path,
         out: Output,
-        take_over: bool,
+        options: RunOptions,
     ) -> Result<Outcome, EngineError> {
         let (plan, run) = live_run(journal_path, "resume")?;
-        let position = position_of(&run);
+        let schedule = plan.schedule();
+        let position = position_of(&run, &schedule);
+        let stage = schedule.stage_of(position.step);
         let mut journal = Journal::open(journal_path)?;
-        let mut engine = Engine::new(plan, Journal::open(journal_path)?, out).await?;
+        let mut engine =
+            Engine::new(plan, Journal::open(journal_path)?, out, stage, options).await?;
         if let Some(lock) = engine.fleet.lock_holder().await {
             if lock.holder != engine.holder && lock.is_live() {
                 // A live run holds the lock: tell it to go on.
@@ -35,14 +38,18 @@ impl Engine {
                 )));
             }
         }
-        if let Some(previous_holder) = engine.acquire_lock(take_over).await? {
+        if let Some(previous_holder) = engine.acquire_lock(options.take_over).await? {
             engine.record(Event::LockTakenOver { previous_holder })?;
         }
         engine.journal.new_records(); // the past is not a command
+        let stage_label = engine
+            .schedule
+            .label(stage)
+            .map_or(String::new(), |l| format!(", {l}"));
         engine.out.note(&format!(
-            "resuming at step {} of {}",
+            "resuming at step {} of {}{stage_label}",
             position.step + 1,
-            engine.plan.steps.len()
+            engine.schedule.len()
         ));
         engine.execute(position).await
     }
@@ -58,8 +65,18 @@ impl Engine {
         let Some(plan) = journal::plan_of(run) else {
             return Err(EngineError::Refused("no cutover to abort".into()));
         };
-        let step = position_of(run).step;
-        let mut engine = Engine::new(plan.clone(), Journal::open(journal_path)?, out).await?;
+        let schedule = plan.schedule();
+        let step = position_of(run, &schedule).step;
+        let stage = schedule.stage_of(step);
+        let options = RunOptions::default();
+        let mut engine = Engine::new(
+            plan.clone(),
+            Journal::open(journal_path)?,
+            out,
+            stage,
+            options,
+        )
+        .await?;
         engine
             .fleet
             .take_lock(&engine.holder, engine.plan.lock_ttl, true)
@@ -68,6 +85,20 @@ impl Engine {
             command: ControlCommand::Abort,
             reason: Some(reason.to_owned()),
         })?;
+        let begun = run
+            .iter()
+            .any(|r| matches!(r.event, Event::StageStarted { stage: s, .. } if s == stage));
+        if schedule.staged && !begun {
+            // Between stages (in a wait): the next stage's fleet was never
+            // touched, and the finished ones keep their splits.
+            let label = schedule.label(stage).unwrap_or_default();
+            let reason = format!(
+                "aborted by {}: {reason}, before {label} began; no traffic was moved",
+                engine.actor
+            );
+            engine.fleet.release_lock(&engine.holder).await;
+            return engine.stop(step, reason);
+        }
         Ok(engine
             .roll_back(step, format!("aborted by {}: {reason}", engine.actor), None)
             .await)
@@ -75,14 +106,19 @@ impl Engine {
 }
 
 /// Where a run that died stands, from its journal: the first step whose
-/// gates have not passed, and whether its split was already written.
-pub(super) fn position_of(run: &[Record]) -> Position {
+/// gates have not passed, and whether its split was already written. A
+/// stage promoted before the last one counts as passed whole.
+pub(super) fn position_of(run: &[Record], schedule: &Schedule) -> Position {
     let mut passed: Option<usize> = None;
     let mut applied: Option<usize> = None;
     for r in run {
         match r.event {
             Event::StepPassed { step, .. } => passed = Some(step),
             Event::Applied { step, .. } => applied = Some(step),
+            Event::Promoted { from_step } => {
+                let stage = schedule.stage_of(from_step);
+                passed = schedule.steps_of(stage).end.checked_sub(1);
+            }
             _ => {}
         }
     }
@@ -91,6 +127,12 @@ pub(super) fn position_of(run: &[Record]) -> Position {
         step: next,
         applied: applied == Some(next),
     }
+}
+
+/// The stage a journaled run stands in (whose fleet it drives).
+pub fn stage_now(plan: &Plan, run: &[Record]) -> usize {
+    let schedule = plan.schedule();
+    schedule.stage_of(position_of(run, &schedule).step)
 }
 
 /// The plan and records of the journal's newest run, refused (naming what

@@ -9,7 +9,8 @@ use crate::plan::RollbackTarget;
 use std::collections::BTreeMap;
 
 impl Engine {
-    /// Back to the rollback target at once; the outcome says why.
+    /// This stage's fleet back to the rollback target at once (earlier
+    /// stages keep their splits); the outcome says why.
     pub(super) async fn roll_back(
         &mut self,
         step: usize,
@@ -20,10 +21,15 @@ impl Engine {
             RollbackTarget::Zero => 0.0,
             RollbackTarget::LastPassed => {
                 let records = journal::read_all(self.journal.path()).unwrap_or_default();
+                let this_stage = self.schedule.steps_of(self.stage);
                 journal::last_run(&records)
                     .iter()
                     .filter_map(|r| match r.event {
-                        Event::StepPassed { green_percent, .. } => Some(green_percent),
+                        Event::StepPassed {
+                            step,
+                            green_percent,
+                            ..
+                        } if this_stage.contains(&step) => Some(green_percent),
                         _ => None,
                     })
                     .next_back()
@@ -60,6 +66,9 @@ impl Engine {
         Outcome::RolledBack(reason)
     }
 
+    /// 100% green on this stage's fleet. Before the last stage the run
+    /// goes on with the next stage (the outcome `Completed` says this
+    /// stage is done).
     pub(super) async fn promote(&mut self, step: usize) -> Result<Outcome, EngineError> {
         let generations = match self.apply(100.0, "promote").await {
             Ok(g) => g,
@@ -79,6 +88,9 @@ impl Engine {
                 .await);
         }
         self.record(Event::Promoted { from_step: step })?;
+        if self.stage + 1 < self.schedule.stages.len() {
+            return Ok(Outcome::Completed);
+        }
         self.record(Event::Completed {
             green_percent: 100.0,
         })?;

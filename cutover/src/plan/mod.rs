@@ -5,8 +5,10 @@
 //! A plan is validated whole before anything changes; every problem names
 //! its field.
 
+mod stages;
 mod validate;
 
+pub use stages::{Schedule, Stage};
 pub use validate::{check_webhook_url, PlanErrors};
 
 use serde::{Deserialize, Serialize};
@@ -17,10 +19,16 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    pub fleet: Fleet,
+    /// The gateways (a plan with `stages` names a fleet per stage instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
     /// Routes moved together; each step sets all of them in one write.
     pub routes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// Or: fleets moved one after another, each with its own steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
     #[serde(default)]
     pub gates: Gates,
     #[serde(default)]
@@ -325,13 +333,6 @@ fn default_smoke_latency() -> Duration {
     Duration::from_secs(2)
 }
 
-impl Plan {
-    /// The green percent of step `i`, as the gateway wants it.
-    pub fn split_of(&self, step: usize) -> f64 {
-        self.steps[step].green_percent
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,7 +352,21 @@ steps:
         assert_eq!(plan.gates.failure_limit, 2);
         assert_eq!(plan.gates.source, GateSource::Gateway);
         assert_eq!(plan.rollback.to, RollbackTarget::Zero);
-        assert_eq!(plan.fleet.token_env, "GATEWAY_ADMIN_TOKEN");
+        assert_eq!(plan.fleet.unwrap().token_env, "GATEWAY_ADMIN_TOKEN");
+    }
+
+    #[test]
+    fn the_shipped_plans_are_valid() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in [
+            "deploy/examples/plan.yaml",
+            "deploy/kubernetes/cutover-job/plan.yaml",
+            "deploy/kubernetes/cutover-staged/plan.yaml",
+        ] {
+            if let Err(e) = Plan::load(&repo.join(file)) {
+                panic!("{e}");
+            }
+        }
     }
 
     #[test]

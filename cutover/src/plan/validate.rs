@@ -1,7 +1,7 @@
 //! Loading a plan file and validating it whole: every problem is reported
 //! at once, each naming its field.
 
-use super::{GateSource, Plan};
+use super::{Fleet, GateSource, Plan, Step};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,35 +37,19 @@ impl Plan {
         for (i, hook) in self.notify.iter().enumerate() {
             errors.extend(validate_webhook(&format!("notify[{i}]"), hook));
         }
-        let f = &self.fleet;
-        match (&f.admin_urls.is_empty(), &f.kubernetes) {
-            (true, None) => errors.push("fleet: set admin_urls or kubernetes".into()),
-            (false, Some(_)) => errors.push("fleet: set admin_urls or kubernetes, not both".into()),
-            _ => {}
-        }
-        for (i, url) in f.admin_urls.iter().enumerate() {
-            check_url(&format!("fleet.admin_urls[{i}]"), url, &mut errors);
-        }
-        check_url("fleet.proxy_url", &f.proxy_url, &mut errors);
         if self.routes.is_empty() {
             errors.push("routes: name at least one gateway route".into());
         }
-        if self.steps.is_empty() {
-            errors.push("steps: at least one step is required".into());
-        }
-        let mut previous = 0.0;
-        for (i, step) in self.steps.iter().enumerate() {
-            let p = step.green_percent;
-            if !(p > 0.0 && p <= 100.0) || ((p * 100.0).round() - p * 100.0).abs() > 1e-6 {
-                errors.push(format!(
-                    "steps[{i}].green_percent: {p} must be above 0 and at most 100, in steps of 0.01"
-                ));
-            } else if p <= previous {
-                errors.push(format!(
-                    "steps[{i}].green_percent: {p} must be greater than the previous step's {previous}"
-                ));
+        if self.stages.is_empty() {
+            match &self.fleet {
+                Some(f) => validate_fleet("fleet", f, &mut errors),
+                None => {
+                    errors.push("fleet: required (or `stages`, each with its own fleet)".into())
+                }
             }
-            previous = p;
+            validate_steps("steps", &self.steps, &mut errors);
+        } else {
+            validate_stages(self, &mut errors);
         }
         let g = &self.gates;
         if !(0.0..=1.0).contains(&g.success_rate) {
@@ -110,6 +94,73 @@ impl Plan {
             errors.push("lock_ttl: must be at least 2s".into());
         }
         errors
+    }
+}
+
+fn validate_stages(plan: &Plan, errors: &mut Vec<String>) {
+    if plan.fleet.is_some() {
+        errors.push(
+            "fleet: a plan with `stages` names each stage's fleet; remove the top-level fleet"
+                .into(),
+        );
+    }
+    if !plan.steps.is_empty() {
+        errors.push(
+            "steps: a plan with `stages` lists each stage's steps; remove the top-level steps"
+                .into(),
+        );
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, stage) in plan.stages.iter().enumerate() {
+        let at = format!("stages[{i}]");
+        if stage.name.trim().is_empty() {
+            errors.push(format!("{at}.name: must not be empty"));
+        } else if !names.insert(stage.name.as_str()) {
+            errors.push(format!(
+                "{at}.name: {:?} is used by an earlier stage",
+                stage.name
+            ));
+        }
+        match &stage.fleet {
+            Some(f) => validate_fleet(&format!("{at}.fleet"), f, errors),
+            None => errors.push(format!(
+                "{at}.fleet: every stage needs its own fleet (admin_urls or kubernetes, and proxy_url)"
+            )),
+        }
+        validate_steps(&format!("{at}.steps"), &stage.steps, errors);
+    }
+}
+
+fn validate_fleet(at: &str, f: &Fleet, errors: &mut Vec<String>) {
+    match (&f.admin_urls.is_empty(), &f.kubernetes) {
+        (true, None) => errors.push(format!("{at}: set admin_urls or kubernetes")),
+        (false, Some(_)) => errors.push(format!("{at}: set admin_urls or kubernetes, not both")),
+        _ => {}
+    }
+    for (i, url) in f.admin_urls.iter().enumerate() {
+        check_url(&format!("{at}.admin_urls[{i}]"), url, errors);
+    }
+    check_url(&format!("{at}.proxy_url"), &f.proxy_url, errors);
+}
+
+/// Steps climb: each above the one before, ending at most at 100%.
+fn validate_steps(at: &str, steps: &[Step], errors: &mut Vec<String>) {
+    if steps.is_empty() {
+        errors.push(format!("{at}: at least one step is required"));
+    }
+    let mut previous = 0.0;
+    for (i, step) in steps.iter().enumerate() {
+        let p = step.green_percent;
+        if !(p > 0.0 && p <= 100.0) || ((p * 100.0).round() - p * 100.0).abs() > 1e-6 {
+            errors.push(format!(
+                "{at}[{i}].green_percent: {p} must be above 0 and at most 100, in steps of 0.01"
+            ));
+        } else if p <= previous {
+            errors.push(format!(
+                "{at}[{i}].green_percent: {p} must be greater than the previous step's {previous}"
+            ));
+        }
+        previous = p;
     }
 }
 

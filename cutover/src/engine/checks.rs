@@ -1,0 +1,42 @@
+//! The checks that run before traffic moves: the plan's preflight phase
+//! (green's cluster through the Kubernetes API) and each step's smoke
+//! requests to green.
+
+use super::{Engine, EngineError};
+use crate::journal::Event;
+use crate::outcome::Outcome;
+use crate::smoke;
+
+impl Engine {
+    /// The plan's preflight phase; `Some` ends the run before any change.
+    pub(super) async fn preflight(&mut self) -> Result<Option<Outcome>, EngineError> {
+        let Some(preflight) = self.plan.preflight.clone() else {
+            return Ok(None);
+        };
+        let report = crate::preflight::run(&preflight.args())
+            .await
+            .map_err(|e| EngineError::Refused(format!("preflight: {e}")))?;
+        let checks = serde_json::to_value(&report.checks).expect("json");
+        self.record(Event::Preflight {
+            passed: report.passed,
+            checks,
+        })?;
+        Ok((!report.passed).then(|| {
+            Outcome::RolledBack("preflight failed on green; nothing was changed (`cutover preflight` shows the details)".into())
+        }))
+    }
+
+    pub(super) async fn smoke(&mut self, step: usize) -> Result<bool, EngineError> {
+        if self.plan.smoke.is_empty() {
+            return Ok(true);
+        }
+        let results = smoke::run_all(&self.smoke_target, &self.plan.smoke).await;
+        let passed = results.iter().all(|r| r.passed);
+        self.record(Event::Smoke {
+            step,
+            passed,
+            results,
+        })?;
+        Ok(passed)
+    }
+}
