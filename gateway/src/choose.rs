@@ -13,6 +13,7 @@ use crate::routing::{RouteDef, Snapshot};
 use crate::split::{bucket_of, Color};
 use crate::upstream::Endpoint;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Read access to a request's headers, whatever parsed them.
 pub trait Headers {
@@ -163,11 +164,7 @@ impl Attempts {
 
     /// A healthy endpoint not tried yet, of this colour or, once it has
     /// none, of the other (counted in `gateway_failover_requests_total`).
-    pub fn next<'a>(
-        &mut self,
-        def: &'a RouteDef,
-        metrics: &Metrics,
-    ) -> Result<&'a Endpoint, NoEndpoint> {
+    pub fn next(&mut self, def: &RouteDef, metrics: &Metrics) -> Result<Arc<Endpoint>, NoEndpoint> {
         loop {
             if let Some(endpoint) = def.group(self.color).pick(&self.tried) {
                 return Ok(endpoint);

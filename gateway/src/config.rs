@@ -9,7 +9,7 @@ use crate::split::GreenPercent;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ pub struct Config {
     /// between requests on a keep-alive connection.
     #[serde(default)]
     pub client_timeouts: ClientTimeoutConfig,
+    /// How endpoint names are resolved, and how often again.
+    #[serde(default)]
+    pub dns: DnsConfig,
     /// How long a SIGTERM waits for in-flight requests before exiting.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -172,7 +175,9 @@ pub struct RouteConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
-    /// `host:port` of each endpoint; names are resolved when the config loads.
+    /// `host:port` of each endpoint; names are resolved when the config
+    /// loads and every `dns.resolve_interval` after (every address a name
+    /// has is an endpoint).
     pub endpoints: Vec<String>,
     /// Connect to the endpoints over TLS.
     #[serde(default)]
@@ -255,6 +260,41 @@ pub struct ClientTimeoutConfig {
     /// (and between reads of a request body).
     #[serde(default = "default_keepalive_timeout", with = "humantime_serde")]
     pub keepalive: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// How often endpoint names are resolved again: new addresses enter
+    /// health checking, vanished ones drain, a name that stops resolving
+    /// keeps its last good addresses.
+    #[serde(default = "default_resolve_interval", with = "humantime_serde")]
+    pub resolve_interval: Duration,
+    /// Resolve names from this hosts(5) file only (re-read each time)
+    /// instead of the system resolver.
+    #[serde(default)]
+    pub hosts_file: Option<PathBuf>,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            resolve_interval: default_resolve_interval(),
+            hosts_file: None,
+        }
+    }
+}
+
+impl DnsConfig {
+    pub fn resolver(&self) -> crate::resolve::Resolver {
+        crate::resolve::Resolver {
+            hosts_file: self.hosts_file.clone(),
+        }
+    }
+}
+
+fn default_resolve_interval() -> Duration {
+    Duration::from_secs(30)
 }
 
 impl Default for ClientTimeoutConfig {
@@ -423,6 +463,12 @@ impl Config {
                     .into(),
             );
         }
+        if self.dns.resolve_interval < Duration::from_secs(1) {
+            errors.push("dns.resolve_interval: must be at least 1s (e.g. 30s)".into());
+        }
+        if let Some(f) = &self.dns.hosts_file {
+            check_file("dns.hosts_file", f, &mut errors);
+        }
         for (i, range) in self.pin.trusted_sources.iter().enumerate() {
             if range.parse::<IpNetwork>().is_err() {
                 errors.push(format!(
@@ -473,8 +519,9 @@ impl Config {
             if let Err(e) = GreenPercent::from_percent(route.initial_green_percent) {
                 errors.push(format!("{at}.initial_green_percent: {e}"));
             }
-            check_group(&format!("{at}.blue"), &route.blue, &mut errors);
-            check_group(&format!("{at}.green"), &route.green, &mut errors);
+            let resolver = self.dns.resolver();
+            check_group(&format!("{at}.blue"), &route.blue, &resolver, &mut errors);
+            check_group(&format!("{at}.green"), &route.green, &resolver, &mut errors);
             let s = &route.stickiness;
             if s.cookie.is_some() && s.header.is_some() {
                 errors.push(format!(
@@ -526,12 +573,17 @@ fn check_header_name(field: &str, name: &str, errors: &mut Vec<String>) {
     }
 }
 
-fn check_group(at: &str, group: &GroupConfig, errors: &mut Vec<String>) {
+fn check_group(
+    at: &str,
+    group: &GroupConfig,
+    resolver: &crate::resolve::Resolver,
+    errors: &mut Vec<String>,
+) {
     if group.endpoints.is_empty() {
         errors.push(format!("{at}.endpoints: at least one endpoint is required"));
     }
     for (i, endpoint) in group.endpoints.iter().enumerate() {
-        if let Err(e) = resolve_endpoint(endpoint) {
+        if let Err(e) = resolver.resolve(endpoint) {
             errors.push(format!("{at}.endpoints[{i}]: {e}"));
         }
     }
@@ -545,16 +597,6 @@ fn check_group(at: &str, group: &GroupConfig, errors: &mut Vec<String>) {
             check_file(&format!("{at}.tls.ca_file"), ca, errors);
         }
     }
-}
-
-/// Resolves a `host:port` endpoint to its first address.
-pub fn resolve_endpoint(endpoint: &str) -> Result<SocketAddr, String> {
-    let mut addrs = endpoint.to_socket_addrs().map_err(|e| {
-        format!("{endpoint:?} is not a reachable host:port (e.g. 10.0.0.4:443 or ingress.blue.example:443): {e}")
-    })?;
-    addrs
-        .next()
-        .ok_or_else(|| format!("{endpoint:?} resolved to no address"))
 }
 
 #[cfg(test)]

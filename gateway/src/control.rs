@@ -365,6 +365,9 @@ impl Gateway {
                     "endpoints": g.endpoint_health().into_iter()
                         .map(|(address, healthy)| json!({"address": address, "healthy": healthy}))
                         .collect::<Vec<_>>(),
+                    "unresolved": g.unresolved().into_iter()
+                        .map(|(endpoint, error, last_good)| json!({"endpoint": endpoint, "error": error, "last_good": last_good}))
+                        .collect::<Vec<_>>(),
                 })
             };
             routes.insert(

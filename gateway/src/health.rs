@@ -1,6 +1,7 @@
 //! The background service that runs every upstream group's health checks
-//! at its own interval, always over the current routing snapshot (so a
-//! reloaded config is picked up without restarting anything).
+//! and name resolution at their own intervals, always over the current
+//! routing snapshot (so a reloaded config is picked up without restarting
+//! anything).
 
 use crate::control::Gateway;
 use async_trait::async_trait;
@@ -27,10 +28,11 @@ impl BackgroundService for HealthChecks {
             }
             for entry in &self.gateway.snapshot().routes {
                 for group in [&entry.def.blue, &entry.def.green] {
-                    let group = group.clone();
-                    // Each check runs on its own so a slow endpoint never
-                    // delays another group's checks.
-                    tokio::spawn(async move { group.check_health_if_due().await });
+                    // Each runs on its own so a slow endpoint (or resolver)
+                    // never delays another group's.
+                    let g = group.clone();
+                    tokio::spawn(async move { g.check_health_if_due().await });
+                    tokio::spawn(group.clone().resolve_if_due());
                 }
             }
         }

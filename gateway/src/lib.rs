@@ -16,6 +16,7 @@ pub mod http1;
 pub mod metrics;
 pub mod pin;
 pub mod proxy;
+pub mod resolve;
 pub mod routing;
 pub mod server;
 pub mod signals;

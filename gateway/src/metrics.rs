@@ -19,6 +19,7 @@ pub struct Metrics {
     pub served_generation: IntGauge,
     pub state_store_stale: IntGauge,
     pub backend_healthy: IntGaugeVec,
+    pub endpoint_resolve_failing: IntGaugeVec,
     pub failover_requests: IntCounterVec,
 }
 
@@ -87,6 +88,14 @@ impl Metrics {
             &["route", "color", "endpoint"],
         )
         .unwrap();
+        let endpoint_resolve_failing = IntGaugeVec::new(
+            Opts::new(
+                "gateway_endpoint_resolve_failing",
+                "1 while a configured endpoint name fails to resolve (its last good addresses stay in use)",
+            ),
+            &["route", "color", "endpoint"],
+        )
+        .unwrap();
         let failover_requests = IntCounterVec::new(
             Opts::new(
                 "gateway_failover_requests_total",
@@ -104,6 +113,7 @@ impl Metrics {
             Box::new(served_generation.clone()),
             Box::new(state_store_stale.clone()),
             Box::new(backend_healthy.clone()),
+            Box::new(endpoint_resolve_failing.clone()),
             Box::new(failover_requests.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -118,6 +128,7 @@ impl Metrics {
             served_generation,
             state_store_stale,
             backend_healthy,
+            endpoint_resolve_failing,
             failover_requests,
         }
     }

@@ -99,6 +99,7 @@ impl Snapshot {
                     },
                     health: rc.health_check.clone(),
                     timeouts: rc.timeouts,
+                    dns: config.dns.clone(),
                 };
                 if let Some(g) = reusable.get(&spec) {
                     return Some(g.clone());

@@ -1,15 +1,19 @@
 //! One colour's upstream endpoints: round robin over the healthy ones,
-//! pingora's active HTTP health check, and how to reach an endpoint (plain or
-//! TLS with SNI and a CA bundle).
+//! pingora's active HTTP health check, how to reach an endpoint (plain or
+//! TLS with SNI and a CA bundle), and the endpoint list following what the
+//! configured names resolve to (`resolve`).
 
-use crate::config::{resolve_endpoint, GroupConfig, HealthCheckConfig, TimeoutConfig};
+use crate::config::{DnsConfig, GroupConfig, HealthCheckConfig, TimeoutConfig};
 use crate::metrics::Metrics;
+use crate::resolve::{NameDiscovery, Names};
 use crate::split::Color;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use futures::FutureExt;
 use pingora::http::RequestHeader;
 use pingora::lb::health_check::{HealthObserve, HttpHealthCheck};
 use pingora::lb::selection::RoundRobin;
-use pingora::lb::{Backend, LoadBalancer};
+use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::prelude::HttpPeer;
 use pingora::protocols::ALPN;
 use pingora::tls::x509::X509;
@@ -28,24 +32,35 @@ pub struct GroupSpec {
     pub group: GroupConfig,
     pub health: HealthCheckConfig,
     pub timeouts: TimeoutConfig,
+    pub dns: DnsConfig,
 }
+
+type Ca = Option<Arc<Box<[X509]>>>;
 
 pub struct UpstreamGroup {
     spec: GroupSpec,
     /// Holds pingora's health state of the endpoints (and runs the checks).
     lb: LoadBalancer<RoundRobin>,
-    endpoints: Vec<Endpoint>,
+    /// The configured endpoints and what they resolve to.
+    names: Arc<Names>,
+    /// One per resolved address; replaced whole when names resolve anew.
+    endpoints: Arc<ArcSwap<Vec<Arc<Endpoint>>>>,
+    ca: Ca,
+    metrics: Arc<Metrics>,
     /// Round-robin position.
     next: AtomicUsize,
     /// Milliseconds since `epoch` when the next health check is due.
     next_check_ms: AtomicU64,
+    /// Milliseconds since `epoch` when names are resolved again.
+    next_resolve_ms: AtomicU64,
     epoch: Instant,
 }
 
 /// One endpoint, with what the request path needs prepared once.
 pub struct Endpoint {
     pub addr: SocketAddr,
-    /// As configured (`host:port`): the name in metrics and `/v1/state`.
+    /// As configured (`host:port`), with the address a name resolved to:
+    /// the name in metrics and `/v1/state`.
     name: String,
     /// pingora's key to this endpoint's health.
     backend: Backend,
@@ -58,12 +73,10 @@ pub struct Endpoint {
 
 impl UpstreamGroup {
     pub fn build(spec: GroupSpec, metrics: Arc<Metrics>) -> Result<UpstreamGroup, String> {
-        let named = spec
-            .group
-            .endpoints
-            .iter()
-            .map(|e| resolve_endpoint(e).map(|addr| (addr, e.clone())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let names = Arc::new(Names::resolve_first(
+            &spec.group.endpoints,
+            spec.dns.resolver(),
+        )?);
         let ca = match spec.group.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
             Some(path) => {
                 let pem = std::fs::read(path)
@@ -74,41 +87,101 @@ impl UpstreamGroup {
             }
             None => None,
         };
-        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(named.iter().map(|(a, _)| *a))
+        let discovery = NameDiscovery {
+            names: names.clone(),
+        };
+        let mut lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Box::new(discovery)));
+        lb.update()
+            .now_or_never()
+            .expect("discovery answers from memory")
             .map_err(|e| format!("cannot build the load balancer: {e}"))?;
-        lb.set_health_check(Box::new(health_check(&spec, &named, &ca, metrics.clone())));
-        let backends = lb.backends().get_backend();
-        let tls = spec.group.tls.as_ref();
-        let mut endpoints = Vec::with_capacity(named.len());
-        for (addr, name) in named {
-            metrics
-                .backend_healthy
-                .with_label_values(&[&spec.route, spec.color.as_str(), &name])
-                .set(1);
-            let backend = backends
-                .iter()
-                .find(|b| inet(b) == addr)
-                .cloned()
-                .ok_or_else(|| format!("endpoint {name} missing from the load balancer"))?;
-            let sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
-            let mut peer = HttpPeer::new(addr, tls.is_some(), sni);
-            apply_peer_options(&spec, &ca, &mut peer);
-            endpoints.push(Endpoint {
-                addr,
-                name,
-                backend,
-                pool_key: peer.reuse_hash(),
-                peer,
-            });
-        }
-        Ok(UpstreamGroup {
+        let endpoints = Arc::new(ArcSwap::from_pointee(Vec::new()));
+        lb.set_health_check(Box::new(health_check(
+            &spec,
+            endpoints.clone(),
+            &ca,
+            metrics.clone(),
+        )));
+        let group = UpstreamGroup {
             spec,
             lb,
+            names,
             endpoints,
+            ca,
+            metrics,
             next: AtomicUsize::new(0),
             next_check_ms: AtomicU64::new(0),
+            next_resolve_ms: AtomicU64::new(0),
             epoch: Instant::now(),
-        })
+        };
+        group.sync_endpoints();
+        group.next_resolve_ms.store(
+            group.spec.dns.resolve_interval.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        Ok(group)
+    }
+
+    /// Makes the endpoint list match pingora's backends: addresses that
+    /// stay keep their endpoint, new ones are prepared, vanished ones leave
+    /// (requests already on them finish: they hold their own `Arc`).
+    fn sync_endpoints(&self) {
+        let current = self.endpoints.load_full();
+        let names = self.names.addresses();
+        let tls = self.spec.group.tls.as_ref();
+        let labels = |name: &str| {
+            [
+                self.spec.route.clone(),
+                self.spec.color.as_str().to_owned(),
+                name.to_owned(),
+            ]
+        };
+        let mut next = Vec::with_capacity(names.len());
+        for backend in self.lb.backends().get_backend().iter() {
+            let addr = inet(backend);
+            if let Some(kept) = current.iter().find(|e| e.addr == addr) {
+                next.push(kept.clone());
+                continue;
+            }
+            let configured = names
+                .iter()
+                .find(|(a, _)| *a == addr)
+                .map_or_else(|| addr.to_string(), |(_, n)| n.clone());
+            let name = if configured == addr.to_string() {
+                configured
+            } else {
+                format!("{configured} ({addr})")
+            };
+            let sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
+            let mut peer = HttpPeer::new(addr, tls.is_some(), sni);
+            apply_peer_options(&self.spec, &self.ca, &mut peer);
+            self.metrics
+                .backend_healthy
+                .with_label_values(&labels(&name))
+                .set(1);
+            next.push(Arc::new(Endpoint {
+                addr,
+                name,
+                backend: backend.clone(),
+                pool_key: peer.reuse_hash(),
+                peer,
+            }));
+        }
+        for gone in current
+            .iter()
+            .filter(|e| !next.iter().any(|n| n.addr == e.addr))
+        {
+            let _ = self
+                .metrics
+                .backend_healthy
+                .remove_label_values(&labels(&gone.name));
+        }
+        if !current.is_empty() {
+            let names = |v: &[Arc<Endpoint>]| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+            tracing::info!(route = %self.spec.route, color = self.spec.color.as_str(),
+                before = ?names(&current), after = ?names(&next), "endpoints follow their names");
+        }
+        self.endpoints.store(Arc::new(next));
     }
 
     pub fn spec(&self) -> &GroupSpec {
@@ -118,23 +191,36 @@ impl UpstreamGroup {
     /// A healthy endpoint not yet tried for this request, round robin. (Not
     /// pingora's `select_with`: that allocates a set on every call, and this
     /// runs for every request.)
-    pub fn pick(&self, tried: &[SocketAddr]) -> Option<&Endpoint> {
+    pub fn pick(&self, tried: &[SocketAddr]) -> Option<Arc<Endpoint>> {
+        let endpoints = self.endpoints.load();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.endpoints.len();
+        let n = endpoints.len();
         (0..n)
-            .map(|i| &self.endpoints[(start + i) % n])
+            .map(|i| &endpoints[(start + i) % n])
             .find(|e| !tried.contains(&e.addr) && self.is_healthy(e))
+            .cloned()
     }
 
     pub fn has_healthy_endpoint(&self) -> bool {
-        self.endpoints.iter().any(|e| self.is_healthy(e))
+        self.endpoints.load().iter().any(|e| self.is_healthy(e))
     }
 
-    /// Each endpoint's configured name and whether it is in rotation.
+    /// Each endpoint's name and whether it is in rotation.
     pub fn endpoint_health(&self) -> Vec<(String, bool)> {
         self.endpoints
+            .load()
             .iter()
             .map(|e| (e.name.clone(), self.is_healthy(e)))
+            .collect()
+    }
+
+    /// Configured names that fail to resolve now: (endpoint, why, the last
+    /// good addresses still in use).
+    pub fn unresolved(&self) -> Vec<(String, String, Vec<SocketAddr>)> {
+        self.names
+            .failing()
+            .into_iter()
+            .map(|(e, s)| (e, s.failing.unwrap_or_default(), s.last_good))
             .collect()
     }
 
@@ -144,18 +230,60 @@ impl UpstreamGroup {
 
     /// Runs one health-check pass if this group's interval has elapsed.
     pub async fn check_health_if_due(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        let due = self.next_check_ms.load(Ordering::Relaxed);
-        if now < due {
+        if !self.due(&self.next_check_ms, self.spec.health.interval) {
             return;
         }
-        let interval = self.spec.health.interval.as_millis() as u64;
-        self.next_check_ms.store(now + interval, Ordering::Relaxed);
         self.lb.backends().run_health_check(true).await;
+    }
+
+    /// Resolves the configured names again if `dns.resolve_interval` has
+    /// elapsed (never for a group of IP addresses).
+    pub async fn resolve_if_due(self: Arc<Self>) {
+        if !self.names.any_name || !self.due(&self.next_resolve_ms, self.spec.dns.resolve_interval)
+        {
+            return;
+        }
+        // The system resolver blocks: off the async threads.
+        let names = self.names.clone();
+        let Ok(changed) = tokio::task::spawn_blocking(move || names.refresh()).await else {
+            return;
+        };
+        for (endpoint, state) in changed {
+            let labels = [&self.spec.route, self.spec.color.as_str(), &endpoint];
+            let failing = self
+                .metrics
+                .endpoint_resolve_failing
+                .with_label_values(&labels);
+            match &state.failing {
+                Some(why) => {
+                    failing.set(1);
+                    tracing::warn!(route = %self.spec.route, color = self.spec.color.as_str(), %endpoint,
+                        error = %why, last_good = ?state.last_good, "endpoint name no longer resolves; keeping its last good addresses");
+                }
+                None => {
+                    failing.set(0);
+                    tracing::info!(route = %self.spec.route, color = self.spec.color.as_str(), %endpoint, "endpoint name resolves again");
+                }
+            }
+        }
+        let before = self.lb.backends().get_backend();
+        if self.lb.update().await.is_ok() && self.lb.backends().get_backend() != before {
+            self.sync_endpoints();
+        }
+    }
+
+    /// Whether the timer in `next_ms` has run out; if so it is set again.
+    fn due(&self, next_ms: &AtomicU64, interval: Duration) -> bool {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        if now < next_ms.load(Ordering::Relaxed) {
+            return false;
+        }
+        next_ms.store(now + interval.as_millis() as u64, Ordering::Relaxed);
+        true
     }
 }
 
-fn apply_peer_options(spec: &GroupSpec, ca: &Option<Arc<Box<[X509]>>>, peer: &mut HttpPeer) {
+fn apply_peer_options(spec: &GroupSpec, ca: &Ca, peer: &mut HttpPeer) {
     let o = &mut peer.options;
     o.connection_timeout = Some(spec.timeouts.connect);
     o.read_timeout = Some(spec.timeouts.read);
@@ -171,8 +299,8 @@ fn apply_peer_options(spec: &GroupSpec, ca: &Option<Arc<Box<[X509]>>>, peer: &mu
 /// An HTTP GET of the configured path to every endpoint; 200 is healthy.
 fn health_check(
     spec: &GroupSpec,
-    endpoints: &[(SocketAddr, String)],
-    ca: &Option<Arc<Box<[X509]>>>,
+    endpoints: Arc<ArcSwap<Vec<Arc<Endpoint>>>>,
+    ca: &Ca,
     metrics: Arc<Metrics>,
 ) -> HttpHealthCheck {
     let hc = &spec.health;
@@ -202,7 +330,7 @@ fn health_check(
     check.health_changed_callback = Some(Box::new(HealthReporter {
         route: spec.route.clone(),
         color: spec.color,
-        names: endpoints.to_vec(),
+        endpoints,
         metrics,
     }));
     check
@@ -219,7 +347,7 @@ fn inet(b: &Backend) -> SocketAddr {
 struct HealthReporter {
     route: String,
     color: Color,
-    names: Vec<(SocketAddr, String)>,
+    endpoints: Arc<ArcSwap<Vec<Arc<Endpoint>>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -227,11 +355,11 @@ struct HealthReporter {
 impl HealthObserve for HealthReporter {
     async fn observe(&self, target: &Backend, healthy: bool) {
         let addr = inet(target);
-        let name = self
-            .names
+        let endpoints = self.endpoints.load();
+        let name = endpoints
             .iter()
-            .find(|(a, _)| *a == addr)
-            .map(|(_, n)| n.as_str())
+            .find(|e| e.addr == addr)
+            .map(|e| e.name.as_str())
             .unwrap_or("unknown");
         self.metrics
             .backend_healthy
@@ -260,11 +388,12 @@ mod tests {
             },
             health: HealthCheckConfig::default(),
             timeouts: TimeoutConfig::default(),
+            dns: DnsConfig::default(),
         };
         UpstreamGroup::build(spec, Arc::new(Metrics::new())).expect("valid group")
     }
 
-    fn port(endpoint: Option<&Endpoint>) -> Option<u16> {
+    fn port(endpoint: Option<Arc<Endpoint>>) -> Option<u16> {
         endpoint.map(|e| e.addr.port())
     }
 
@@ -278,18 +407,19 @@ mod tests {
         for _ in 0..6 {
             assert_ne!(port(g.pick(&tried)), Some(1002));
         }
-        let all: Vec<SocketAddr> = g.endpoints.iter().map(|e| e.addr).collect();
+        let all: Vec<SocketAddr> = g.endpoints.load().iter().map(|e| e.addr).collect();
         assert_eq!(port(g.pick(&all)), None);
     }
 
     #[test]
     fn endpoints_out_of_rotation_are_never_picked() {
         let g = group(&["127.0.0.1:1001", "127.0.0.1:1002"]);
-        g.lb.backends().set_enable(&g.endpoints[0].backend, false);
+        let endpoints = g.endpoints.load_full();
+        g.lb.backends().set_enable(&endpoints[0].backend, false);
         for _ in 0..4 {
             assert_eq!(port(g.pick(&[])), Some(1002));
         }
-        g.lb.backends().set_enable(&g.endpoints[1].backend, false);
+        g.lb.backends().set_enable(&endpoints[1].backend, false);
         assert_eq!(port(g.pick(&[])), None);
         assert!(!g.has_healthy_endpoint());
     }

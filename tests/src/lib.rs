@@ -119,6 +119,12 @@ impl Backend {
     /// Starts with extra flags, e.g. `["--error-rate", "0.2"]`.
     pub fn start_with(name: &str, extra: &[&str]) -> Backend {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Backend::start_at(name, addr, extra)
+    }
+
+    /// Starts on a chosen loopback address (e.g. `127.0.0.2:PORT`, for
+    /// several addresses behind one name).
+    pub fn start_at(name: &str, addr: SocketAddr, extra: &[&str]) -> Backend {
         let mut b = Backend {
             name: name.into(),
             addr,

@@ -166,7 +166,7 @@ impl Http1App {
             };
             let spec = def.group(attempts.color).spec();
             let attempt = Attempt {
-                endpoint,
+                endpoint: &endpoint,
                 reused,
                 host_rewrite: spec.group.host_rewrite.as_deref(),
                 read_timeout: spec.timeouts.read,
