@@ -185,6 +185,19 @@ pub struct GroupConfig {
     /// Host header sent upstream instead of the client's.
     #[serde(default)]
     pub host_rewrite: Option<String>,
+    /// What the endpoints speak: `http1`, `h2` (over TLS, by ALPN) or
+    /// `h2c` (HTTP/2 in the clear, prior knowledge), e.g. for gRPC.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    H2,
+    H2c,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
@@ -214,6 +227,13 @@ pub struct StickinessConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
+    /// `http` (GET `path`, a 200 is healthy) or `grpc` (the gRPC health
+    /// protocol, `grpc.health.v1.Health/Check`: SERVING is healthy).
+    #[serde(default)]
+    pub protocol: HealthProtocol,
+    /// With `grpc`: the service asked about; empty means the whole server.
+    #[serde(default)]
+    pub service: String,
     /// Path requested with GET; a 200 is healthy.
     #[serde(default = "default_health_path")]
     pub path: String,
@@ -227,6 +247,14 @@ pub struct HealthCheckConfig {
     /// Consecutive failures that take an endpoint out.
     #[serde(default = "default_threshold")]
     pub unhealthy_threshold: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthProtocol {
+    #[default]
+    Http,
+    Grpc,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -318,6 +346,8 @@ impl Default for TimeoutConfig {
 impl Default for HealthCheckConfig {
     fn default() -> Self {
         HealthCheckConfig {
+            protocol: HealthProtocol::default(),
+            service: String::new(),
             path: default_health_path(),
             interval: default_health_interval(),
             timeout: default_health_timeout(),
@@ -532,6 +562,14 @@ impl Config {
                 check_header_name(&format!("{at}.stickiness.header"), h, &mut errors);
             }
             let hc = &route.health_check;
+            for (color, group) in [("blue", &route.blue), ("green", &route.green)] {
+                if hc.protocol == HealthProtocol::Grpc && group.protocol == UpstreamProtocol::Http1
+                {
+                    errors.push(format!(
+                        "{at}.health_check.protocol: grpc needs HTTP/2 upstreams; set {at}.{color}.protocol to h2 or h2c"
+                    ));
+                }
+            }
             if !hc.path.starts_with('/') {
                 errors.push(format!(
                     "{at}.health_check.path: {:?} must start with '/'",
@@ -586,6 +624,15 @@ fn check_group(
         if let Err(e) = resolver.resolve(endpoint) {
             errors.push(format!("{at}.endpoints[{i}]: {e}"));
         }
+    }
+    match (group.protocol, &group.tls) {
+        (UpstreamProtocol::H2, None) => errors.push(format!(
+            "{at}.protocol: h2 is negotiated over TLS: add {at}.tls, or use h2c for HTTP/2 in the clear"
+        )),
+        (UpstreamProtocol::H2c, Some(_)) => errors.push(format!(
+            "{at}.protocol: h2c is HTTP/2 in the clear: remove {at}.tls, or use h2 over TLS"
+        )),
+        _ => {}
     }
     if let Some(tls) = &group.tls {
         if tls.sni.is_empty() {

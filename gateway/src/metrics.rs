@@ -35,9 +35,9 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "gateway_requests_total",
-                "Requests answered, by the colour that served them",
+                "Requests answered, by the colour that served them (grpc_status: a gRPC response's status, empty otherwise)",
             ),
-            &["route", "color", "code", "pinned"],
+            &["route", "color", "code", "grpc_status", "pinned"],
         )
         .unwrap();
         let request_duration = HistogramVec::new(
@@ -170,7 +170,7 @@ impl RouteMetrics {
                 pinned.map(|p| {
                     metrics
                         .requests
-                        .with_label_values(&[route, c.as_str(), "200", p])
+                        .with_label_values(&[route, c.as_str(), "200", "", p])
                 })
             }),
             duration: colors.map(|c| {
@@ -183,20 +183,24 @@ impl RouteMetrics {
         }
     }
 
+    /// One answered request; `grpc_status` is a gRPC response's status
+    /// (from its trailers, or its headers when it has no body).
     pub fn record(
         &self,
         color: crate::split::Color,
         pinned: bool,
         status: http::StatusCode,
+        grpc_status: Option<&str>,
         seconds: f64,
     ) {
         let (c, p) = (color as usize, usize::from(pinned));
-        if status == http::StatusCode::OK {
+        if status == http::StatusCode::OK && grpc_status.is_none() {
             self.ok[c][p].inc();
         } else {
             let pinned = if pinned { "true" } else { "false" };
+            let grpc = grpc_status.unwrap_or_default();
             self.requests
-                .with_label_values(&[&self.route, color.as_str(), status.as_str(), pinned])
+                .with_label_values(&[&self.route, color.as_str(), status.as_str(), grpc, pinned])
                 .inc();
         }
         self.duration[c][p].observe(seconds);

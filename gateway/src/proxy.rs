@@ -44,6 +44,8 @@ pub struct RequestCtx {
     attempts: Option<Attempts>,
     /// The endpoint being tried.
     current: Option<SocketAddr>,
+    /// A gRPC response's `grpc-status` (trailers, or headers alone).
+    grpc_status: Option<HeaderValue>,
 }
 
 impl RequestCtx {
@@ -79,6 +81,7 @@ fn request_host(req: &RequestHeader) -> &str {
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const GRPC_STATUS: &str = "grpc-status";
 
 /// `prior, ip` (or `ip`), built in one buffer: this runs for every request.
 fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
@@ -104,6 +107,7 @@ impl ProxyHttp for Proxy {
             choice: None,
             attempts: None,
             current: None,
+            grpc_status: None,
         }
     }
 
@@ -233,12 +237,28 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    fn upstream_response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(status) = trailers.get(GRPC_STATUS) {
+            ctx.grpc_status = Some(status.clone());
+        }
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // A gRPC error without a body has its status in the headers.
+        if let Some(status) = response.headers.get(GRPC_STATUS) {
+            ctx.grpc_status = Some(status.clone());
+        }
         let key = ctx.choice.as_ref().and_then(|c| c.issued_key.as_ref());
         if let (Some(key), Some(entry)) = (key, ctx.entry()) {
             let cookie = format!(
@@ -264,10 +284,12 @@ impl ProxyHttp for Proxy {
             },
         };
         let pinned = ctx.choice.as_ref().is_some_and(|c| c.pinned);
+        let grpc = ctx.grpc_status.as_ref().and_then(|v| v.to_str().ok());
         entry.def.metrics.record(
             ctx.color(),
             pinned,
             status,
+            grpc,
             ctx.started.elapsed().as_secs_f64(),
         );
     }

@@ -38,8 +38,12 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     server.bootstrap();
 
     // HTTP/1 takes the gateway's own lean path; pingora-proxy serves
-    // clients that negotiate HTTP/2.
-    let h2 = pingora::proxy::http_proxy(&server.configuration, Proxy::new(gateway.clone()));
+    // clients that negotiate HTTP/2, or speak it with prior knowledge (h2c:
+    // the lean path spots the preface and hands the connection over).
+    let mut h2 = pingora::proxy::http_proxy(&server.configuration, Proxy::new(gateway.clone()));
+    let mut h2_options = pingora::apps::HttpServerOptions::default();
+    h2_options.h2c = true;
+    h2.server_options = Some(h2_options);
     let app = Http1App::new(gateway.clone(), h2, config.client_timeouts, config.threads);
     let mut proxy = Service::new("proxy".to_owned(), app);
     for listener in &config.listeners {

@@ -3,15 +3,12 @@
 //! TLS with SNI and a CA bundle), and the endpoint list following what the
 //! configured names resolve to (`resolve`).
 
-use crate::config::{DnsConfig, GroupConfig, HealthCheckConfig, TimeoutConfig};
+use crate::config::{DnsConfig, GroupConfig, HealthCheckConfig, TimeoutConfig, UpstreamProtocol};
 use crate::metrics::Metrics;
 use crate::resolve::{NameDiscovery, Names};
 use crate::split::Color;
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
 use futures::FutureExt;
-use pingora::http::RequestHeader;
-use pingora::lb::health_check::{HealthObserve, HttpHealthCheck};
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::prelude::HttpPeer;
@@ -35,7 +32,7 @@ pub struct GroupSpec {
     pub dns: DnsConfig,
 }
 
-type Ca = Option<Arc<Box<[X509]>>>;
+pub(crate) type Ca = Option<Arc<Box<[X509]>>>;
 
 pub struct UpstreamGroup {
     spec: GroupSpec,
@@ -61,7 +58,7 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// As configured (`host:port`), with the address a name resolved to:
     /// the name in metrics and `/v1/state`.
-    name: String,
+    pub(crate) name: String,
     /// pingora's key to this endpoint's health.
     backend: Backend,
     /// How the proxy reaches it.
@@ -96,12 +93,12 @@ impl UpstreamGroup {
             .expect("discovery answers from memory")
             .map_err(|e| format!("cannot build the load balancer: {e}"))?;
         let endpoints = Arc::new(ArcSwap::from_pointee(Vec::new()));
-        lb.set_health_check(Box::new(health_check(
+        lb.set_health_check(crate::checks::health_check(
             &spec,
             endpoints.clone(),
             &ca,
             metrics.clone(),
-        )));
+        ));
         let group = UpstreamGroup {
             spec,
             lb,
@@ -186,6 +183,11 @@ impl UpstreamGroup {
 
     pub fn spec(&self) -> &GroupSpec {
         &self.spec
+    }
+
+    /// Whether the endpoints speak HTTP/2 (only pingora-proxy's path does).
+    pub fn speaks_h2(&self) -> bool {
+        self.spec.group.protocol != UpstreamProtocol::Http1
     }
 
     /// A healthy endpoint not yet tried for this request, round robin. (Not
@@ -283,7 +285,7 @@ impl UpstreamGroup {
     }
 }
 
-fn apply_peer_options(spec: &GroupSpec, ca: &Ca, peer: &mut HttpPeer) {
+pub(crate) fn apply_peer_options(spec: &GroupSpec, ca: &Ca, peer: &mut HttpPeer) {
     let o = &mut peer.options;
     o.connection_timeout = Some(spec.timeouts.connect);
     o.read_timeout = Some(spec.timeouts.read);
@@ -292,85 +294,19 @@ fn apply_peer_options(spec: &GroupSpec, ca: &Ca, peer: &mut HttpPeer) {
         o.verify_cert = tls.verify;
         o.verify_hostname = tls.verify;
         o.ca = ca.clone();
-        o.alpn = ALPN::H1;
     }
+    // HTTP/2 only: by ALPN over TLS, by prior knowledge in the clear.
+    o.alpn = match spec.group.protocol {
+        UpstreamProtocol::Http1 => ALPN::H1,
+        UpstreamProtocol::H2 | UpstreamProtocol::H2c => ALPN::H2,
+    };
 }
 
-/// An HTTP GET of the configured path to every endpoint; 200 is healthy.
-fn health_check(
-    spec: &GroupSpec,
-    endpoints: Arc<ArcSwap<Vec<Arc<Endpoint>>>>,
-    ca: &Ca,
-    metrics: Arc<Metrics>,
-) -> HttpHealthCheck {
-    let hc = &spec.health;
-    let tls = spec.group.tls.as_ref();
-    let host = spec
-        .group
-        .host_rewrite
-        .clone()
-        .or_else(|| tls.map(|t| t.sni.clone()))
-        .unwrap_or_else(|| "localhost".into());
-    let mut check = HttpHealthCheck::new(&host, tls.is_some());
-    let mut req = RequestHeader::build("GET", hc.path.as_bytes(), None).expect("validated path");
-    req.insert_header("Host", &host).expect("validated host");
-    req.insert_header("User-Agent", "cutover-gateway-health")
-        .expect("static header");
-    check.req = req;
-    check.consecutive_success = hc.healthy_threshold;
-    check.consecutive_failure = hc.unhealthy_threshold;
-    apply_peer_options(spec, ca, &mut check.peer_template);
-    // `HttpHealthCheck::new` puts the Host in the SNI; the handshake must
-    // present the configured server name instead.
-    check.peer_template.sni = tls.map(|t| t.sni.clone()).unwrap_or_default();
-    let o = &mut check.peer_template.options;
-    o.connection_timeout = Some(hc.timeout);
-    o.total_connection_timeout = Some(hc.timeout);
-    o.read_timeout = Some(hc.timeout);
-    check.health_changed_callback = Some(Box::new(HealthReporter {
-        route: spec.route.clone(),
-        color: spec.color,
-        endpoints,
-        metrics,
-    }));
-    check
-}
-
-fn inet(b: &Backend) -> SocketAddr {
+pub(crate) fn inet(b: &Backend) -> SocketAddr {
     b.addr
         .as_inet()
         .copied()
         .expect("endpoints are always IP addresses")
-}
-
-/// Keeps `gateway_backend_healthy` and the log in step with health changes.
-struct HealthReporter {
-    route: String,
-    color: Color,
-    endpoints: Arc<ArcSwap<Vec<Arc<Endpoint>>>>,
-    metrics: Arc<Metrics>,
-}
-
-#[async_trait]
-impl HealthObserve for HealthReporter {
-    async fn observe(&self, target: &Backend, healthy: bool) {
-        let addr = inet(target);
-        let endpoints = self.endpoints.load();
-        let name = endpoints
-            .iter()
-            .find(|e| e.addr == addr)
-            .map(|e| e.name.as_str())
-            .unwrap_or("unknown");
-        self.metrics
-            .backend_healthy
-            .with_label_values(&[&self.route, self.color.as_str(), name])
-            .set(i64::from(healthy));
-        if healthy {
-            tracing::info!(route = %self.route, color = self.color.as_str(), endpoint = name, "endpoint back in rotation");
-        } else {
-            tracing::warn!(route = %self.route, color = self.color.as_str(), endpoint = name, "endpoint failed its health checks; out of rotation");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -385,6 +321,7 @@ mod tests {
                 endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
                 tls: None,
                 host_rewrite: None,
+                protocol: Default::default(),
             },
             health: HealthCheckConfig::default(),
             timeouts: TimeoutConfig::default(),

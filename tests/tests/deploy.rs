@@ -477,6 +477,7 @@ fn every_runbook_command_parses_with_the_real_cli() {
         "staged",
         "watch",
         "dns",
+        "grpc",
     ] {
         for line in runbook(name) {
             if !(line.starts_with("cutover ") || line.starts_with("gateway ")) {

@@ -178,7 +178,7 @@ async fn pin_header_wins_over_the_split_and_never_reaches_upstream() {
     let metrics = admin.metrics().await;
     assert!(
         metrics.contains(
-            r#"gateway_requests_total{code="200",color="green",pinned="true",route="web"} 20"#
+            r#"gateway_requests_total{code="200",color="green",grpc_status="",pinned="true",route="web"} 20"#
         ),
         "{metrics}"
     );

@@ -98,7 +98,11 @@ fn parse_scrape(text: &str, routes: &[String]) -> ReplicaSample {
         match sample.metric.as_str() {
             "gateway_requests_total" if l.get("pinned") == Some("false") => {
                 counters.requests += value;
-                if l.get("code").is_some_and(|c| c.starts_with('5')) {
+                let server_error = l.get("code").is_some_and(|c| c.starts_with('5'));
+                let grpc_error = l
+                    .get("grpc_status")
+                    .is_some_and(|g| !g.is_empty() && g != "0");
+                if server_error || grpc_error {
                     counters.errors += value;
                 }
             }
@@ -297,8 +301,10 @@ mod tests {
 
     const SCRAPE: &str = r#"
 # TYPE gateway_requests_total counter
-gateway_requests_total{code="200",color="green",pinned="false",route="web"} 90
-gateway_requests_total{code="500",color="green",pinned="false",route="web"} 10
+gateway_requests_total{code="200",color="green",grpc_status="",pinned="false",route="web"} 80
+gateway_requests_total{code="200",color="green",grpc_status="0",pinned="false",route="web"} 5
+gateway_requests_total{code="200",color="green",grpc_status="14",pinned="false",route="web"} 5
+gateway_requests_total{code="500",color="green",grpc_status="",pinned="false",route="web"} 10
 gateway_requests_total{code="200",color="green",pinned="true",route="web"} 1000
 gateway_requests_total{code="200",color="blue",pinned="false",route="other"} 5
 # TYPE gateway_request_duration_seconds histogram
@@ -314,10 +320,13 @@ gateway_backend_healthy{color="green",endpoint="b",route="web"} 0
 "#;
 
     #[test]
-    fn a_scrape_leaves_out_pinned_requests_and_other_routes() {
+    fn a_scrape_counts_5xx_and_grpc_errors_and_leaves_out_pinned_requests_and_other_routes() {
         let s = parse_scrape(SCRAPE, &["web".to_owned()]);
         assert_eq!(s.green.requests, 100.0);
-        assert_eq!(s.green.errors, 10.0);
+        assert_eq!(
+            s.green.errors, 15.0,
+            "5xx and grpc-status 14, not grpc-status 0"
+        );
         assert_eq!(s.blue.requests, 0.0);
         assert_eq!(s.green_healthy, 1);
         assert_eq!(s.green.buckets.len(), 4);

@@ -88,7 +88,9 @@ impl Prometheus {
             ))
             .await?;
         let errors = self
-            .query(&format!(r#"sum by (color) (increase(gateway_requests_total{{{sel},pinned="false",code=~"5.."}}[{w}]))"#))
+            // 5xx, and gRPC responses whose grpc-status is not 0 (two
+            // selectors over disjoint series).
+            .query(&format!(r#"sum by (color) (increase(gateway_requests_total{{{sel},pinned="false",code=~"5.."}}[{w}]) or increase(gateway_requests_total{{{sel},pinned="false",code!~"5..",grpc_status!~"0?"}}[{w}]))"#))
             .await?;
         let p99 = self
             .query(&format!(r#"histogram_quantile(0.99, sum by (le, color) (rate(gateway_request_duration_seconds_bucket{{{sel},pinned="false"}}[{w}])))"#))

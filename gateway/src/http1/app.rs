@@ -1,7 +1,9 @@
 //! The gateway's pingora app: one client connection from accept to close.
 //!
-//! HTTP/1 connections are served here, request after request; a TLS
-//! client that negotiated h2 goes to pingora-proxy (see [`crate::proxy`]).
+//! HTTP/1 connections are served here, request after request; a client
+//! speaking HTTP/2 (negotiated by TLS ALPN, or with prior knowledge on a
+//! plain connection: h2c, as gRPC clients do) goes to pingora-proxy (see
+//! [`crate::proxy`]).
 //! While a connection waits for its next request it holds no buffer and no
 //! request state: the request's work runs in a future of its own, boxed,
 //! and freed when the response is done, and the connection's task is just
@@ -44,6 +46,17 @@ pub(super) struct Client {
 /// Room to read a request head into.
 const HEAD_ROOM: usize = 4096;
 
+/// What an HTTP/2 client with prior knowledge sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How a connection's HTTP/1 service ended.
+enum Served {
+    Closed,
+    /// pingora-proxy's from here: the client spoke HTTP/2 with prior
+    /// knowledge, or a route's upstreams speak HTTP/2.
+    ToPingora,
+}
+
 impl Http1App {
     pub fn new(
         gateway: Arc<Gateway>,
@@ -65,23 +78,62 @@ impl Http1App {
     /// shutdown began, every response says so (`Connection: close`); idle
     /// connections end with the process (see `server::drain`), so waiting
     /// costs no shutdown watcher per connection.
-    async fn serve(&self, client: &mut Client, shutdown: &ShutdownWatch) {
+    async fn serve(&self, client: &mut Client, shutdown: &ShutdownWatch) -> Served {
+        let mut first = true;
         loop {
             if client.buf.is_empty() {
                 if *shutdown.borrow() {
-                    return;
+                    return Served::Closed;
                 }
                 let next_request = client.wait_for_bytes();
                 match tokio::time::timeout(self.timeouts.keepalive, next_request).await {
                     Ok(true) => {}
-                    Ok(false) | Err(_) => return,
+                    Ok(false) | Err(_) => return Served::Closed,
                 }
+            }
+            if std::mem::take(&mut first) && !client.info.tls && self.h2c_preface(client).await {
+                return Served::ToPingora;
             }
             let draining = *shutdown.borrow() || self.gateway.is_draining();
             match Box::pin(self.serve_request(client, draining)).await {
                 After::KeepAlive => {}
-                After::Close => return,
+                After::Close => return Served::Closed,
+                After::ToPingora => return Served::ToPingora,
             }
+        }
+    }
+
+    /// Whether a plain connection's first bytes are the HTTP/2 preface
+    /// (reading on while they could still be; one comparison otherwise).
+    async fn h2c_preface(&self, client: &mut Client) -> bool {
+        let prefix = |c: &Client| {
+            let seen = c.buf.pending();
+            H2_PREFACE.starts_with(&seen[..seen.len().min(H2_PREFACE.len())])
+        };
+        while prefix(client) && client.buf.pending().len() < H2_PREFACE.len() {
+            let more = tokio::time::timeout(self.timeouts.header, client.read_more_head());
+            if !matches!(more.await, Ok(Ok(n)) if n > 0) {
+                return false;
+            }
+        }
+        prefix(client)
+    }
+
+    /// Serves a connection from start to end, in the task it runs in.
+    async fn run(self: Arc<Self>, mut client: Client, shutdown: ShutdownWatch) {
+        if let Served::ToPingora = self.serve(&mut client, &shutdown).await {
+            // Give the bytes read back to the stream, for pingora to read.
+            let Client { stream, buf, .. } = client;
+            let l4 = stream
+                .into_any()
+                .downcast::<pingora::protocols::l4::stream::Stream>()
+                .ok();
+            let Some(mut l4) = l4 else {
+                tracing::debug!("a stream that cannot be rewound for pingora-proxy; closed");
+                return;
+            };
+            l4.rewind(buf.pending());
+            self.h2.process_new(l4, &shutdown).await;
         }
     }
 }
@@ -126,7 +178,7 @@ impl ServerApp for Http1App {
                 .and_then(|d| d.peer_addr()?.as_inet().map(|a| a.ip())),
             tls: stream.get_ssl_digest().is_some(),
         };
-        let mut client = Client {
+        let client = Client {
             stream,
             buf: Buffer::default(),
             info,
@@ -139,14 +191,15 @@ impl ServerApp for Http1App {
         let shutdown = shutdown.clone();
         match &self.workers {
             None => {
-                tokio::spawn(async move { app.serve(&mut client, &shutdown).await });
+                tokio::spawn(app.run(client, shutdown));
             }
             Some(placement) => {
                 let (worker, placed) = placement.place();
                 worker.spawn(async move {
                     let _placed = placed;
+                    let mut client = client;
                     client.stream = workers::register_here(client.stream);
-                    app.serve(&mut client, &shutdown).await
+                    app.run(client, shutdown).await
                 });
             }
         }

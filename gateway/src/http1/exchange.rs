@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 pub enum After {
     KeepAlive,
     Close,
+    /// The route's upstreams speak HTTP/2, which pingora-proxy does: the
+    /// connection (this request still unread) goes there.
+    ToPingora,
 }
 
 /// Room to read upstream bytes into: a 16 KiB response fits one read.
@@ -85,6 +88,18 @@ impl Http1App {
                 }
             }
         };
+        if let Some(choice) = &request.choice {
+            let def = &snapshot.routes[choice.route].def;
+            if def.blue.speaks_h2() || def.green.speaks_h2() {
+                if client.info.tls {
+                    // A TLS stream cannot take its bytes back for pingora.
+                    tracing::warn!(route = %def.name, "HTTP/1 over TLS to a route whose upstreams speak HTTP/2: clients must negotiate h2");
+                    respond(client, 502, true).await;
+                    return After::Close;
+                }
+                return After::ToPingora;
+            }
+        }
         client.buf.consume(request.head_len);
         // A body that is not read cannot be skipped safely: close instead.
         let closing = !request.keep_alive || draining;
@@ -110,6 +125,7 @@ impl Http1App {
             attempts.color,
             choice.pinned,
             status,
+            None,
             started.elapsed().as_secs_f64(),
         );
         delivered.after
