@@ -7,8 +7,7 @@ use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
 struct Fleets {
-    _blue: Backend,
-    _green: Backend,
+    _backends: Vec<Backend>,
     staging: Gateway,
     prod: [Gateway; 2],
     cutover: Cutover,
@@ -16,18 +15,28 @@ struct Fleets {
 }
 
 fn fleets() -> Fleets {
+    fleets_with(&[])
+}
+
+/// The fleets; prod's green backend runs with `prod_green` flags.
+fn fleets_with(prod_green: &[&str]) -> Fleets {
     let blue = Backend::start("blue");
     let green = Backend::start("green");
-    let config = one_route_config(&[&blue], &[&green], "").replace(
-        "routes:",
-        "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-    );
+    let prod_green = Backend::start_with("green", prod_green);
+    let config = |green: &Backend| {
+        one_route_config(&[&blue], &[green], "").replace(
+            "routes:",
+            "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     Fleets {
-        staging: Gateway::start(&config),
-        prod: [Gateway::start(&config), Gateway::start(&config)],
-        _blue: blue,
-        _green: green,
+        staging: Gateway::start(&config(&green)),
+        prod: [
+            Gateway::start(&config(&prod_green)),
+            Gateway::start(&config(&prod_green)),
+        ],
+        _backends: vec![blue, green, prod_green],
         cutover: Cutover::new(dir.path()),
         dir,
     }
@@ -220,6 +229,32 @@ async fn a_wait_of_days_needs_no_process_and_says_when_it_may_go_on() {
     assert_eq!(steps_of(&f.cutover.records(), "applied"), [0, 1]);
     for load in loads {
         assert_eq!(load.stop().await.1, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_stage_rolls_back_its_own_fleet_only_and_stops_the_plan() {
+    let f = fleets_with(&["--error-rate", "0.5"]);
+    let plan = f.plan("");
+    let loads = f.loads();
+    let (code, _, stderr) = f.cutover.output(&["run", &plan]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        f.splits().await,
+        (100.0, [0.0, 0.0]),
+        "staging keeps its split, prod is back on blue"
+    );
+    let records = f.cutover.records();
+    let rolled_back = events(&records, "rolled_back");
+    assert_eq!(rolled_back.len(), 1);
+    assert_eq!(rolled_back[0]["step"], 2, "prod's first step failed");
+    assert!(events(&records, "completed").is_empty());
+    let (_, status, _) = f.cutover.output(&["status", "--output", "json"]).await;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["stages"][0]["state"], "done");
+    assert_eq!(status["stages"][1]["state"], "rolled_back");
+    for load in loads {
+        load.stop().await;
     }
 }
 
