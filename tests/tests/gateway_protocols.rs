@@ -6,7 +6,7 @@ use e2e::{one_route_config, Admin, Backend, Gateway};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use openssl::ssl::{NameType, Ssl, SslAcceptor, SslMethod};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::net::SocketAddr;
@@ -95,10 +95,17 @@ impl Pki {
     }
 }
 
-/// An HTTPS upstream that answers every request with the SNI it received
-/// and the Host header, as JSON.
-async fn tls_upstream(cert_pem: &str, key_pem: &str) -> SocketAddr {
+/// An HTTPS upstream that answers every request with the SNI it received,
+/// the Host header and the HTTP version, as JSON; with `h2` it speaks only
+/// HTTP/2 (offered by ALPN).
+async fn tls_upstream(cert_pem: &str, key_pem: &str, h2: bool) -> SocketAddr {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    if h2 {
+        builder.set_alpn_select_callback(|_, offered| {
+            openssl::ssl::select_next_proto(b"\x02h2", offered)
+                .ok_or(openssl::ssl::AlpnError::NOACK)
+        });
+    }
     builder
         .set_certificate(&openssl::x509::X509::from_pem(cert_pem.as_bytes()).unwrap())
         .unwrap();
@@ -124,6 +131,7 @@ async fn tls_upstream(cert_pem: &str, key_pem: &str) -> SocketAddr {
                         "sni": sni,
                         "host": req.headers().get("host").map(|h| h.to_str().unwrap().to_owned()),
                         "x-forwarded-proto": req.headers().get("x-forwarded-proto").map(|h| h.to_str().unwrap().to_owned()),
+                        "version": format!("{:?}", req.version()),
                     });
                     async move {
                         Ok::<_, std::convert::Infallible>(
@@ -134,9 +142,15 @@ async fn tls_upstream(cert_pem: &str, key_pem: &str) -> SocketAddr {
                         )
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                if h2 {
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                }
             });
         }
     });
@@ -149,11 +163,12 @@ async fn tls_on_both_sides() {
     let pki = Pki::new(dir.path(), "test-ca");
     pki.leaf("gateway", &["localhost", "127.0.0.1"]);
     let (up_cert, up_key) = pki.leaf("green-upstream", &["green.internal"]);
-    let green_tls = tls_upstream(&up_cert, &up_key).await;
+    let green_tls = tls_upstream(&up_cert, &up_key, false).await;
+    let green_h2 = tls_upstream(&up_cert, &up_key, true).await;
     // An upstream whose certificate no configured CA vouches for.
     let rogue = Pki::new(dir.path(), "rogue-ca");
     let (bad_cert, bad_key) = rogue.leaf("rogue-upstream", &["green.internal"]);
-    let rogue_tls = tls_upstream(&bad_cert, &bad_key).await;
+    let rogue_tls = tls_upstream(&bad_cert, &bad_key, false).await;
     let blue = Backend::start("blue");
 
     let tls_port = e2e::free_port();
@@ -182,8 +197,13 @@ async fn tls_on_both_sides() {
     tls: {{cert_file: "{{dir}}/gateway.crt", key_file: "{{dir}}/gateway.key"}}
 admin: {{address: "{{admin}}"}}
 routes:
-{}{}{}"#,
+{}{}{}{}"#,
         route("verified", "/verified", group(green_tls, true)),
+        route(
+            "h2",
+            "/h2",
+            group(green_h2, true).replace("}}", "}, protocol: h2}"),
+        ),
         route("strict", "/strict", group(rogue_tls, true)),
         route("lax", "/lax", group(rogue_tls, false)),
     );
@@ -221,6 +241,23 @@ routes:
         assert_eq!(echo["sni"], "green.internal");
         assert_eq!(echo["host"], "app.green.internal");
         assert_eq!(echo["x-forwarded-proto"], "https");
+    }
+
+    // An h2 upstream (ALPN offers only h2) is reached over HTTP/2, from an
+    // HTTP/2 client and from an HTTP/1 one.
+    let h2_client = reqwest::Client::builder()
+        .add_root_certificate(ca.clone())
+        .build()
+        .unwrap();
+    for (client, url) in [
+        (&h2_client, format!("https://localhost:{tls_port}/h2/echo")),
+        (&reqwest::Client::new(), gw.url("/h2/echo")),
+    ] {
+        let resp = client.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}: {}", gw.log_text());
+        let echo: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(echo["version"], "HTTP/2.0", "{url}");
+        assert_eq!(echo["sni"], "green.internal");
     }
 
     // Verification is on by default: the rogue upstream is refused...
