@@ -237,10 +237,15 @@ impl Journal {
         let mut line = serde_json::to_vec(&record).expect("record serializes");
         line.push(b'\n');
         // One write per record: appends from several processes never mix.
-        self.file
-            .write_all(&line)
-            .and_then(|_| self.file.sync_data())
-            .map_err(|e| journal_error(&self.path, format!("cannot append: {e}")))?;
+        let before = self.file.metadata().map(|m| m.len());
+        if let Err(e) = self.file.write_all(&line).and_then(|_| self.file.sync_data()) {
+            // A full disk may take part of the line: cut it off, so the
+            // next record (after space is freed) starts on a line of its own.
+            if let Ok(len) = before {
+                let _ = self.file.set_len(len);
+            }
+            return Err(journal_error(&self.path, format!("cannot append: {e}")));
+        }
         Ok(record)
     }
 

@@ -1,6 +1,6 @@
 //! The checks that run before traffic moves: the plan's preflight phase
 //! (green's cluster through the Kubernetes API) and each step's smoke
-//! requests to green.
+//! requests to green; and the tests' failpoint.
 
 use super::{Engine, EngineError};
 use crate::journal::Event;
@@ -38,5 +38,15 @@ impl Engine {
             results,
         })?;
         Ok(passed)
+    }
+}
+
+/// Test failpoint: `CUTOVER_FAILPOINT=after-apply:<step>` kills the process
+/// right after the step's split was written and before it was journaled,
+/// the worst moment for a crash.
+pub(super) fn failpoint(name: &str, step: usize) {
+    if std::env::var("CUTOVER_FAILPOINT").is_ok_and(|f| f == format!("{name}:{step}")) {
+        eprintln!("failpoint {name}:{step} reached: aborting");
+        std::process::abort();
     }
 }

@@ -146,4 +146,14 @@ impl Engine {
             }
         }
     }
+
+    /// Ends the run without touching the split (an outside change, a lost
+    /// lock, an emergency).
+    pub(super) fn stop(&mut self, step: usize, reason: String) -> Result<Outcome, EngineError> {
+        self.record(Event::Stopped {
+            step,
+            reason: reason.clone(),
+        })?;
+        Ok(Outcome::Stopped(reason))
+    }
 }

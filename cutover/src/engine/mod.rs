@@ -41,6 +41,12 @@ pub enum EngineError {
     Fleet(#[from] FleetError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A run could not journal a transition and stopped there (exit 1).
+    #[error("{source}; the run stopped here and moves no more traffic: {serving}")]
+    JournalFailed {
+        source: JournalError,
+        serving: String,
+    },
     /// A notification receiver cannot be set up (exit 2).
     #[error(transparent)]
     Notify(#[from] NotifyError),
@@ -182,7 +188,13 @@ impl Engine {
     }
 
     async fn execute(&mut self, from: Position) -> Result<Outcome, EngineError> {
-        let outcome = self.steps(from).await;
+        let outcome = match self.steps(from).await {
+            Err(EngineError::Journal(source)) => Err(EngineError::JournalFailed {
+                serving: resume::serving_by_journal(self.journal.path()),
+                source,
+            }),
+            other => other,
+        };
         self.fleet.release_lock(&self.holder).await;
         self.notifier.flush(FLUSH_LIMIT).await;
         let outcome = outcome?;
@@ -242,7 +254,7 @@ impl Engine {
         let split = self.schedule.step(step).green_percent;
         match self.apply(split, &format!("step {}", step + 1)).await {
             Ok(generations) => {
-                failpoint("after-apply", step);
+                checks::failpoint("after-apply", step);
                 self.record(Event::Applied {
                     step,
                     green_percent: split,
@@ -368,28 +380,10 @@ impl Engine {
         self.fleet.apply(&splits, &self.actor, reason, true).await
     }
 
-    fn stop(&mut self, step: usize, reason: String) -> Result<Outcome, EngineError> {
-        self.record(Event::Stopped {
-            step,
-            reason: reason.clone(),
-        })?;
-        Ok(Outcome::Stopped(reason))
-    }
-
     fn record(&mut self, event: Event) -> Result<(), EngineError> {
         let record = self.journal.append(&self.actor, event)?;
         self.out.record(&record);
         self.notifier.notify(&record);
         Ok(())
-    }
-}
-
-/// Test failpoint: `CUTOVER_FAILPOINT=after-apply:<step>` kills the process
-/// right after the step's split was written and before it was journaled,
-/// the worst moment for a crash.
-fn failpoint(name: &str, step: usize) {
-    if std::env::var("CUTOVER_FAILPOINT").is_ok_and(|f| f == format!("{name}:{step}")) {
-        eprintln!("failpoint {name}:{step} reached: aborting");
-        std::process::abort();
     }
 }

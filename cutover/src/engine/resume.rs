@@ -156,3 +156,29 @@ pub fn live_run(journal_path: &Path, to: &str) -> Result<(Plan, Vec<Record>), En
     }
     Ok((plan, run))
 }
+
+/// What the gateways serve by the journal's newest run (said when a run
+/// cannot write the journal any more).
+pub(super) fn serving_by_journal(journal_path: &Path) -> String {
+    let records = journal::read_all(journal_path).unwrap_or_default();
+    let last = journal::last_run(&records)
+        .iter()
+        .rev()
+        .find_map(|r| match r.event {
+            Event::Applied {
+                step,
+                green_percent,
+                ..
+            } => Some(format!(
+                "green {green_percent}% (step {}, the last journaled)",
+                step + 1
+            )),
+            Event::RolledBack { to_percent, .. } => {
+                Some(format!("green {to_percent}% (rolled back)"))
+            }
+            _ => None,
+        });
+    let serving =
+        last.unwrap_or_else(|| "the split from before the run (no step was journaled)".into());
+    format!("the gateways keep serving {serving}")
+}
