@@ -238,7 +238,11 @@ impl Journal {
         line.push(b'\n');
         // One write per record: appends from several processes never mix.
         let before = self.file.metadata().map(|m| m.len());
-        if let Err(e) = self.file.write_all(&line).and_then(|_| self.file.sync_data()) {
+        if let Err(e) = self
+            .file
+            .write_all(&line)
+            .and_then(|_| self.file.sync_data())
+        {
             // A full disk may take part of the line: cut it off, so the
             // next record (after space is freed) starts on a line of its own.
             if let Ok(len) = before {
@@ -276,12 +280,13 @@ impl Journal {
 pub fn read_all(path: &Path) -> Result<Vec<Record>, JournalError> {
     let file = File::open(path).map_err(|e| journal_error(path, format!("cannot read: {e}")))?;
     let mut records = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    // Lines as bytes: one damaged line (not even UTF-8) costs that line only.
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.map_err(|e| journal_error(path, e))?;
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str(&line) {
+        match serde_json::from_slice(&line) {
             Ok(r) => records.push(r),
             Err(e) => tracing::warn!(
                 "journal {} line {}: skipped, not a record: {e}",

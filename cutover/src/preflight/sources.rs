@@ -66,11 +66,17 @@ pub fn decode_release(release: &[u8]) -> Result<HelmRelease, String> {
 }
 
 /// Every object in a (multi-document) YAML text; `List` items included.
+/// The text ends at the first document that is not YAML (the parser would
+/// hand that one back for ever), with a warning naming where.
 pub fn objects_in_yaml(text: &str, origin: &str) -> Vec<Declared> {
     let mut out = Vec::new();
     for doc in serde_yaml_ng::Deserializer::from_str(text) {
-        if let Ok(value) = serde_json::Value::deserialize(doc) {
-            collect(&value, origin, &mut out);
+        match serde_json::Value::deserialize(doc) {
+            Ok(value) => collect(&value, origin, &mut out),
+            Err(e) => {
+                tracing::warn!("{origin}: not YAML from here on, the rest is left out: {e}");
+                break;
+            }
         }
     }
     out
