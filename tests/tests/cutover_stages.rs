@@ -233,6 +233,50 @@ async fn a_wait_of_days_needs_no_process_and_says_when_it_may_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn promote_finishes_the_current_stage_and_the_plan_goes_on() {
+    let f = fleets();
+    let plan = f.plan("");
+    // A long first hold, so that the promote comes during it.
+    let text = std::fs::read_to_string(&plan).unwrap().replacen(
+        "{green_percent: 50, hold: 1s}",
+        "{green_percent: 50, hold: 60s}",
+        1,
+    );
+    std::fs::write(&plan, text).unwrap();
+    let loads = f.loads();
+    let run = f.cutover.command(&["run", &plan]).output();
+    let run = tokio::spawn(run);
+    f.cutover
+        .wait_for("step 1 converged", |r| {
+            r["event"] == "converged" && r["step"] == 0
+        })
+        .await;
+    let (code, _, stderr) = f
+        .cutover
+        .output(&["promote", "--reason", "staging is fine"])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let out = run.await.unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.splits().await, (100.0, [100.0, 100.0]));
+    let records = f.cutover.records();
+    assert_eq!(events(&records, "promoted").len(), 1);
+    assert_eq!(
+        steps_of(&records, "step_passed"),
+        [2, 3],
+        "prod ran its own steps"
+    );
+    assert_eq!(events(&records, "completed").len(), 1);
+    for load in loads {
+        assert_eq!(load.stop().await.1, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_failing_stage_rolls_back_its_own_fleet_only_and_stops_the_plan() {
     let f = fleets_with(&["--error-rate", "0.5"]);
     let plan = f.plan("");
