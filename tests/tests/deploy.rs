@@ -330,7 +330,7 @@ async fn alerts_pass_promtool_and_every_metric_name_is_exported() {
         .collect();
     for wanted in [
         "Request rate per colour",
-        "Error rate (5xx) per colour",
+        "Error rate (5xx and gRPC errors) per colour",
         "p99 latency per colour",
         "Split: percent to green per route",
         "Endpoint health",
