@@ -362,6 +362,15 @@ routes:
     )
 }
 
+/// [`one_route_config`] with pins honoured from loopback, as the cutover
+/// tests' smoke checks need.
+pub fn pinned_config(blue: &[&Backend], green: &[&Backend], route_extra: &str) -> String {
+    one_route_config(blue, green, route_extra).replace(
+        "routes:",
+        "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
+    )
+}
+
 /// Continuous client load through a gateway: distinct client keys, a few
 /// keep-alive workers, counting failures.
 pub struct Load {

@@ -1,6 +1,6 @@
 //! The cutover engine against real gateways and backends on loopback.
 
-use e2e::{one_route_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
+use e2e::{pinned_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,7 @@ struct Setup {
 fn setup() -> Setup {
     let blue = Backend::start("blue");
     let green = Backend::start("green");
-    let config = one_route_config(&[&blue], &[&green], "    stickiness: {header: x-client-id}")
-        .replace(
-            "routes:",
-            "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-        );
+    let config = pinned_config(&[&blue], &[&green], "    stickiness: {header: x-client-id}");
     let gw = Gateway::start(&config);
     let admin = Admin::new(&gw);
     let dir = tempfile::tempdir().unwrap();

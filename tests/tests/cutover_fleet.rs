@@ -2,7 +2,7 @@
 //! Prometheus server as its gate source.
 
 use bytes::Bytes;
-use e2e::{one_route_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
+use e2e::{pinned_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -80,10 +80,7 @@ async fn lagging_admin(real: SocketAddr, lag: Duration) -> SocketAddr {
 }
 
 fn gateway_config(blue: &Backend, green: &Backend) -> String {
-    one_route_config(&[blue], &[green], "    stickiness: {header: x-client-id}").replace(
-        "routes:",
-        "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-    )
+    pinned_config(&[blue], &[green], "    stickiness: {header: x-client-id}")
 }
 
 fn time_of(record: &Value) -> std::time::SystemTime {

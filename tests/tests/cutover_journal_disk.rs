@@ -7,7 +7,7 @@
 //! The journal lives on a small tmpfs mounted by the test, which needs
 //! root (CI has it); elsewhere the test skips, saying why.
 
-use e2e::{one_route_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
+use e2e::{pinned_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,27 +81,46 @@ fn whole_lines(cutover: &Cutover) -> Vec<Value> {
         .collect()
 }
 
+/// Blue and green behind one gateway (pins honoured from loopback), a
+/// three-step plan whose second step holds `hold`, client load, and a
+/// cutover whose journal is on `fs`.
+struct Topology {
+    _backends: [Backend; 2],
+    _gw: Gateway,
+    admin: Admin,
+    _plan_dir: tempfile::TempDir,
+    plan: String,
+    cutover: Cutover,
+    load: Load,
+}
+
+fn topology(fs: &Tmpfs, hold: &str) -> Topology {
+    let backends = [Backend::start("blue"), Backend::start("green")];
+    let gw = Gateway::start(&pinned_config(&[&backends[0]], &[&backends[1]], ""));
+    let plan_dir = tempfile::tempdir().unwrap();
+    let plan = plan_dir.path().join("plan.yaml");
+    let steps = format!(
+        "[{{green_percent: 10, hold: 1s}}, {{green_percent: 50, hold: {hold}}}, {{green_percent: 100, hold: 1s}}]"
+    );
+    std::fs::write(&plan, test_plan(&[gw.admin_url("")], gw.proxy, &steps, "")).unwrap();
+    Topology {
+        admin: Admin::new(&gw),
+        load: Load::start(gw.url("/"), 4, Duration::from_millis(10)),
+        _backends: backends,
+        _gw: gw,
+        _plan_dir: plan_dir,
+        plan: plan.display().to_string(),
+        cutover: Cutover::new(fs.path()),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_journal_disk_stops_the_run_and_keeps_the_split() {
     let Some(fs) = Tmpfs::mount() else { return };
-    let blue = Backend::start("blue");
-    let green = Backend::start("green");
-    let config = one_route_config(&[&blue], &[&green], "").replace(
-        "routes:",
-        "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-    );
-    let gw = Gateway::start(&config);
-    let admin = Admin::new(&gw);
-    let plan_dir = tempfile::tempdir().unwrap();
-    let plan = plan_dir.path().join("plan.yaml");
-    let steps = "[{green_percent: 10, hold: 1s}, {green_percent: 50, hold: 6s}, {green_percent: 100, hold: 1s}]";
-    let text = test_plan(&[gw.admin_url("")], gw.proxy, steps, "");
-    std::fs::write(&plan, &text).unwrap();
-    let plan = plan.display().to_string();
-    let cutover = Cutover::new(fs.path());
-    let load = Load::start(gw.url("/"), 4, Duration::from_millis(10));
+    let t = topology(&fs, "6s");
+    let (admin, cutover, plan) = (&t.admin, &t.cutover, &t.plan);
 
-    let run = cutover.command(&["run", &plan]).output();
+    let run = cutover.command(&["run", plan]).output();
     let run = tokio::spawn(run);
     cutover
         .wait_for("step 2 converged", |r| {
@@ -123,27 +142,27 @@ async fn a_full_journal_disk_stops_the_run_and_keeps_the_split() {
         "{stderr}"
     );
     assert_eq!(
-        split(&admin).await,
+        split(admin).await,
         50.0,
         "the split moved after the journal failed"
     );
 
     std::fs::remove_file(filler).unwrap();
-    let records = whole_lines(&cutover);
+    let records = whole_lines(cutover);
     assert!(records
         .iter()
         .any(|r| r["event"] == "applied" && r["step"] == 1));
     let (code, _, stderr) = cutover.output(&["resume"]).await;
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(split(&admin).await, 100.0);
-    let records = whole_lines(&cutover);
+    assert_eq!(split(admin).await, 100.0);
+    let records = whole_lines(cutover);
     let passed: Vec<&Value> = records
         .iter()
         .filter(|r| r["event"] == "step_passed")
         .map(|r| &r["step"])
         .collect();
     assert_eq!(passed, [0, 1, 2], "a step was repeated or skipped");
-    let (_, failed) = load.stop().await;
+    let (_, failed) = t.load.stop().await;
     assert_eq!(failed, 0);
 }
 
@@ -154,24 +173,9 @@ async fn a_full_journal_disk_stops_the_run_and_keeps_the_split() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_only_journal_disk_refuses_resume_and_keeps_the_split() {
     let Some(fs) = Tmpfs::mount() else { return };
-    let blue = Backend::start("blue");
-    let green = Backend::start("green");
-    let config = one_route_config(&[&blue], &[&green], "").replace(
-        "routes:",
-        "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-    );
-    let gw = Gateway::start(&config);
-    let admin = Admin::new(&gw);
-    let plan_dir = tempfile::tempdir().unwrap();
-    let plan = plan_dir.path().join("plan.yaml");
-    let steps = "[{green_percent: 10, hold: 1s}, {green_percent: 50, hold: 3s}, {green_percent: 100, hold: 1s}]";
-    std::fs::write(&plan, test_plan(&[gw.admin_url("")], gw.proxy, steps, "")).unwrap();
-    let cutover = Cutover::new(fs.path());
-    let load = Load::start(gw.url("/"), 4, Duration::from_millis(10));
-    let mut run = cutover
-        .command(&["run", plan.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    let t = topology(&fs, "3s");
+    let (admin, cutover) = (&t.admin, &t.cutover);
+    let mut run = cutover.command(&["run", &t.plan]).spawn().unwrap();
     cutover
         .wait_for("step 2 converged", |r| {
             r["event"] == "converged" && r["step"] == 1
@@ -179,7 +183,7 @@ async fn a_read_only_journal_disk_refuses_resume_and_keeps_the_split() {
         .await;
     run.start_kill().unwrap();
     run.wait().await.unwrap();
-    let journaled = whole_lines(&cutover).len();
+    let journaled = whole_lines(cutover).len();
 
     fs.remount("ro");
     let (code, _, stderr) = cutover.output(&["resume"]).await;
@@ -190,19 +194,19 @@ async fn a_read_only_journal_disk_refuses_resume_and_keeps_the_split() {
         "{stderr}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(split(&admin).await, 50.0, "a refused resume moved traffic");
+    assert_eq!(split(admin).await, 50.0, "a refused resume moved traffic");
 
     fs.remount("rw");
-    assert_eq!(whole_lines(&cutover).len(), journaled, "a record was lost");
+    assert_eq!(whole_lines(cutover).len(), journaled, "a record was lost");
     let (code, _, stderr) = cutover.output(&["resume"]).await;
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(split(&admin).await, 100.0);
-    let records = whole_lines(&cutover);
+    assert_eq!(split(admin).await, 100.0);
+    let records = whole_lines(cutover);
     let passed: Vec<&Value> = records
         .iter()
         .filter(|r| r["event"] == "step_passed")
         .map(|r| &r["step"])
         .collect();
     assert_eq!(passed, [0, 1, 2], "a step was repeated or skipped");
-    assert_eq!(load.stop().await.1, 0);
+    assert_eq!(t.load.stop().await.1, 0);
 }

@@ -3,7 +3,7 @@
 //! may fail or hold up the cutover.
 
 use bytes::Bytes;
-use e2e::{one_route_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
+use e2e::{pinned_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
 use http_body_util::Full;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -40,10 +40,7 @@ async fn receiver(delay: Duration) -> (SocketAddr, Received) {
 async fn a_run_is_told_to_every_receiver_and_a_dead_or_slow_one_costs_nothing() {
     let blue = Backend::start("blue");
     let green = Backend::start("green");
-    let config = one_route_config(&[&blue], &[&green], "").replace(
-        "routes:",
-        "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-    );
+    let config = pinned_config(&[&blue], &[&green], "");
     let gw = Gateway::start(&config);
     let admin = Admin::new(&gw);
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 //! a journaled wait, a production fleet (2 replicas); a wait survives the
 //! process; `status --watch` follows a run from a second terminal.
 
-use e2e::{one_route_config, Admin, Backend, Cutover, Gateway, Load};
+use e2e::{pinned_config, Admin, Backend, Cutover, Gateway, Load};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 
@@ -23,12 +23,7 @@ fn fleets_with(prod_green: &[&str]) -> Fleets {
     let blue = Backend::start("blue");
     let green = Backend::start("green");
     let prod_green = Backend::start_with("green", prod_green);
-    let config = |green: &Backend| {
-        one_route_config(&[&blue], &[green], "").replace(
-            "routes:",
-            "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-        )
-    };
+    let config = |green: &Backend| pinned_config(&[&blue], &[green], "");
     let dir = tempfile::tempdir().unwrap();
     Fleets {
         staging: Gateway::start(&config(&green)),

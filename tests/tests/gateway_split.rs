@@ -1,6 +1,6 @@
 //! The split, stickiness and pinning, through the real gateway binary.
 
-use e2e::{one_route_config, Admin, Backend, Gateway};
+use e2e::{one_route_config, pinned_config, Admin, Backend, Gateway};
 use futures_util::{stream, StreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,10 +151,7 @@ async fn stickiness_is_monotone_and_the_same_on_every_replica() {
 async fn pin_header_wins_over_the_split_and_never_reaches_upstream() {
     let blue = Backend::start("blue");
     let green = Backend::start("green");
-    let gw = Gateway::start(&one_route_config(&[&blue], &[&green], "").replace(
-        "routes:",
-        "pin: {trusted_sources: [\"127.0.0.0/8\"]}\nroutes:",
-    ));
+    let gw = Gateway::start(&pinned_config(&[&blue], &[&green], ""));
     let admin = Admin::new(&gw);
     let client = reqwest::Client::new();
 
