@@ -185,6 +185,9 @@ impl Event {
     }
 }
 
+/// Bytes kept allocated past the journal's end before a split write.
+pub const ROOM: u64 = 16 * 1024;
+
 pub struct Journal {
     path: PathBuf,
     file: File,
@@ -251,6 +254,37 @@ impl Journal {
             return Err(journal_error(&self.path, format!("cannot append: {e}")));
         }
         Ok(record)
+    }
+
+    /// Makes sure the next records fit before traffic moves: room for
+    /// [`ROOM`] bytes past the end is allocated (the file's length is kept),
+    /// so the record of a split write cannot fail for want of space after
+    /// the write. A file system that cannot allocate ahead passes.
+    pub fn ensure_room(&mut self) -> Result<(), JournalError> {
+        use std::os::fd::AsRawFd;
+        let end = self
+            .file
+            .metadata()
+            .map_err(|e| journal_error(&self.path, e))?
+            .len();
+        // SAFETY: fallocate on an open descriptor we own; no memory is shared.
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                end as libc::off_t,
+                ROOM as libc::off_t,
+            )
+        };
+        let error = std::io::Error::last_os_error();
+        match (rc, error.raw_os_error()) {
+            (0, _) => Ok(()),
+            (_, Some(libc::EOPNOTSUPP | libc::ENOSYS)) => Ok(()),
+            _ => Err(journal_error(
+                &self.path,
+                format!("cannot make room for the next records: {error}"),
+            )),
+        }
     }
 
     /// Records appended since the last call (by anyone).

@@ -53,8 +53,17 @@ async fn run_one(
     if let Some(body) = &check.body {
         req = req.body(body.clone());
     }
-    let started = Instant::now();
-    let result = match req.send().await {
+    // A request that got no answer at all (the connection refused or cut,
+    // e.g. one gateway replica restarting behind the load balancer) is
+    // sent once more: the check is about green's answer, not one socket.
+    let mut started = Instant::now();
+    let mut sent = req.try_clone().expect("bodies are bytes").send().await;
+    if sent.as_ref().is_err_and(|e| !e.is_timeout()) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        started = Instant::now();
+        sent = req.send().await;
+    }
+    let result = match sent {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body = resp.text().await.unwrap_or_default();

@@ -53,6 +53,15 @@ pub enum ChangeError {
     Store(#[from] StoreError),
 }
 
+/// Why a replica that has not read the shared split yet takes no writes:
+/// built on a document it never saw, a write could overwrite the store
+/// with an older generation.
+fn not_loaded() -> StoreError {
+    StoreError::Unavailable(
+        "this replica has not read the split from its store yet; try another replica or again shortly".into(),
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("the cutover lock is held by {:?} until {} (unix time){}", lock.holder, lock.expires_at, if *expired { "; it is stale: take it over explicitly" } else { "" })]
@@ -161,6 +170,9 @@ impl Gateway {
     /// Applies a split change: validate, persist, publish.
     pub async fn change_splits(&self, change: SplitChange) -> Result<SplitDocument, ChangeError> {
         let mut control = self.lock().await;
+        if !self.is_loaded() {
+            return Err(not_loaded().into());
+        }
         let current = control.document.generation;
         if let Some(expected) = change.expected_generation {
             if expected != current {
@@ -212,6 +224,9 @@ impl Gateway {
         take_over: bool,
     ) -> Result<CutoverLock, LockError> {
         let mut control = self.lock().await;
+        if !self.is_loaded() {
+            return Err(not_loaded().into());
+        }
         let now = unix_now();
         if let Some(held) = &control.document.lock {
             let expired = held.expires_at <= now;
@@ -240,6 +255,9 @@ impl Gateway {
     /// Releases the lock if `holder` has it.
     pub async fn release_lock(&self, holder: &str) -> Result<(), LockError> {
         let mut control = self.lock().await;
+        if !self.is_loaded() {
+            return Err(not_loaded().into());
+        }
         match &control.document.lock {
             Some(held) if held.holder == holder => {
                 let mut next = control.document.clone();
@@ -340,10 +358,15 @@ impl Gateway {
         self.publish_metrics(generation);
     }
 
+    /// The split was read from the store (or the store is local).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::SeqCst)
+    }
+
     /// Ready: the split is known, not draining, and at least one endpoint
     /// is in rotation. A stale store does not make a replica unready.
     pub fn is_ready(&self) -> bool {
-        self.loaded.load(Ordering::SeqCst)
+        self.is_loaded()
             && !self.is_draining()
             && self
                 .snapshot()
@@ -388,6 +411,7 @@ impl Gateway {
             "updated_at": document.updated_at,
             "lock": document.lock,
             "store": {"kind": self.store.describe(), "stale": self.store.is_stale()},
+            "loaded": self.is_loaded(),
             "ready": self.is_ready(),
             "draining": self.is_draining(),
         })

@@ -1,8 +1,9 @@
 //! A fake Kubernetes API server for ConfigMaps, speaking the real protocol
 //! the gateway's kube client uses: get, list and watch (JSON lines with
 //! resourceVersions), and replace guarded by `resourceVersion` (409 on a
-//! stale one). Like RBAC limited by `resourceNames`, it refuses a list or
-//! watch without a `metadata.name` field selector.
+//! stale one; none at all replaces unconditionally, as the real one does).
+//! Like RBAC limited by `resourceNames`, it refuses a list or watch without
+//! a `metadata.name` field selector.
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -143,6 +144,19 @@ impl FakeApiServer {
             .configmaps
             .get(&(namespace.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// Every version the ConfigMap has had, oldest first: what was written
+    /// to the store, in order.
+    pub fn versions(&self, namespace: &str, name: &str) -> Vec<Value> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .history
+            .iter()
+            .map(|(_, _, o)| o)
+            .filter(|o| o["metadata"]["namespace"] == namespace && o["metadata"]["name"] == name)
+            .cloned()
+            .collect()
     }
 
     /// The next replace answers 409, as if someone else wrote first.
@@ -288,8 +302,10 @@ impl Handler {
                 format!("configmaps \"{name}\" not found"),
             );
         };
+        // As the real API server: no resourceVersion is an unconditional
+        // update (ConfigMaps allow it), a stale one is a conflict.
         let given = object["metadata"]["resourceVersion"].as_str().unwrap_or("");
-        if given != current["metadata"]["resourceVersion"].as_str().unwrap() {
+        if !given.is_empty() && given != current["metadata"]["resourceVersion"].as_str().unwrap() {
             return status(StatusCode::CONFLICT, "Conflict", conflict_message);
         }
         objects.resource_version += 1;

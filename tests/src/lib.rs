@@ -7,6 +7,7 @@
 pub mod fake_arm;
 pub mod fake_k8s;
 pub mod fake_kube;
+pub mod tmpfs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -5,67 +5,14 @@
 //! `resume` finishes the run.
 //!
 //! The journal lives on a small tmpfs mounted by the test, which needs
-//! root (CI has it); elsewhere the test skips, saying why.
+//! root (CI has it); elsewhere those tests skip, saying why. A split write
+//! whose record the journal refuses is played by a failpoint.
 
+use e2e::tmpfs::Tmpfs;
 use e2e::{pinned_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
 use serde_json::Value;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount() -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            println!(
-                "SKIPPED: cannot mount a tmpfs here (needs root): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn remount(&self, mode: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,{mode}")])
-            .arg(self.path())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Takes every free byte with a filler file.
-    fn fill(&self) -> PathBuf {
-        let filler = self.path().join("filler");
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![0u8; 4096];
-        while f.write_all(&chunk).is_ok() {}
-        let _ = f.write_all(&[0u8]);
-        filler
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.path()).status();
-    }
-}
 
 async fn split(admin: &Admin) -> f64 {
     admin.state().await["routes"]["web"]["green_percent"]
@@ -94,7 +41,7 @@ struct Topology {
     load: Load,
 }
 
-fn topology(fs: &Tmpfs, hold: &str) -> Topology {
+fn topology(journal_dir: &Path, hold: &str) -> Topology {
     let backends = [Backend::start("blue"), Backend::start("green")];
     let gw = Gateway::start(&pinned_config(&[&backends[0]], &[&backends[1]], ""));
     let plan_dir = tempfile::tempdir().unwrap();
@@ -110,14 +57,16 @@ fn topology(fs: &Tmpfs, hold: &str) -> Topology {
         _gw: gw,
         _plan_dir: plan_dir,
         plan: plan.display().to_string(),
-        cutover: Cutover::new(fs.path()),
+        cutover: Cutover::new(journal_dir),
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_journal_disk_stops_the_run_and_keeps_the_split() {
-    let Some(fs) = Tmpfs::mount() else { return };
-    let t = topology(&fs, "6s");
+    let Some(fs) = Tmpfs::mount("256k") else {
+        return;
+    };
+    let t = topology(fs.path(), "6s");
     let (admin, cutover, plan) = (&t.admin, &t.cutover, &t.plan);
 
     let run = cutover.command(&["run", plan]).output();
@@ -172,8 +121,10 @@ async fn a_full_journal_disk_stops_the_run_and_keeps_the_split() {
 /// `resume` must refuse without touching the gateways.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_only_journal_disk_refuses_resume_and_keeps_the_split() {
-    let Some(fs) = Tmpfs::mount() else { return };
-    let t = topology(&fs, "3s");
+    let Some(fs) = Tmpfs::mount("256k") else {
+        return;
+    };
+    let t = topology(fs.path(), "3s");
     let (admin, cutover) = (&t.admin, &t.cutover);
     let mut run = cutover.command(&["run", &t.plan]).spawn().unwrap();
     cutover
@@ -206,6 +157,46 @@ async fn a_read_only_journal_disk_refuses_resume_and_keeps_the_split() {
         .iter()
         .filter(|r| r["event"] == "step_passed")
         .map(|r| &r["step"])
+        .collect();
+    assert_eq!(passed, [0, 1, 2], "a step was repeated or skipped");
+    assert_eq!(t.load.stop().await.1, 0);
+}
+
+/// A file system that cannot allocate room ahead may fill up between a
+/// split write and its record: the journal refuses `applied` (a failpoint
+/// plays that disk). The split goes back to the last journaled one, the
+/// run stops saying so, and `resume` finishes once the journal can write.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_split_write_the_journal_cannot_record_is_put_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = topology(dir.path(), "1s");
+    let (admin, cutover) = (&t.admin, &t.cutover);
+    let mut run = cutover.command(&["run", &t.plan]);
+    run.env("CUTOVER_FAILPOINT", "journal-refuses-applied:1");
+    let out = run.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused by the test failpoint"), "{stderr}");
+    assert!(
+        stderr.contains("the step's split was put back; the gateways keep serving green 10% on web (the last journaled)"),
+        "{stderr}"
+    );
+    assert_eq!(split(admin).await, 10.0, "the unjournaled split stayed");
+    let records = whole_lines(cutover);
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["event"] == "applied" && r["step"] == 1),
+        "the refused record is in the journal"
+    );
+
+    let (code, _, stderr) = cutover.output(&["resume"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(split(admin).await, 100.0);
+    let passed: Vec<Value> = whole_lines(cutover)
+        .into_iter()
+        .filter(|r| r["event"] == "step_passed")
+        .map(|r| r["step"].clone())
         .collect();
     assert_eq!(passed, [0, 1, 2], "a step was repeated or skipped");
     assert_eq!(t.load.stop().await.1, 0);

@@ -2,7 +2,7 @@
 //! fake API server that speaks the real list/watch/replace protocol.
 
 use e2e::fake_kube::FakeApiServer;
-use e2e::{one_route_config, Admin, Backend, Gateway, TOKEN};
+use e2e::{Admin, Backend, Gateway, TOKEN};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +13,25 @@ const NAME: &str = "gateway-split";
 fn document(generation: u64, web: f64) -> BTreeMap<String, String> {
     let doc = json!({"generation": generation, "routes": {"web": web}});
     BTreeMap::from([("split.json".to_owned(), doc.to_string())])
+}
+
+/// One route over `blue` and `green` (pins honoured from loopback), its
+/// split in the fake's ConfigMap.
+fn shared_config(
+    fake: &FakeApiServer,
+    dir: &std::path::Path,
+    blue: &Backend,
+    green: &Backend,
+) -> String {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
+    e2e::pinned_config(&[blue], &[green], "").replace(
+        "routes:",
+        &format!(
+            "state: {{store: kubernetes, namespace: {NS}, name: {NAME}, kubeconfig: \"{}\"}}\nroutes:",
+            kubeconfig.display()
+        ),
+    )
 }
 
 /// Polls until `check` holds for the state, or panics after 5 s.
@@ -43,18 +62,9 @@ async fn replicas_follow_the_configmap_and_survive_an_api_server_outage() {
     let mut fake = FakeApiServer::start().await;
     fake.put_configmap(NS, NAME, document(3, 0.0));
     let shared = tempfile::tempdir().unwrap();
-    let kubeconfig = shared.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, fake.kubeconfig()).unwrap();
-
     let blue = Backend::start("blue");
     let green = Backend::start("green");
-    let config = one_route_config(&[&blue], &[&green], "").replace(
-        "routes:",
-        &format!(
-            "state: {{store: kubernetes, namespace: {NS}, name: {NAME}, kubeconfig: \"{}\"}}\nroutes:",
-            kubeconfig.display()
-        ),
-    );
+    let config = shared_config(&fake, shared.path(), &blue, &green);
     let one = Gateway::start(&config);
     let two = Gateway::start(&config);
     let (admin1, admin2) = (Admin::new(&one), Admin::new(&two));
@@ -171,4 +181,136 @@ async fn replicas_follow_the_configmap_and_survive_an_api_server_outage() {
         .await
         .unwrap();
     assert_eq!(unscoped.status(), 403);
+}
+
+/// A replica that starts while the API server is away does not know the
+/// split: not ready, `loaded: false`, and it refuses writes (a document it
+/// never saw must not overwrite the store) until it has read it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_that_has_not_read_the_store_refuses_writes() {
+    let mut fake = FakeApiServer::start().await;
+    fake.put_configmap(NS, NAME, document(7, 25.0));
+    let dir = tempfile::tempdir().unwrap();
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let config = shared_config(&fake, dir.path(), &blue, &green);
+    fake.stop();
+    let gw = Gateway::start(&config);
+    let admin = Admin::new(&gw);
+    let client = reqwest::Client::new();
+    let state = admin.state().await;
+    assert_eq!(state["loaded"], false, "{state}");
+    let ready = client.get(gw.admin_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    for (path, body) in [
+        ("/v1/splits", json!({"routes": {"web": 100}})),
+        (
+            "/v1/lock",
+            json!({"holder": "ana@host/pid1", "ttl_seconds": 30}),
+        ),
+    ] {
+        let resp = admin.put(path, Some(TOKEN), body).await;
+        assert_eq!(resp.status(), 503, "{path}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("has not read the split"), "{path}: {text}");
+    }
+
+    fake.restart().await;
+    let state = eventually(&admin, "the split read", |s| s["loaded"] == true).await;
+    assert_eq!(state["generation"], 7);
+    assert_eq!(state["routes"]["web"]["green_percent"], 25.0);
+    let stored = fake.configmap(NS, NAME).unwrap();
+    assert!(
+        stored["data"]["split.json"]
+            .as_str()
+            .unwrap()
+            .contains("\"generation\":7"),
+        "a refused write reached the store: {stored}"
+    );
+    admin.set_split("web", 50.0).await;
+}
+
+/// A step that falls while one replica is dead and the API server is down
+/// waits for them (within the convergence timeout) instead of rolling
+/// back: the run completes, each step written once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_during_an_api_outage_and_a_dead_replica_waits_and_goes_on() {
+    let mut fake = FakeApiServer::start().await;
+    fake.put_configmap(NS, NAME, document(1, 0.0));
+    let dir = tempfile::tempdir().unwrap();
+    let (blue, green) = (Backend::start("blue"), Backend::start("green"));
+    let config = shared_config(&fake, dir.path(), &blue, &green);
+    let mut one = Gateway::start(&config);
+    let two = Gateway::start(&config);
+    for gw in [&one, &two] {
+        eventually(&Admin::new(gw), "initial load", |s| s["loaded"] == true).await;
+    }
+    let cutover = e2e::Cutover::new(dir.path());
+    let plan = dir.path().join("plan.yaml");
+    let urls = [one.admin_url(""), two.admin_url("")];
+    let text = e2e::test_plan(
+        &urls,
+        two.proxy,
+        "[{green_percent: 10, hold: 2s}, {green_percent: 50, hold: 1s}]",
+        "",
+    )
+    .replace("convergence_timeout: 3s", "convergence_timeout: 20s");
+    std::fs::write(&plan, text).unwrap();
+    let load = e2e::Load::start(two.url("/"), 2, Duration::from_millis(10));
+    let run = tokio::spawn(cutover.command(&["run", plan.to_str().unwrap()]).output());
+    cutover
+        .wait_for("step 1 converged", |r| {
+            r["event"] == "converged" && r["step"] == 0
+        })
+        .await;
+
+    // Step 2 comes due in the outage: the first replica (where writes go
+    // first) dead, the API server gone.
+    one.kill();
+    fake.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    fake.restart().await;
+    let back = std::time::SystemTime::now();
+    one.restart();
+
+    let out = run.await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("trying again"),
+        "no retry was logged: {stderr}"
+    );
+    let records = cutover.records();
+    assert!(
+        !records.iter().any(|r| r["event"] == "rolled_back"),
+        "{records:#?}"
+    );
+    let applied = records
+        .iter()
+        .find(|r| r["event"] == "applied" && r["step"] == 1)
+        .unwrap();
+    let at = humantime::parse_rfc3339(applied["time"].as_str().unwrap()).unwrap();
+    assert!(
+        at + Duration::from_secs(1) >= back,
+        "step 2 was journaled as applied before the API server came back"
+    );
+    let generations: Vec<u64> = fake
+        .versions(NS, NAME)
+        .iter()
+        .filter_map(|v| {
+            let doc: serde_json::Value =
+                serde_json::from_str(v["data"]["split.json"].as_str()?).ok()?;
+            doc["generation"].as_u64()
+        })
+        .collect();
+    let mut distinct = generations.clone();
+    distinct.dedup();
+    assert_eq!(distinct, [1, 2, 3], "one write per step: {generations:?}");
+    for gw in [&one, &two] {
+        let state = eventually(&Admin::new(gw), "convergence", |s| {
+            s["served_generation"] == 3
+        })
+        .await;
+        assert_eq!(state["routes"]["web"]["green_percent"], 50.0);
+    }
+    load.stop().await;
 }

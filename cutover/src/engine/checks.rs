@@ -41,12 +41,32 @@ impl Engine {
     }
 }
 
-/// Test failpoint: `CUTOVER_FAILPOINT=after-apply:<step>` kills the process
-/// right after the step's split was written and before it was journaled,
-/// the worst moment for a crash.
+/// Whether the test failpoint `CUTOVER_FAILPOINT=<name>:<step>` is set.
+fn failpoint_set(name: &str, step: usize) -> bool {
+    std::env::var("CUTOVER_FAILPOINT").is_ok_and(|f| f == format!("{name}:{step}"))
+}
+
+/// Test failpoint `after-apply:<step>`: kills the process right after the
+/// step's split was written and before it was journaled, the worst moment
+/// for a crash.
 pub(super) fn failpoint(name: &str, step: usize) {
-    if std::env::var("CUTOVER_FAILPOINT").is_ok_and(|f| f == format!("{name}:{step}")) {
+    if failpoint_set(name, step) {
         eprintln!("failpoint {name}:{step} reached: aborting");
         std::process::abort();
+    }
+}
+
+impl Engine {
+    /// Journals a step's `applied` record. The test failpoint
+    /// `journal-refuses-applied:<step>` makes the journal refuse it, as a
+    /// file system that cannot allocate room ahead would when full.
+    pub(super) fn record_applied(&mut self, step: usize, event: Event) -> Result<(), EngineError> {
+        if failpoint_set("journal-refuses-applied", step) {
+            return Err(EngineError::Journal(crate::journal::JournalError {
+                path: self.journal.path().display().to_string(),
+                message: "cannot append: refused by the test failpoint".into(),
+            }));
+        }
+        self.record(event)
     }
 }

@@ -9,12 +9,16 @@ use crate::outcome::Outcome;
 use std::time::{Duration, Instant};
 
 impl Engine {
-    /// Takes the fleet's lock. Another holder's lock is taken over only
-    /// when its process is provably gone from this host, or when it has
-    /// expired and the operator said `--take-over`; returns who had it.
+    /// Takes the fleet's lock. Another holder's lock is taken over when it
+    /// has expired and the operator said `--take-over`, or, when this
+    /// process continues a journaled run (`resuming`), when its holder is
+    /// provably gone from this host: the run that died is this one. A new
+    /// run never silently takes over a dead run's lock (that run may be
+    /// resumed from its journal). Returns who had it.
     pub(super) async fn acquire_lock(
         &mut self,
         take_over: bool,
+        resuming: bool,
     ) -> Result<Option<String>, EngineError> {
         if let Some(lock) = self
             .fleet
@@ -22,8 +26,9 @@ impl Engine {
             .await
             .filter(|l| l.holder != self.holder)
         {
-            let expired = lock.expires_at <= crate::host::unix_now();
-            if crate::fleet::holder_is_dead_here(&lock.holder) || (expired && take_over) {
+            let dead = crate::fleet::holder_is_dead_here(&lock.holder);
+            let expired = dead || lock.expires_at <= crate::host::unix_now();
+            if (dead && resuming) || (expired && take_over) {
                 self.fleet
                     .take_lock(&self.holder, self.plan.lock_ttl, true)
                     .await?;

@@ -42,9 +42,10 @@ pub enum EngineError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// A run could not journal a transition and stopped there (exit 1).
-    #[error("{source}; the run stopped here and moves no more traffic: {serving}")]
+    /// (`cause`, not `source`: the message says it once.)
+    #[error("{cause}; the run stopped here and moves no more traffic: {serving}")]
     JournalFailed {
-        source: JournalError,
+        cause: JournalError,
         serving: String,
     },
     /// A notification receiver cannot be set up (exit 2).
@@ -105,7 +106,8 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let notifier = Notifier::start(&plan.notify)?;
         let schedule = plan.schedule();
-        let (fleet, smoke_target) = stages::fleet_of(&schedule, stage).await?;
+        let (fleet, smoke_target) =
+            stages::fleet_of(&schedule, stage, plan.convergence_timeout).await?;
         let source = match plan.gates.source {
             GateSource::Gateway => {
                 Source::Gateway(GatewayScrapes::new(plan.routes.clone(), plan.gates.window))
@@ -164,7 +166,7 @@ impl Engine {
         }
         let journal = Journal::open(journal_path)?;
         let mut engine = Engine::new(plan, journal, out, 0, options).await?;
-        let previous = engine.acquire_lock(options.take_over).await?;
+        let previous = engine.acquire_lock(options.take_over, false).await?;
         let plan = Box::new(engine.plan.clone());
         engine.record(Event::Started {
             plan_file: plan_file.display().to_string(),
@@ -189,9 +191,9 @@ impl Engine {
 
     async fn execute(&mut self, from: Position) -> Result<Outcome, EngineError> {
         let outcome = match self.steps(from).await {
-            Err(EngineError::Journal(source)) => Err(EngineError::JournalFailed {
+            Err(EngineError::Journal(cause)) => Err(EngineError::JournalFailed {
                 serving: resume::serving_by_journal(self.journal.path()),
-                source,
+                cause,
             }),
             other => other,
         };
@@ -252,14 +254,19 @@ impl Engine {
             }
         }
         let split = self.schedule.step(step).green_percent;
+        self.journal.ensure_room()?;
+        let before = self.fleet.splits_now().await.ok();
         match self.apply(split, &format!("step {}", step + 1)).await {
             Ok(generations) => {
                 checks::failpoint("after-apply", step);
-                self.record(Event::Applied {
+                let applied = Event::Applied {
                     step,
                     green_percent: split,
                     generations: generations.clone(),
-                })?;
+                };
+                if let Err(e) = self.record_applied(step, applied) {
+                    return Err(self.unjournaled(e, before).await);
+                }
                 if let Err(e) = self
                     .fleet
                     .wait_converged(&generations, self.plan.convergence_timeout)

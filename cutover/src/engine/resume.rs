@@ -38,7 +38,7 @@ impl Engine {
                 )));
             }
         }
-        if let Some(previous_holder) = engine.acquire_lock(options.take_over).await? {
+        if let Some(previous_holder) = engine.acquire_lock(options.take_over, true).await? {
             engine.record(Event::LockTakenOver { previous_holder })?;
         }
         engine.journal.new_records(); // the past is not a command

@@ -70,6 +70,7 @@ impl Engine {
     /// goes on with the next stage (the outcome `Completed` says this
     /// stage is done).
     pub(super) async fn promote(&mut self, step: usize) -> Result<Outcome, EngineError> {
+        self.journal.ensure_room()?;
         let generations = match self.apply(100.0, "promote").await {
             Ok(g) => g,
             Err(e) => {
@@ -95,5 +96,42 @@ impl Engine {
             green_percent: 100.0,
         })?;
         Ok(Outcome::Completed)
+    }
+
+    /// A step's split was written but the journal cannot say so (its disk
+    /// is full or read-only): the fleet goes back to `before`, the split
+    /// it served while the journal could still speak, so the journal and
+    /// the gateways agree when the run stops here.
+    pub(super) async fn unjournaled(
+        &mut self,
+        error: EngineError,
+        before: Option<BTreeMap<String, f64>>,
+    ) -> EngineError {
+        let EngineError::Journal(cause) = error else {
+            return error;
+        };
+        let back: Option<BTreeMap<String, f64>> = before.map(|b| {
+            b.into_iter()
+                .filter(|(route, _)| self.plan.routes.contains(route))
+                .collect()
+        });
+        let serving = match back {
+            None => "the step's split was written and could not be read back; `cutover status` and the gateways' /v1/state tell what they serve".to_owned(),
+            Some(splits) => {
+                let reason = "the journal cannot be written: back to the last journaled split";
+                let put_back = match self.fleet.apply(&splits, &self.actor, reason, false).await {
+                    Ok(g) => self.fleet.wait_converged(&g, self.plan.convergence_timeout).await,
+                    Err(e) => Err(e),
+                };
+                let splits: Vec<String> =
+                    splits.iter().map(|(r, p)| format!("{p}% on {r}")).collect();
+                let splits = splits.join(", ");
+                match put_back {
+                    Ok(()) => format!("the step's split was put back; the gateways keep serving green {splits} (the last journaled)"),
+                    Err(e) => format!("the step's split could not be put back ({e}); the gateways may serve it unjournaled"),
+                }
+            }
+        };
+        EngineError::JournalFailed { cause, serving }
     }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub(super) async fn fleet_of(
     schedule: &Schedule,
     stage: usize,
+    patience: std::time::Duration,
 ) -> Result<(Fleet, SmokeTarget), EngineError> {
     let Some(plan) = schedule.fleet(stage) else {
         return Err(EngineError::Refused(format!(
@@ -42,19 +43,19 @@ pub(super) async fn fleet_of(
         pin_header: plan.pin_header.clone(),
         pin_secret,
     };
-    Ok((Fleet::from_plan(plan).await?, smoke))
+    Ok((Fleet::from_plan(plan).await?.with_patience(patience), smoke))
 }
 
 impl Engine {
     /// Drives `stage`'s fleet from now on: the previous stage's lock is let
     /// go (that stage keeps its last split) and this one's taken.
     pub(super) async fn enter_stage(&mut self, stage: usize) -> Result<(), EngineError> {
-        let (fleet, smoke) = fleet_of(&self.schedule, stage).await?;
+        let (fleet, smoke) = fleet_of(&self.schedule, stage, self.plan.convergence_timeout).await?;
         self.fleet.release_lock(&self.holder).await;
         self.fleet = fleet;
         self.smoke_target = smoke;
         self.stage = stage;
-        if let Some(previous_holder) = self.acquire_lock(false).await? {
+        if let Some(previous_holder) = self.acquire_lock(false, true).await? {
             self.record(Event::LockTakenOver { previous_holder })?;
         }
         self.last_lock_renewal = Instant::now();

@@ -2,20 +2,34 @@
 //! splits (guarded by `expected_generation`), wait for convergence, hold
 //! the cutover lock, scrape metrics.
 //!
-//! Replicas that share a Kubernetes store get one write and are all waited
-//! for; replicas with their own file stores get one write each.
+//! Replicas that share a Kubernetes store get one write, through whichever
+//! replica answers, and are all waited for; replicas with their own file
+//! stores get one write each. A replica that is down or restarting, or a
+//! store that cannot be reached, is a passing fault: every call retries it
+//! with backoff until the fleet's patience (the plan's
+//! `convergence_timeout`) runs out, and only then fails.
 
 mod discovery;
+mod lock;
+mod write;
+
+pub use lock::holder_is_dead_here;
 
 use crate::plan;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
+    /// A refusal that asking again will not change (a bad token, a bad
+    /// request).
     #[error("gateway {replica}: {message}")]
     Replica { replica: String, message: String },
+    /// A passing fault: the replica is unreachable, or its store is.
+    #[error("gateway {replica}: {message}")]
+    Unavailable { replica: String, message: String },
     #[error("gateway {replica} did not converge within {timeout:?}: it serves generation {served}, the write made {wanted}")]
     NotConverged {
         replica: String,
@@ -39,6 +53,12 @@ pub enum FleetError {
     Setup(String),
 }
 
+impl FleetError {
+    fn is_passing(&self) -> bool {
+        matches!(self, FleetError::Unavailable { .. })
+    }
+}
+
 /// What `GET /v1/state` says (the fields the engine uses).
 #[derive(Clone, Debug, Deserialize)]
 pub struct GatewayState {
@@ -48,6 +68,15 @@ pub struct GatewayState {
     pub store: StoreState,
     #[serde(default)]
     pub lock: Option<LockState>,
+    /// False while a replica has not read the shared split yet (it
+    /// started while its store was unreachable): its view is not the
+    /// fleet's.
+    #[serde(default = "loaded_by_default")]
+    pub loaded: bool,
+}
+
+fn loaded_by_default() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -68,37 +97,20 @@ pub struct StoreState {
     pub stale: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-pub struct LockState {
-    pub holder: String,
-    pub expires_at: u64,
-}
-
-impl LockState {
-    /// Not expired, and its holder not provably gone from this host.
-    pub fn is_live(&self) -> bool {
-        self.expires_at > crate::host::unix_now() && !holder_is_dead_here(&self.holder)
-    }
-}
-
-/// A lock holder `user@host/pidN` whose process is gone from this host.
-pub fn holder_is_dead_here(holder: &str) -> bool {
-    let Some((who, pid)) = holder.rsplit_once("/pid") else {
-        return false;
-    };
-    let Ok(pid) = pid.parse::<i32>() else {
-        return false;
-    };
-    let same_host = who
-        .rsplit_once('@')
-        .is_some_and(|(_, host)| host == crate::host::hostname());
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    same_host && unsafe { libc::kill(pid, 0) } != 0
-}
+pub use lock::LockState;
 
 impl GatewayState {
     fn shares_store(&self) -> bool {
         self.store.kind.starts_with("kubernetes")
+    }
+
+    /// Serves exactly these splits.
+    fn serves(&self, splits: &BTreeMap<String, f64>) -> bool {
+        splits.iter().all(|(route, p)| {
+            self.routes
+                .get(route)
+                .is_some_and(|r| (r.green_percent - p).abs() < 1e-9)
+        })
     }
 }
 
@@ -106,6 +118,8 @@ pub struct Fleet {
     pub replicas: Vec<String>,
     token: String,
     client: reqwest::Client,
+    /// How long passing faults are retried before a call fails.
+    patience: Duration,
 }
 
 /// The generation each written replica must serve.
@@ -124,7 +138,14 @@ impl Fleet {
                 .collect(),
             token,
             client,
+            patience: Duration::from_secs(10),
         }
+    }
+
+    /// Retry passing faults for this long (the plan's convergence timeout).
+    pub fn with_patience(mut self, patience: Duration) -> Fleet {
+        self.patience = patience;
+        self
     }
 
     /// The fleet of a plan: its admin URLs (or the headless Service's
@@ -145,15 +166,43 @@ impl Fleet {
         }
     }
 
+    fn unavailable(replica: &str, message: impl std::fmt::Display) -> FleetError {
+        FleetError::Unavailable {
+            replica: replica.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Runs `attempt` again while it fails with a passing fault, with
+    /// backoff, until the fleet's patience runs out.
+    async fn patiently<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, FleetError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, FleetError>>,
+    {
+        let deadline = Instant::now() + self.patience;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match attempt().await {
+                Err(e) if e.is_passing() && Instant::now() + pause < deadline => {
+                    tracing::warn!("{what}: {e}; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn state(&self, replica: &str) -> Result<GatewayState, FleetError> {
         let resp = self
             .client
             .get(format!("{replica}/v1/state"))
             .send()
             .await
-            .map_err(|e| Self::fail(replica, format!("unreachable: {e}")))?;
+            .map_err(|e| Self::unavailable(replica, format!("unreachable: {e}")))?;
         if !resp.status().is_success() {
-            return Err(Self::fail(
+            return Err(Self::unavailable(
                 replica,
                 format!("GET /v1/state answered {}", resp.status()),
             ));
@@ -163,6 +212,7 @@ impl Fleet {
             .map_err(|e| Self::fail(replica, format!("bad /v1/state: {e}")))
     }
 
+    /// Every replica's state; any unreachable replica fails the call.
     pub async fn states(&self) -> Result<Vec<(String, GatewayState)>, FleetError> {
         let mut out = Vec::new();
         for r in &self.replicas {
@@ -171,69 +221,35 @@ impl Fleet {
         Ok(out)
     }
 
-    /// Sets `splits` on the fleet, one write per store. A replica already
-    /// serving exactly these splits is not written again, so re-applying a
-    /// step after a crash changes nothing.
-    pub async fn apply(
-        &self,
-        splits: &BTreeMap<String, f64>,
-        actor: &str,
-        reason: &str,
-        guard: bool,
-    ) -> Result<Generations, FleetError> {
-        let states = self.states().await?;
-        let shared = states.first().is_some_and(|(_, s)| s.shares_store());
-        let mut generations = Vec::new();
-        for (replica, state) in &states {
-            let already = splits.iter().all(|(route, p)| {
-                state
-                    .routes
-                    .get(route)
-                    .is_some_and(|r| (r.green_percent - p).abs() < 1e-9)
-            });
-            let generation = if already {
-                state.generation
-            } else {
-                let mut body = serde_json::json!({
-                    "routes": splits, "actor": actor, "reason": reason,
-                });
-                if guard {
-                    body["expected_generation"] = state.generation.into();
+    /// The first replica, in order, that answers and knows the split.
+    async fn any_state(&self) -> Result<(String, GatewayState), FleetError> {
+        let mut last = None;
+        for replica in &self.replicas {
+            match self.state(replica).await {
+                Ok(s) if s.loaded => return Ok((replica.clone(), s)),
+                Ok(_) => {
+                    last = Some(Self::unavailable(
+                        replica,
+                        "has not read the split from its store yet",
+                    ))
                 }
-                let (status, answer) = self
-                    .send(reqwest::Method::PUT, replica, "/v1/splits", &body)
-                    .await?;
-                match status.as_u16() {
-                    200 => answer["generation"]
-                        .as_u64()
-                        .unwrap_or(state.generation + 1),
-                    409 => {
-                        let found = self.state(replica).await.map(|s| s.generation).unwrap_or(0);
-                        return Err(FleetError::Conflict {
-                            replica: replica.clone(),
-                            expected: state.generation,
-                            found,
-                        });
-                    }
-                    _ => {
-                        return Err(Self::fail(
-                            replica,
-                            format!("PUT /v1/splits answered {status}: {}", answer["error"]),
-                        ))
-                    }
-                }
-            };
-            if shared {
-                // One write reaches every replica through the store.
-                return Ok(self
-                    .replicas
-                    .iter()
-                    .map(|r| (r.clone(), generation))
-                    .collect());
+                Err(e) => last = Some(e),
             }
-            generations.push((replica.clone(), generation));
         }
-        Ok(generations)
+        Err(last.unwrap_or_else(|| FleetError::Setup("the fleet names no replica".into())))
+    }
+
+    /// The splits the fleet serves now, as the first replica that knows
+    /// them says.
+    pub async fn splits_now(&self) -> Result<BTreeMap<String, f64>, FleetError> {
+        let (_, state) = self
+            .patiently("reading the fleet's split", || self.any_state())
+            .await?;
+        Ok(state
+            .routes
+            .into_iter()
+            .map(|(route, r)| (route, r.green_percent))
+            .collect())
     }
 
     /// Waits until every replica serves at least its generation.
@@ -266,51 +282,6 @@ impl Fleet {
         Ok(())
     }
 
-    /// Takes (or renews) the lock on every store of the fleet.
-    pub async fn take_lock(
-        &self,
-        holder: &str,
-        ttl: Duration,
-        take_over: bool,
-    ) -> Result<(), FleetError> {
-        let states = self.states().await?;
-        for (replica, state) in &states {
-            let body = serde_json::json!({"holder": holder, "ttl_seconds": ttl.as_secs().max(1), "take_over": take_over});
-            let (status, answer) = self
-                .send(reqwest::Method::PUT, replica, "/v1/lock", &body)
-                .await?;
-            match status.as_u16() {
-                200 => {}
-                409 if answer["lock"].is_object() => {
-                    return Err(FleetError::LockHeld {
-                        holder: answer["lock"]["holder"].as_str().unwrap_or("?").to_owned(),
-                        expires_at: answer["lock"]["expires_at"].as_u64().unwrap_or(0),
-                        expired: answer["expired"].as_bool().unwrap_or(false),
-                    })
-                }
-                _ => {
-                    return Err(Self::fail(
-                        replica,
-                        format!("PUT /v1/lock answered {status}: {}", answer["error"]),
-                    ))
-                }
-            }
-            if state.shares_store() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn release_lock(&self, holder: &str) {
-        let body = serde_json::json!({ "holder": holder });
-        for replica in &self.replicas {
-            let _ = self
-                .send(reqwest::Method::POST, replica, "/v1/lock/release", &body)
-                .await;
-        }
-    }
-
     /// An authenticated admin call; the status and the JSON answer.
     async fn send(
         &self,
@@ -326,38 +297,42 @@ impl Fleet {
             .json(body)
             .send()
             .await
-            .map_err(|e| Self::fail(replica, format!("unreachable: {e}")))?;
+            .map_err(|e| Self::unavailable(replica, format!("unreachable: {e}")))?;
         let status = resp.status();
         Ok((status, resp.json().await.unwrap_or_default()))
     }
 
-    /// Who holds the lock, as the first reachable replica says.
-    pub async fn lock_holder(&self) -> Option<LockState> {
-        for replica in &self.replicas {
-            if let Ok(s) = self.state(replica).await {
-                return s.lock;
-            }
-        }
-        None
-    }
-
-    /// Every replica's `/metrics` text.
+    /// The `/metrics` text of every replica that answers; a replica that
+    /// is down is left out of this scrape (and logged), so one restarting
+    /// replica does not blind the gates. Fails only when none answers.
     pub async fn scrape(&self) -> Result<Vec<(String, String)>, FleetError> {
         let mut out = Vec::new();
+        let mut last = None;
         for replica in &self.replicas {
-            let text = self
-                .client
-                .get(format!("{replica}/metrics"))
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| Self::fail(replica, format!("cannot scrape /metrics: {e}")))?
-                .text()
-                .await
-                .map_err(|e| Self::fail(replica, format!("cannot scrape /metrics: {e}")))?;
-            out.push((replica.clone(), text));
+            let text = async {
+                self.client
+                    .get(format!("{replica}/metrics"))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .text()
+                    .await
+            };
+            match text.await {
+                Ok(text) => out.push((replica.clone(), text)),
+                Err(e) => {
+                    tracing::warn!("gateway {replica}: cannot scrape /metrics: {e}; left out of this evaluation");
+                    last = Some(Self::unavailable(
+                        replica,
+                        format!("cannot scrape /metrics: {e}"),
+                    ));
+                }
+            }
         }
-        Ok(out)
+        match (out.is_empty(), last) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(out),
+        }
     }
 }
 

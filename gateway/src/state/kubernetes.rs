@@ -7,7 +7,8 @@
 //!   limited to that one ConfigMap with `resourceNames`.
 //! - When the API server cannot be reached the replica keeps its last split
 //!   and is marked stale; it stays ready, since a control-plane outage must
-//!   not take the data plane out of its Service.
+//!   not take the data plane out of its Service. The watch reconnects within
+//!   5 s of the API server's return (see `watch_backoff`).
 //!
 //! All Kubernetes I/O runs on a small runtime of its own, so the client
 //! outlives whichever pingora service happened to call it.
@@ -177,7 +178,7 @@ impl KubeStore {
         let store = self.clone();
         let config = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
         self.runtime.spawn(async move {
-            let mut events = std::pin::pin!(watcher(store.api.clone(), config).default_backoff());
+            let mut events = std::pin::pin!(watcher(store.api.clone(), config).backoff(watch_backoff()));
             while let Some(event) = events.next().await {
                 let document = match event {
                     Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
@@ -226,6 +227,22 @@ impl KubeStore {
             }),
         }
     }
+}
+
+/// How the watch reconnects: 250 ms doubling to 5 s, with jitter, reset
+/// by any event. kube's default (0.8 s doubling to 30 s, for controllers
+/// watching whole clusters) could leave a replica serving a stale split for
+/// up to 30 s after an API server outage ends, as long as the cutover
+/// engine's convergence timeout; a few replicas watching one ConfigMap ask
+/// little of the API server.
+fn watch_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(std::time::Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
 }
 
 async fn client(target: &KubeTarget) -> Result<Client, StoreError> {
