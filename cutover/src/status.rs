@@ -55,6 +55,9 @@ pub fn status_doc(journal_path: &Path) -> Result<Value, EngineError> {
     let mut green_percent = 0.0;
     let mut step = 0;
     let mut converged_at: Option<&str> = None;
+    // Gates of the step before its latest convergence: hold watched
+    // before a resume, which the engine counts.
+    let (mut gates_seen, mut gates_before) = (0u32, 0u32);
     let mut last_gate = Value::Null;
     let mut passed = Vec::new();
     for r in run {
@@ -64,15 +67,24 @@ pub fn status_doc(journal_path: &Path) -> Result<Value, EngineError> {
                 green_percent: p,
                 ..
             } => {
+                if *s != step {
+                    gates_seen = 0;
+                }
                 step = *s;
                 green_percent = *p;
                 state = "running";
                 converged_at = None;
             }
-            Event::Converged { .. } => converged_at = Some(&r.time),
+            Event::Converged { .. } => {
+                converged_at = Some(&r.time);
+                gates_before = gates_seen;
+            }
             Event::Gate {
                 verdict, figures, ..
-            } => last_gate = json!({"verdict": verdict, "figures": figures, "time": r.time}),
+            } => {
+                gates_seen += 1;
+                last_gate = json!({"verdict": verdict, "figures": figures, "time": r.time});
+            }
             Event::StepPassed { step: s, .. } => passed.push(*s + 1),
             Event::Paused { .. } | Event::AwaitingApproval { .. } => state = "paused",
             Event::StageWaiting { .. } => state = "waiting",
@@ -95,13 +107,15 @@ pub fn status_doc(journal_path: &Path) -> Result<Value, EngineError> {
     }
     let last = run.last().expect("non-empty");
     let ended = last.event.ends_run();
+    let interval = journal::plan_of(run).map_or(Duration::ZERO, |p| p.gates.interval);
     let hold = match (&schedule, converged_at) {
         (Some(s), Some(at)) if state == "running" && step < s.len() => {
             let hold = s.step(step).hold;
             let since = humantime::parse_rfc3339(at)
                 .ok()
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .unwrap_or_default();
+                .unwrap_or_default()
+                + interval * gates_before;
             json!({"seconds": hold.as_secs(), "left_seconds": hold.saturating_sub(since).as_secs()})
         }
         _ => Value::Null,

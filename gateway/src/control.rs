@@ -377,7 +377,12 @@ impl Gateway {
 
     /// The state document as `GET /v1/state` shows it.
     pub async fn state_view(&self) -> serde_json::Value {
-        let document = self.lock().await.document.clone();
+        // The document and whether it was read from the store, together:
+        // `adopt` changes both under the lock.
+        let (document, loaded) = {
+            let control = self.lock().await;
+            (control.document.clone(), self.is_loaded())
+        };
         let snapshot = self.snapshot();
         let mut routes = serde_json::Map::new();
         for entry in &snapshot.routes {
@@ -411,7 +416,7 @@ impl Gateway {
             "updated_at": document.updated_at,
             "lock": document.lock,
             "store": {"kind": self.store.describe(), "stale": self.store.is_stale()},
-            "loaded": self.is_loaded(),
+            "loaded": loaded,
             "ready": self.is_ready(),
             "draining": self.is_draining(),
         })

@@ -188,8 +188,53 @@ impl Injector {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(down_ms)).await;
-        tokio::task::spawn_blocking(move || green.lock().unwrap().restart())
-            .await
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut green = green.lock().unwrap();
+            green.restart();
+            green.addr
+        })
+        .await
+        .unwrap();
+        // Back in rotation everywhere before anything else happens to
+        // green: the flapping is one endpoint's, as in a rolling restart;
+        // green as a whole going dark is a failure the gates must roll back.
+        self.in_rotation(addr, Duration::from_secs(15)).await;
+    }
+
+    /// Waits until every replica in service has green endpoint `addr` in
+    /// rotation.
+    async fn in_rotation(&self, addr: std::net::SocketAddr, timeout: Duration) {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(1))
+            .build()
             .unwrap();
+        let urls = self.topology.admin_urls();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let mut everywhere = true;
+            for i in self.topology.ring.in_service() {
+                let state = async {
+                    client
+                        .get(format!("{}/v1/state", urls[i]))
+                        .send()
+                        .await?
+                        .json::<serde_json::Value>()
+                        .await
+                };
+                everywhere &= state.await.is_ok_and(|s| {
+                    s["routes"]["web"]["green"]["endpoints"]
+                        .as_array()
+                        .is_some_and(|eps| {
+                            eps.iter().any(|e| {
+                                e["address"] == addr.to_string().as_str() && e["healthy"] == true
+                            })
+                        })
+                });
+            }
+            if everywhere {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

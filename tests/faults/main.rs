@@ -96,9 +96,15 @@ async fn main() -> ExitCode {
     let mut operator = operator::Operator::new(injector.clone());
     operator.start_run();
     let limit = args.duration * 3 + Duration::from_secs(300);
-    let exit_code = operator
-        .lane(schedule.operator.clone(), limit, finished.clone())
-        .await;
+    let exit_code = tokio::select! {
+        code = operator.lane(schedule.operator.clone(), limit, finished.clone()) => code,
+        _ = tokio::signal::ctrl_c() => {
+            // Returning drops the topology: every process it started is
+            // killed and the journal's tmpfs unmounted.
+            println!("interrupted: stopping everything");
+            return ExitCode::from(130);
+        }
+    };
     for lane in lanes {
         let _ = lane.await;
     }
@@ -206,6 +212,10 @@ async fn gather(
                 .and_then(|r| r["event"].as_str())
                 .unwrap_or("none")
                 .to_owned(),
+            reason: records
+                .last()
+                .and_then(|r| r["reason"].as_str())
+                .map(str::to_owned),
             processes: operator.processes.clone(),
             replicas,
         },

@@ -81,6 +81,8 @@ pub struct DivergenceTally {
 pub struct FinalState {
     pub exit_code: Option<i32>,
     pub last_event: String,
+    /// Why the run ended, when the last record says (a rollback, a stop).
+    pub reason: Option<String>,
     pub processes: Vec<(String, Option<i32>)>,
     /// Each replica: generation, served generation, green percent.
     pub replicas: Vec<Value>,

@@ -14,4 +14,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/setup.sh
 cargo build --workspace --bins --locked
-exec target/debug/fault-run "$@"
+exec "${CARGO_TARGET_DIR:-target}/debug/fault-run" "$@"

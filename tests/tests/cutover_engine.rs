@@ -280,6 +280,67 @@ async fn kill_9_during_a_hold_and_at_the_worst_moment_then_resume() {
     );
 }
 
+/// A run killed in the middle of a long hold goes on where it stopped:
+/// the hold already watched under the gates (one interval per journaled
+/// gate) counts, and `status` says what is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_hold_goes_on_where_it_stopped() {
+    let s = setup();
+    let plan = s.plan(
+        "[{green_percent: 10, hold: 1s}, {green_percent: 50, hold: 6s}]",
+        "",
+    );
+    let load = s.load();
+    let mut run = s.cutover.command(&["run", &plan]).spawn().unwrap();
+    s.cutover
+        .wait_for("8 gates of step 2", |_| {
+            let records = s.cutover.records();
+            records
+                .iter()
+                .filter(|r| r["event"] == "gate" && r["step"] == 1)
+                .count()
+                >= 8
+        })
+        .await;
+    run.start_kill().unwrap();
+    run.wait().await.unwrap();
+    let gates = events(&s.cutover.records(), "gate")
+        .iter()
+        .filter(|r| r["step"] == 1)
+        .count();
+    let (code, status, _) = s.cutover.output(&["status", "--output", "json"]).await;
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let left = status["hold"]["left_seconds"].as_u64().unwrap();
+    assert!(left <= 6 - gates as u64 / 2, "status: {status}");
+
+    let (code, _, stderr) = s.cutover.output(&["resume"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let watched = humantime::format_duration(Duration::from_millis(500 * gates as u64));
+    assert!(
+        stderr.contains(&format!(
+            "resuming at step 2 of 2 ({watched} of its hold watched already)"
+        )),
+        "{stderr}"
+    );
+    let records = s.cutover.records();
+    let converged = events(&records, "converged")
+        .into_iter()
+        .rfind(|r| r["step"] == 1)
+        .unwrap();
+    let passed = events(&records, "step_passed")
+        .into_iter()
+        .find(|r| r["step"] == 1)
+        .unwrap();
+    let rest = time_of(passed).duration_since(time_of(converged)).unwrap();
+    let owed = Duration::from_secs(6) - Duration::from_millis(500 * gates as u64);
+    assert!(
+        rest < owed + Duration::from_millis(1500),
+        "the resumed hold took {rest:?}, {owed:?} were left"
+    );
+    assert_eq!(load.stop().await.1, 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn control_commands_from_another_terminal() {
     let s = setup();

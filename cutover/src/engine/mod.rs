@@ -20,6 +20,7 @@ mod resume;
 mod rollback;
 mod stages;
 
+use resume::Position;
 pub use resume::{live_run, stage_now};
 
 use crate::figures::{Figures, GatewayScrapes, Prometheus, Source};
@@ -54,13 +55,6 @@ pub enum EngineError {
     /// The request cannot be carried out as things are (exit 3).
     #[error("{0}")]
     Refused(String),
-}
-
-/// Where a run picks up.
-struct Position {
-    step: usize,
-    /// The step's split may already be applied (a crash after the write).
-    applied: bool,
 }
 
 /// What holding a step came to.
@@ -181,12 +175,7 @@ impl Engine {
             engine.out.finish(&outcome);
             return Ok(outcome);
         }
-        engine
-            .execute(Position {
-                step: 0,
-                applied: false,
-            })
-            .await
+        engine.execute(Position::start()).await
     }
 
     async fn execute(&mut self, from: Position) -> Result<Outcome, EngineError> {
@@ -218,7 +207,11 @@ impl Engine {
                     return Ok(outcome);
                 }
             }
-            match self.step(step, resumed_applied).await? {
+            let held = match step == from.step {
+                true => self.plan.gates.interval * from.held_gates,
+                false => std::time::Duration::ZERO,
+            };
+            match self.step(step, resumed_applied, held).await? {
                 None => step += 1,
                 // Only a promote ends a step `Completed`; before the last
                 // stage it finished this stage only.
@@ -235,11 +228,13 @@ impl Engine {
         Ok(Outcome::Completed)
     }
 
-    /// One step: approval, smoke, apply, converge, hold. `Some` ends it early.
+    /// One step: approval, smoke, apply, converge, hold (less what was
+    /// `held` before a resume). `Some` ends it early.
     async fn step(
         &mut self,
         step: usize,
         resumed_applied: bool,
+        held: std::time::Duration,
     ) -> Result<Option<Outcome>, EngineError> {
         if !resumed_applied {
             if self.schedule.step(step).approval {
@@ -281,20 +276,23 @@ impl Engine {
             }
             Err(e) => return Ok(Some(self.roll_back(step, e.to_string(), None).await)),
         }
-        Ok(match self.hold(step).await? {
+        Ok(match self.hold(step, held).await? {
             Held::Passed => None,
             Held::Ended(outcome) => Some(outcome),
         })
     }
 
-    /// Watches the gates until the hold is over with a pass.
-    async fn hold(&mut self, step: usize) -> Result<Held, EngineError> {
+    /// Watches the gates until the hold is over with a pass; `held` counts
+    /// as already watched (a resumed step goes on where it stopped).
+    async fn hold(&mut self, step: usize, held: std::time::Duration) -> Result<Held, EngineError> {
         let gates = self.plan.gates.clone();
         let hold = self.schedule.step(step).hold;
         let split = self.schedule.step(step).green_percent;
         self.source.reset();
         let _ = self.source.figures(&self.fleet).await; // the step's baseline
-        let started = Instant::now();
+        let started = Instant::now()
+            .checked_sub(held)
+            .unwrap_or_else(Instant::now);
         let (mut failures, mut inconclusive) = (0u32, 0u32);
         loop {
             if let Some(outcome) = self.wait_interval(step).await? {

@@ -2,7 +2,7 @@
 //! continue a dead one from its journal), `cutover abort` of a dead run,
 //! and where a journaled run stands.
 
-use super::{Engine, EngineError, Position, RunOptions};
+use super::{Engine, EngineError, RunOptions};
 use crate::journal::{self, ControlCommand, Event, Journal, Record};
 use crate::outcome::Outcome;
 use crate::output::Output;
@@ -46,10 +46,12 @@ impl Engine {
             .schedule
             .label(stage)
             .map_or(String::new(), |l| format!(", {l}"));
+        let held = engine.plan.gates.interval * position.held_gates;
         engine.out.note(&format!(
-            "resuming at step {} of {}{stage_label}",
+            "resuming at step {} of {}{stage_label} ({} of its hold watched already)",
             position.step + 1,
-            engine.schedule.len()
+            engine.schedule.len(),
+            humantime::format_duration(held)
         ));
         engine.execute(position).await
     }
@@ -105,9 +107,39 @@ impl Engine {
     }
 }
 
+/// Where a run picks up.
+pub(super) struct Position {
+    pub step: usize,
+    /// The step's split may already be applied (a crash after the write).
+    pub applied: bool,
+    /// Gate evaluations the step had before (each one interval of its
+    /// hold, watched already).
+    pub held_gates: u32,
+}
+
+impl Position {
+    /// A new run's: step one, nothing done.
+    pub fn start() -> Position {
+        Position {
+            step: 0,
+            applied: false,
+            held_gates: 0,
+        }
+    }
+}
+
+/// Gate evaluations journaled for `step` in a run: each stands for one
+/// interval of the step's hold.
+fn gates_of(run: &[Record], step: usize) -> u32 {
+    run.iter()
+        .filter(|r| matches!(r.event, Event::Gate { step: s, .. } if s == step))
+        .count() as u32
+}
+
 /// Where a run that died stands, from its journal: the first step whose
-/// gates have not passed, and whether its split was already written. A
-/// stage promoted before the last one counts as passed whole.
+/// gates have not passed, whether its split was already written, and how
+/// much of its hold was watched. A stage promoted before the last one
+/// counts as passed whole.
 pub(super) fn position_of(run: &[Record], schedule: &Schedule) -> Position {
     let mut passed: Option<usize> = None;
     let mut applied: Option<usize> = None;
@@ -126,6 +158,7 @@ pub(super) fn position_of(run: &[Record], schedule: &Schedule) -> Position {
     Position {
         step: next,
         applied: applied == Some(next),
+        held_gates: gates_of(run, next),
     }
 }
 

@@ -8,7 +8,7 @@
 //! - When the API server cannot be reached the replica keeps its last split
 //!   and is marked stale; it stays ready, since a control-plane outage must
 //!   not take the data plane out of its Service. The watch reconnects within
-//!   5 s of the API server's return (see `watch_backoff`).
+//!   about 10 s of the API server's return (see `watch_backoff`).
 //!
 //! All Kubernetes I/O runs on a small runtime of its own, so the client
 //! outlives whichever pingora service happened to call it.
@@ -229,12 +229,12 @@ impl KubeStore {
     }
 }
 
-/// How the watch reconnects: 250 ms doubling to 5 s, with jitter, reset
-/// by any event. kube's default (0.8 s doubling to 30 s, for controllers
-/// watching whole clusters) could leave a replica serving a stale split for
-/// up to 30 s after an API server outage ends, as long as the cutover
-/// engine's convergence timeout; a few replicas watching one ConfigMap ask
-/// little of the API server.
+/// How the watch reconnects: 250 ms doubling to 5 s, each delay plus up
+/// to as much again of jitter, reset by any event. kube's default (0.8 s
+/// doubling to 30 s, for controllers watching whole clusters) could leave
+/// a replica serving a stale split for up to a minute after an API server
+/// outage ends, longer than the cutover engine's convergence timeout; a
+/// few replicas watching one ConfigMap ask little of the API server.
 fn watch_backoff() -> watcher::ExponentialBackoff {
     backon::ExponentialBuilder::default()
         .with_min_delay(std::time::Duration::from_millis(250))
