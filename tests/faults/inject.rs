@@ -117,6 +117,17 @@ impl Injector {
 
     /// Waits until no replica in service reports its store stale.
     async fn stores_fresh(&self, timeout: Duration) -> bool {
+        self.every_replica(timeout, |s| s["store"]["stale"] == false)
+            .await
+    }
+
+    /// Polls every replica in service's `/v1/state` until `holds` is true
+    /// of all of them (true), or `timeout` passes (false).
+    async fn every_replica(
+        &self,
+        timeout: Duration,
+        holds: impl Fn(&serde_json::Value) -> bool,
+    ) -> bool {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(1))
             .build()
@@ -124,7 +135,7 @@ impl Injector {
         let urls = self.topology.admin_urls();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            let mut fresh = true;
+            let mut all = true;
             for i in self.topology.ring.in_service() {
                 let state = async {
                     client
@@ -134,9 +145,9 @@ impl Injector {
                         .json::<serde_json::Value>()
                         .await
                 };
-                fresh &= state.await.is_ok_and(|s| s["store"]["stale"] == false);
+                all &= state.await.is_ok_and(|s| holds(&s));
             }
-            if fresh {
+            if all {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -204,37 +215,15 @@ impl Injector {
     /// Waits until every replica in service has green endpoint `addr` in
     /// rotation.
     async fn in_rotation(&self, addr: std::net::SocketAddr, timeout: Duration) {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let urls = self.topology.admin_urls();
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            let mut everywhere = true;
-            for i in self.topology.ring.in_service() {
-                let state = async {
-                    client
-                        .get(format!("{}/v1/state", urls[i]))
-                        .send()
-                        .await?
-                        .json::<serde_json::Value>()
-                        .await
-                };
-                everywhere &= state.await.is_ok_and(|s| {
-                    s["routes"]["web"]["green"]["endpoints"]
-                        .as_array()
-                        .is_some_and(|eps| {
-                            eps.iter().any(|e| {
-                                e["address"] == addr.to_string().as_str() && e["healthy"] == true
-                            })
-                        })
-                });
-            }
-            if everywhere {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let addr = addr.to_string();
+        self.every_replica(timeout, |s| {
+            s["routes"]["web"]["green"]["endpoints"]
+                .as_array()
+                .is_some_and(|eps| {
+                    eps.iter()
+                        .any(|e| e["address"] == addr.as_str() && e["healthy"] == true)
+                })
+        })
+        .await;
     }
 }
