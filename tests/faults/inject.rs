@@ -123,7 +123,7 @@ impl Injector {
 
     /// Polls every replica in service's `/v1/state` until `holds` is true
     /// of all of them (true), or `timeout` passes (false).
-    async fn every_replica(
+    pub async fn every_replica(
         &self,
         timeout: Duration,
         holds: impl Fn(&serde_json::Value) -> bool,

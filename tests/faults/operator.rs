@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 
@@ -170,39 +170,31 @@ impl Operator {
     /// back to), or 0 before any step.
     fn journaled_split(&self) -> f64 {
         let records = cutover::journal::read_all(&self.journal).unwrap_or_default();
-        cutover::journal::last_run(&records)
-            .iter()
-            .rev()
-            .find_map(|r| match r.event {
-                cutover::journal::Event::Applied { green_percent, .. } => Some(green_percent),
-                cutover::journal::Event::RolledBack { to_percent, .. } => Some(to_percent),
-                _ => None,
-            })
-            .unwrap_or(0.0)
+        cutover::engine::last_written(cutover::journal::last_run(&records))
+            .map_or(0.0, |(percent, _)| percent)
     }
 
     /// Every replica in service serves `split` (they may take up to the
     /// convergence timeout to agree).
     async fn fleet_serves(&self, split: f64) -> Result<(), String> {
-        let topology = &self.injector.topology;
-        let client = reqwest::Client::new();
-        let urls = topology.admin_urls();
-        let deadline = Instant::now() + crate::topology::CONVERGENCE_TIMEOUT;
-        loop {
-            let mut served = Vec::new();
-            for i in topology.ring.in_service() {
-                served.push(served_split(&client, &urls[i]).await);
-            }
-            if served.iter().all(|s| *s == Some(split)) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "the replicas serve {served:?}, the journal says {split}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let serves =
+            |s: &serde_json::Value| s["routes"]["web"]["green_percent"].as_f64() == Some(split);
+        if self
+            .injector
+            .every_replica(crate::topology::CONVERGENCE_TIMEOUT, serves)
+            .await
+        {
+            return Ok(());
         }
+        let client = reqwest::Client::new();
+        let urls = self.injector.topology.admin_urls();
+        let mut served = Vec::new();
+        for i in self.injector.topology.ring.in_service() {
+            served.push(served_split(&client, &urls[i]).await);
+        }
+        Err(format!(
+            "the replicas serve {served:?}, the journal says {split}"
+        ))
     }
 
     /// Checks how a run that lost its journal ended: exit 1, `expect` in

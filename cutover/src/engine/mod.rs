@@ -21,7 +21,7 @@ mod rollback;
 mod stages;
 
 use resume::Position;
-pub use resume::{live_run, stage_now};
+pub use resume::{last_written, live_run, stage_now};
 
 use crate::figures::{Figures, GatewayScrapes, Prometheus, Source};
 use crate::fleet::{Fleet, FleetError};

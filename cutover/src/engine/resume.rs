@@ -194,24 +194,26 @@ pub fn live_run(journal_path: &Path, to: &str) -> Result<(Plan, Vec<Record>), En
 /// cannot write the journal any more).
 pub(super) fn serving_by_journal(journal_path: &Path) -> String {
     let records = journal::read_all(journal_path).unwrap_or_default();
-    let last = journal::last_run(&records)
-        .iter()
-        .rev()
-        .find_map(|r| match r.event {
-            Event::Applied {
-                step,
-                green_percent,
-                ..
-            } => Some(format!(
-                "green {green_percent}% (step {}, the last journaled)",
-                step + 1
-            )),
-            Event::RolledBack { to_percent, .. } => {
-                Some(format!("green {to_percent}% (rolled back)"))
-            }
-            _ => None,
-        });
-    let serving =
-        last.unwrap_or_else(|| "the split from before the run (no step was journaled)".into());
+    let serving = match last_written(journal::last_run(&records)) {
+        Some((percent, Some(step))) => {
+            format!("green {percent}% (step {}, the last journaled)", step + 1)
+        }
+        Some((percent, None)) => format!("green {percent}% (rolled back)"),
+        None => "the split from before the run (no step was journaled)".into(),
+    };
     format!("the gateways keep serving {serving}")
+}
+
+/// The split a run last wrote: `(green_percent, Some(step))` for an
+/// applied step, `(to_percent, None)` for a rollback; `None` before any.
+pub fn last_written(run: &[Record]) -> Option<(f64, Option<usize>)> {
+    run.iter().rev().find_map(|r| match r.event {
+        Event::Applied {
+            step,
+            green_percent,
+            ..
+        } => Some((green_percent, Some(step))),
+        Event::RolledBack { to_percent, .. } => Some((to_percent, None)),
+        _ => None,
+    })
 }

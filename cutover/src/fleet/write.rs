@@ -64,7 +64,13 @@ impl Fleet {
         for replica in &self.replicas {
             let state = match self.state(replica).await {
                 Ok(s) if s.loaded => s,
-                Ok(_) => continue,
+                Ok(_) => {
+                    last = Some(Self::unavailable(
+                        replica,
+                        "has not read the split from its store yet",
+                    ));
+                    continue;
+                }
                 Err(e) => {
                     last = Some(e);
                     continue;
@@ -81,7 +87,12 @@ impl Fleet {
                 });
             }
             if state.generation < baseline {
-                continue; // this replica has not caught up yet
+                // Not caught up yet: its watch delivers the rest.
+                last = Some(Self::unavailable(
+                    replica,
+                    format!("serves generation {}, behind {baseline}", state.generation),
+                ));
+                continue;
             }
             match self.put_splits(write, replica, baseline).await {
                 Err(FleetError::Conflict { .. }) => {
@@ -94,9 +105,7 @@ impl Fleet {
                 other => return other,
             }
         }
-        Err(last.unwrap_or_else(|| {
-            FleetError::Setup("no replica of the fleet knows the split yet".into())
-        }))
+        Err(last.expect("a fleet has replicas (any_state found one)"))
     }
 
     /// One try at writing a replica with a store of its own.
