@@ -103,14 +103,19 @@ pub enum Event {
         previous_holder: String,
     },
     /// A command from another terminal, for the live run to act on.
+    /// `id`: the command came through the fleet (each id is journaled once).
     Control {
         command: ControlCommand,
         reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// `cutover emergency`: the split was forced to one colour.
     Emergency {
         to: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
 }
 
@@ -119,8 +124,35 @@ pub enum Event {
 pub enum ControlCommand {
     Pause,
     Resume,
+    /// Resume at a step or stage that waits for approval.
+    Approve,
     Promote,
     Abort,
+}
+
+impl ControlCommand {
+    /// The name the fleet's queue and the CLI use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ControlCommand::Pause => "pause",
+            ControlCommand::Resume => "resume",
+            ControlCommand::Approve => "approve",
+            ControlCommand::Promote => "promote",
+            ControlCommand::Abort => "abort",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ControlCommand> {
+        [
+            ControlCommand::Pause,
+            ControlCommand::Resume,
+            ControlCommand::Approve,
+            ControlCommand::Promote,
+            ControlCommand::Abort,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
 }
 
 impl Event {
@@ -372,6 +404,7 @@ mod tests {
                 Event::Control {
                     command: ControlCommand::Pause,
                     reason: None,
+                    id: None,
                 },
             )
             .unwrap();

@@ -15,6 +15,7 @@
 //! | 3 | [`figures`] | per-colour figures from the gateways' metrics or Prometheus |
 //! | 4 | [`gates`] | verdicts on those figures |
 //! | 5 | [`journal`] | the durable record of every transition |
+//! | 6 | [`progress`] | where a run stands, from its records |
 //! | 6 | [`output`] | what operators see (human or JSON, progress bars) |
 //! | 7 | [`engine`] | the run loop, its control handling, resume and rollback |
 //! | 8 | [`commands`], [`status`], [`demo`] | the CLI's commands |
@@ -33,5 +34,6 @@ pub mod outcome;
 pub mod output;
 pub mod plan;
 pub mod preflight;
+pub mod progress;
 pub mod smoke;
 pub mod status;

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use cutover::commands::{self, EmergencyTarget};
 use cutover::engine::{Engine, EngineError, RunOptions};
-use cutover::fleet::{read_token, FleetError};
+use cutover::fleet::{read_token, Fleet, FleetError};
 use cutover::journal::ControlCommand;
 use cutover::outcome::Outcome;
 use cutover::output::{Format, Output};
@@ -52,16 +52,22 @@ enum Command {
         options: RunFlags,
     },
     /// Unpause a live run, or continue a run that died (or left off in a
-    /// stage's wait), from the journal.
+    /// stage's wait), from the journal. With --plan: tell the plan's live
+    /// run to go on, through its fleet, from any terminal.
     Resume {
         #[command(flatten)]
         options: RunFlags,
+        #[command(flatten)]
+        remote: Remote,
     },
-    /// Where the cutover stands, from the journal: stage, step, split,
-    /// the last gate's figures and verdict, time left in the hold.
+    /// Where the cutover stands, from the journal (or with --plan from
+    /// what the run published to its fleet): stage, step, split, the last
+    /// gate's figures and verdict, time left in the hold.
     ///
-    /// Example (from a second terminal while `cutover run` is active):
+    /// Examples (from a second terminal while `cutover run` is active, or
+    /// from a laptop while the run is a Job in the cluster):
     ///   cutover status --watch --interval 2s
+    ///   cutover status --plan deploy/kubernetes/cutover-job/plan.yaml
     #[command(verbatim_doc_comment)]
     Status {
         /// Keep refreshing until the run ends.
@@ -70,22 +76,17 @@ enum Command {
         /// Time between refreshes with --watch.
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         interval: std::time::Duration,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Pause the live run after the current evaluation.
-    Pause {
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Pause(ControlFlags),
+    /// Approve a step or stage that waits for approval (the run goes on).
+    Approve(ControlFlags),
     /// Go to 100% green now (still waiting for convergence).
-    Promote {
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Promote(ControlFlags),
     /// Roll back now.
-    Abort {
-        #[arg(long)]
-        reason: Option<String>,
-    },
+    Abort(ControlFlags),
     /// The local demo: sample backends, the gateway and load on loopback,
     /// and deploy/examples/plan.yaml run to 100% (or rolled back).
     Demo {
@@ -120,13 +121,34 @@ enum Command {
         /// Admin URL of a gateway replica (repeat for each).
         #[arg(long = "gateway", value_name = "URL")]
         gateways: Vec<String>,
-        /// Or take the replicas from a plan file.
+        /// Or every fleet of a plan file (every stage's; a `kubernetes:`
+        /// fleet is found through its headless Service).
         #[arg(long, conflicts_with = "gateways")]
         plan: Option<PathBuf>,
         /// File with the admin token (else GATEWAY_ADMIN_TOKEN).
         #[arg(long)]
         token_file: Option<PathBuf>,
     },
+}
+
+/// Acting through the plan's fleet instead of the journal.
+#[derive(clap::Args)]
+struct Remote {
+    /// Reach the run through this plan's fleet (its lock, published
+    /// progress and command queue) instead of the journal: works from any
+    /// terminal that reaches the gateways' admin API, wherever the run's
+    /// journal lives (e.g. an in-cluster Job's volume).
+    #[arg(long, value_name = "PLAN")]
+    plan: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ControlFlags {
+    /// Why; journaled with your name, shown in status and notifications.
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 #[derive(clap::Args)]
@@ -217,7 +239,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let loaded = Plan::load(&plan)?;
             Engine::run(loaded, &plan, &cli.journal, out, options.options()).await?
         }
-        Command::Resume { options } => Engine::resume(&cli.journal, out, options.options()).await?,
+        Command::Resume {
+            remote: Remote { plan: Some(p) },
+            ..
+        } => {
+            let plan = Plan::load(&p)?;
+            commands::remote::control(&plan, &p, ControlCommand::Resume, None).await?
+        }
+        Command::Resume { options, .. } => {
+            Engine::resume(&cli.journal, out, options.options()).await?
+        }
         Command::Demo { break_green } => return cutover::demo::run(break_green, out).await,
         Command::Network {
             command: NetworkCommand::Plan(args),
@@ -257,23 +288,31 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             });
         }
-        Command::Status { watch, interval } => {
+        Command::Status {
+            watch,
+            interval,
+            remote,
+        } => {
+            let plan = remote.plan.as_deref().map(Plan::load).transpose()?;
+            let source = match (&plan, &remote.plan) {
+                (Some(plan), Some(path)) => cutover::status::Source::Fleet(plan, path),
+                _ => cutover::status::Source::Journal(&cli.journal),
+            };
             if watch {
-                cutover::status::watch(&cli.journal, &out, interval).await?;
+                cutover::status::watch(&source, &out, interval).await?;
             } else {
-                cutover::status::status(&cli.journal, &out)?;
+                cutover::status::status(&source, &out).await?;
             }
             return Ok(0);
         }
-        Command::Pause { reason } => {
-            commands::control(&cli.journal, ControlCommand::Pause, reason, out).await?
+        Command::Pause(flags) => control(&cli.journal, ControlCommand::Pause, flags, out).await?,
+        Command::Approve(flags) => {
+            control(&cli.journal, ControlCommand::Approve, flags, out).await?
         }
-        Command::Promote { reason } => {
-            commands::control(&cli.journal, ControlCommand::Promote, reason, out).await?
+        Command::Promote(flags) => {
+            control(&cli.journal, ControlCommand::Promote, flags, out).await?
         }
-        Command::Abort { reason } => {
-            commands::control(&cli.journal, ControlCommand::Abort, reason, out).await?
-        }
+        Command::Abort(flags) => control(&cli.journal, ControlCommand::Abort, flags, out).await?,
         Command::Emergency {
             to,
             reason,
@@ -283,18 +322,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             token_file,
         } => {
             let to_green = matches!(to, Colour::Green);
-            // (admin URLs, token env, token file) of each fleet to switch.
-            let fleets = match plan {
-                Some(p) => Plan::load(&p)?
+            let plan_fleets = match &plan {
+                Some(p) => Plan::load(p)?
                     .schedule()
                     .stages
                     .into_iter()
                     .filter_map(|s| s.fleet)
-                    .map(|f| (f.admin_urls, f.token_env, f.token_file))
                     .collect(),
-                None => vec![(gateways, "GATEWAY_ADMIN_TOKEN".to_owned(), None)],
+                None => Vec::new(),
             };
-            if fleets.iter().all(|(gateways, ..)| gateways.is_empty()) {
+            if plan.is_none() && gateways.is_empty() {
                 return Err(EngineError::Fleet(FleetError::Setup(
                     "--gateway URL (repeatable) or --plan FILE: which gateways to switch".into(),
                 ))
@@ -305,10 +342,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 return Ok(2);
             }
             let mut target = EmergencyTarget { fleets: Vec::new() };
-            for (gateways, token_env, plan_token_file) in fleets {
-                let file = token_file.as_deref().or(plan_token_file.as_deref());
-                let token = read_token(&token_env, file).map_err(EngineError::Fleet)?;
-                target.fleets.push((gateways, token));
+            if plan.is_none() {
+                let token = read_token("GATEWAY_ADMIN_TOKEN", token_file.as_deref())
+                    .map_err(EngineError::Fleet)?;
+                target.fleets.push(Fleet::new(gateways, token));
+            }
+            for mut fleet in plan_fleets {
+                if token_file.is_some() {
+                    fleet.token_file = token_file.clone();
+                }
+                target
+                    .fleets
+                    .push(Fleet::from_plan(&fleet).await.map_err(EngineError::Fleet)?);
             }
             commands::emergency(target, to_green, &reason, &cli.journal, &out).await?;
             return Ok(0);
@@ -320,6 +365,23 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
     }
     Ok(outcome.exit_code())
+}
+
+/// A control command: through the plan's fleet with --plan, else through
+/// the journal.
+async fn control(
+    journal: &std::path::Path,
+    command: ControlCommand,
+    flags: ControlFlags,
+    out: Output,
+) -> anyhow::Result<Outcome> {
+    Ok(match flags.remote.plan {
+        Some(path) => {
+            let plan = Plan::load(&path)?;
+            commands::remote::control(&plan, &path, command, flags.reason).await?
+        }
+        None => commands::control(journal, command, flags.reason, out).await?,
+    })
 }
 
 /// Asks for the colour to be typed back; refuses without a terminal.

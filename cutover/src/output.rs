@@ -260,6 +260,6 @@ pub fn human_line(event: &Event) -> Option<String> {
             format!("took over the cutover lock from {previous_holder}")
         }
         Event::Control { command, .. } => format!("control: {command:?}"),
-        Event::Emergency { to, reason } => format!("EMERGENCY: all traffic to {to}: {reason}"),
+        Event::Emergency { to, reason, .. } => format!("EMERGENCY: all traffic to {to}: {reason}"),
     })
 }

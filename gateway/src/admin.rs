@@ -8,6 +8,9 @@
 //! | POST   | /v1/reload               | yes   | re-read the config file         |
 //! | PUT    | /v1/lock                 | yes   | take or renew the cutover lock  |
 //! | POST   | /v1/lock/release         | yes   | release the cutover lock        |
+//! | PUT    | /v1/run                  | yes   | the lock holder's progress      |
+//! | POST   | /v1/controls             | yes   | queue an operator's command     |
+//! | POST   | /v1/controls/ack         | yes   | the lock holder took commands   |
 //! | GET    | /metrics                 | no    | Prometheus text format          |
 //! | GET    | /healthz                 | no    | the process is alive            |
 //! | GET    | /readyz                  | no    | ready for traffic               |
@@ -15,7 +18,7 @@
 //! Errors are JSON `{"error": "..."}` naming the field at fault. A refused
 //! call changes nothing.
 
-use crate::control::{ChangeError, Gateway, LockError, SplitChange};
+use crate::control::{ChangeError, ControlError, ControlRequest, Gateway, LockError, SplitChange};
 use crate::split::GreenPercent;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
@@ -72,6 +75,20 @@ struct SplitsBody {
     actor: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    holder: String,
+    progress: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    holder: String,
+    ids: Vec<String>,
 }
 
 type Reply = Response<Vec<u8>>;
@@ -185,6 +202,12 @@ impl ServeHttp for AdminApi {
                     .await
                     .unwrap_or_else(ApiError::reply)
             }
+            (&Method::PUT, ["v1", "run"])
+            | (&Method::POST, ["v1", "controls"])
+            | (&Method::POST, ["v1", "controls", "ack"]) => self
+                .operators_call(session, segments.len())
+                .await
+                .unwrap_or_else(ApiError::reply),
             (&Method::POST, ["v1", "reload"]) => {
                 if let Err(denied) = self.authorize(session) {
                     return denied.reply();
@@ -282,6 +305,48 @@ impl AdminApi {
                 LockError::Store(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e)),
             },
         }
+    }
+
+    /// The run's progress, an operator's command, or the run taking
+    /// commands (`segments`: 2 for `/v1/run` and `/v1/controls`, 3 for
+    /// the ack).
+    async fn operators_call(
+        &self,
+        session: &mut ServerSession,
+        segments: usize,
+    ) -> Result<Reply, ApiError> {
+        self.authorize(session)?;
+        let body = read_body(session).await?;
+        let is_run = session.req_header().uri.path().ends_with("/run");
+        let result = if is_run {
+            let b: RunBody = parse(&body)?;
+            self.gateway
+                .publish_run(&b.holder, b.progress)
+                .await
+                .map(|run| serde_json::to_value(run).expect("json"))
+        } else if segments == 2 {
+            let request: ControlRequest = parse(&body)?;
+            self.gateway
+                .queue_control(request)
+                .await
+                .map(|queued| serde_json::to_value(queued).expect("json"))
+        } else {
+            let b: AckBody = parse(&body)?;
+            self.gateway
+                .ack_controls(&b.holder, &b.ids)
+                .await
+                .map(|removed| json!({ "removed": removed }))
+        };
+        result.map(|v| reply(StatusCode::OK, v)).map_err(|e| {
+            let status = match &e {
+                ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ControlError::NotHolder(_) => StatusCode::CONFLICT,
+                ControlError::Full => StatusCode::TOO_MANY_REQUESTS,
+                ControlError::Store(crate::state::StoreError::Conflict(_)) => StatusCode::CONFLICT,
+                ControlError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            ApiError::new(status, e)
+        })
     }
 
     fn authorize(&self, session: &ServerSession) -> Result<(), ApiError> {

@@ -3,7 +3,9 @@
 //! resourceVersions), and replace guarded by `resourceVersion` (409 on a
 //! stale one; none at all replaces unconditionally, as the real one does).
 //! Like RBAC limited by `resourceNames`, it refuses a list or watch without
-//! a `metadata.name` field selector.
+//! a `metadata.name` field selector. It also lists EndpointSlices by their
+//! `kubernetes.io/service-name` label, as the cutover engine finds a fleet
+//! behind a headless Service.
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -29,6 +31,8 @@ struct Objects {
     configmaps: BTreeMap<(String, String), Value>,
     /// Every change, for watches that resume from a resourceVersion.
     history: Vec<(u64, &'static str, Value)>,
+    /// (namespace, service) → the ready addresses of its one EndpointSlice.
+    endpoint_slices: BTreeMap<(String, String), Vec<String>>,
 }
 
 pub struct FakeApiServer {
@@ -138,6 +142,14 @@ impl FakeApiServer {
         let _ = self.events.send((rv, kind, object));
     }
 
+    /// The Service `service` in `namespace` has these ready endpoints.
+    pub fn put_endpoints(&self, namespace: &str, service: &str, addresses: &[&str]) {
+        self.objects.lock().unwrap().endpoint_slices.insert(
+            (namespace.to_owned(), service.to_owned()),
+            addresses.iter().map(|a| a.to_string()).collect(),
+        );
+    }
+
     pub fn configmap(&self, namespace: &str, name: &str) -> Option<Value> {
         let objects = self.objects.lock().unwrap();
         objects
@@ -235,6 +247,16 @@ impl Handler {
                     self.list(&ns, &name)
                 }
             }
+            (
+                Method::GET,
+                ["apis", "discovery.k8s.io", "v1", "namespaces", ns, "endpointslices"],
+            ) => {
+                let service = query
+                    .get("labelSelector")
+                    .and_then(|l| l.strip_prefix("kubernetes.io/service-name="))
+                    .unwrap_or_default();
+                self.endpoint_slices(ns, service)
+            }
             (Method::GET, ["api", "v1", "namespaces", ns, "configmaps", name]) => {
                 match self
                     .objects
@@ -281,6 +303,32 @@ impl Handler {
             .collect();
         Response::new(full(json!({
             "apiVersion": "v1", "kind": "ConfigMapList",
+            "metadata": {"resourceVersion": objects.resource_version.to_string()},
+            "items": items,
+        })))
+    }
+
+    fn endpoint_slices(&self, ns: &str, service: &str) -> Response<Body> {
+        let objects = self.objects.lock().unwrap();
+        let items: Vec<Value> = objects
+            .endpoint_slices
+            .get(&(ns.to_owned(), service.to_owned()))
+            .map(|addresses| {
+                json!({
+                    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                    "metadata": {"name": format!("{service}-abcde"), "namespace": ns,
+                                 "labels": {"kubernetes.io/service-name": service}},
+                    "addressType": "IPv4",
+                    "endpoints": addresses.iter().map(|a| json!({
+                        "addresses": [a], "conditions": {"ready": true, "serving": true, "terminating": false},
+                    })).collect::<Vec<_>>(),
+                    "ports": [{"name": "admin", "port": 9090, "protocol": "TCP"}],
+                })
+            })
+            .into_iter()
+            .collect();
+        Response::new(full(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList",
             "metadata": {"resourceVersion": objects.resource_version.to_string()},
             "items": items,
         })))

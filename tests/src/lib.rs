@@ -187,8 +187,14 @@ impl Gateway {
     }
 
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Gateway {
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Gateway::start_with_admin(dir, config, admin)
+    }
+
+    /// Starts with the admin API on `admin` (replicas found through a
+    /// headless Service share one admin port, each on its own address).
+    pub fn start_with_admin(dir: tempfile::TempDir, config: &str, admin: SocketAddr) -> Gateway {
+        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = config
             .replace("{proxy}", &proxy.to_string())
             .replace("{admin}", &admin.to_string())

@@ -92,9 +92,12 @@ impl Engine {
         step: usize,
         paused: bool,
     ) -> Result<Option<Outcome>, EngineError> {
-        for record in self.journal.new_records() {
+        self.take_fleet_controls().await?;
+        for record in self.new_records() {
             match record.event {
-                Event::Control { command, reason } => {
+                Event::Control {
+                    command, reason, ..
+                } => {
                     let why = reason.unwrap_or_else(|| "no reason given".into());
                     match command {
                         ControlCommand::Pause if !paused => {
@@ -104,7 +107,7 @@ impl Engine {
                             })?;
                             return Box::pin(self.paused(step)).await;
                         }
-                        ControlCommand::Resume if paused => {
+                        ControlCommand::Resume | ControlCommand::Approve if paused => {
                             self.record(Event::Resumed { step })?;
                             return Ok(Some(Outcome::Signalled("resumed".into())));
                         }
@@ -116,7 +119,7 @@ impl Engine {
                         _ => {}
                     }
                 }
-                Event::Emergency { to, reason } => {
+                Event::Emergency { to, reason, .. } => {
                     let why = format!(
                         "emergency switch to {to} by {}: {reason}; this run stops",
                         record.actor

@@ -16,6 +16,8 @@
 
 mod checks;
 mod control;
+mod inbox;
+mod publish;
 mod resume;
 mod rollback;
 mod stages;
@@ -87,6 +89,12 @@ pub struct Engine {
     last_lock_renewal: Instant,
     notifier: Notifier,
     no_wait: bool,
+    /// Publishes the run's progress to its fleet.
+    publisher: publish::Publisher,
+    /// Ids of the fleet's commands this run has journaled.
+    journaled_ids: std::collections::HashSet<String>,
+    /// When the fleet's command queue was last read.
+    inbox_read: Option<Instant>,
 }
 
 impl Engine {
@@ -113,6 +121,9 @@ impl Engine {
             )),
         };
         let actor = crate::host::actor();
+        let records = journal::read_all(journal.path())?;
+        let journaled_ids = inbox::journaled_ids(journal::last_run(&records));
+        let publisher = publish::Publisher::start(journal.path().to_owned());
         Ok(Engine {
             holder: format!("{actor}/pid{}", std::process::id()),
             actor,
@@ -127,6 +138,9 @@ impl Engine {
             last_lock_renewal: Instant::now(),
             notifier,
             no_wait: options.no_wait,
+            publisher,
+            journaled_ids,
+            inbox_read: None,
         })
     }
 
@@ -161,6 +175,7 @@ impl Engine {
         let journal = Journal::open(journal_path)?;
         let mut engine = Engine::new(plan, journal, out, 0, options).await?;
         let previous = engine.acquire_lock(options.take_over, false).await?;
+        engine.drop_stale_controls().await;
         let plan = Box::new(engine.plan.clone());
         engine.record(Event::Started {
             plan_file: plan_file.display().to_string(),
@@ -170,8 +185,7 @@ impl Engine {
             engine.record(Event::LockTakenOver { previous_holder })?;
         }
         if let Some(outcome) = engine.preflight().await? {
-            engine.fleet.release_lock(&engine.holder).await;
-            engine.notifier.flush(FLUSH_LIMIT).await;
+            engine.let_go().await;
             engine.out.finish(&outcome);
             return Ok(outcome);
         }
@@ -186,8 +200,7 @@ impl Engine {
             }),
             other => other,
         };
-        self.fleet.release_lock(&self.holder).await;
-        self.notifier.flush(FLUSH_LIMIT).await;
+        self.let_go().await;
         let outcome = outcome?;
         self.out.finish(&outcome);
         Ok(outcome)
@@ -387,8 +400,25 @@ impl Engine {
 
     fn record(&mut self, event: Event) -> Result<(), EngineError> {
         let record = self.journal.append(&self.actor, event)?;
-        self.out.record(&record);
-        self.notifier.notify(&record);
+        self.published(&record);
         Ok(())
+    }
+
+    /// A journaled record goes to the operator, the notification
+    /// receivers and the fleet's published progress.
+    fn published(&mut self, record: &journal::Record) {
+        self.out.record(record);
+        self.notifier.notify(record);
+        self.publisher.poke(&self.fleet, &self.holder);
+    }
+
+    /// The end of this process's part in the run: the last progress is
+    /// published, the lock let go, the last notifications sent.
+    async fn let_go(&mut self) {
+        self.publisher
+            .flush(&self.fleet, &self.holder, FLUSH_LIMIT)
+            .await;
+        self.fleet.release_lock(&self.holder).await;
+        self.notifier.flush(FLUSH_LIMIT).await;
     }
 }

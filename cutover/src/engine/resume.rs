@@ -30,6 +30,7 @@ impl Engine {
                 let resume = Event::Control {
                     command: ControlCommand::Resume,
                     reason: None,
+                    id: None,
                 };
                 journal.append(&engine.actor, resume)?;
                 return Ok(Outcome::Signalled(format!(
@@ -86,6 +87,7 @@ impl Engine {
         engine.record(Event::Control {
             command: ControlCommand::Abort,
             reason: Some(reason.to_owned()),
+            id: None,
         })?;
         let begun = run
             .iter()
@@ -98,12 +100,15 @@ impl Engine {
                 "aborted by {}: {reason}, before {label} began; no traffic was moved",
                 engine.actor
             );
-            engine.fleet.release_lock(&engine.holder).await;
-            return engine.stop(step, reason);
+            let stopped = engine.stop(step, reason);
+            engine.let_go().await;
+            return stopped;
         }
-        Ok(engine
+        let outcome = engine
             .roll_back(step, format!("aborted by {}: {reason}", engine.actor), None)
-            .await)
+            .await;
+        engine.let_go().await;
+        Ok(outcome)
     }
 }
 

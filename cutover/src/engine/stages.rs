@@ -136,17 +136,19 @@ impl Engine {
                 ))));
             }
             self.out.waiting(&label, &until.to_string(), left);
-            for record in self.journal.new_records() {
+            self.take_fleet_controls().await?;
+            for record in self.new_records() {
                 let stopped_by = match &record.event {
                     Event::Control {
                         command: journal::ControlCommand::Abort,
                         reason,
+                        ..
                     } => format!(
                         "aborted by {}: {}",
                         record.actor,
                         reason.as_deref().unwrap_or("no reason given")
                     ),
-                    Event::Emergency { to, reason } => {
+                    Event::Emergency { to, reason, .. } => {
                         format!("emergency switch to {to} by {}: {reason}", record.actor)
                     }
                     _ => continue,

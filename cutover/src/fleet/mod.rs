@@ -11,9 +11,11 @@
 
 mod discovery;
 mod lock;
+mod operators;
 mod write;
 
 pub use lock::holder_is_dead_here;
+pub use operators::{ControlRequest, Published};
 
 use crate::plan;
 use serde::Deserialize;
@@ -73,6 +75,12 @@ pub struct GatewayState {
     /// fleet's.
     #[serde(default = "loaded_by_default")]
     pub loaded: bool,
+    /// What the run holding the lock last published about itself.
+    #[serde(default)]
+    pub run: Option<Published>,
+    /// Operators' commands the run has not taken yet.
+    #[serde(default)]
+    pub controls: Vec<ControlRequest>,
 }
 
 fn loaded_by_default() -> bool {
@@ -114,12 +122,15 @@ impl GatewayState {
     }
 }
 
+#[derive(Clone)]
 pub struct Fleet {
     pub replicas: Vec<String>,
     token: String,
     client: reqwest::Client,
     /// How long passing faults are retried before a call fails.
     patience: Duration,
+    /// Whether the replicas share one store, once a state was read.
+    shared: std::sync::Arc<std::sync::OnceLock<bool>>,
 }
 
 /// The generation each written replica must serve.
@@ -139,6 +150,7 @@ impl Fleet {
             token,
             client,
             patience: Duration::from_secs(10),
+            shared: Default::default(),
         }
     }
 
@@ -207,9 +219,12 @@ impl Fleet {
                 format!("GET /v1/state answered {}", resp.status()),
             ));
         }
-        resp.json()
+        let state: GatewayState = resp
+            .json()
             .await
-            .map_err(|e| Self::fail(replica, format!("bad /v1/state: {e}")))
+            .map_err(|e| Self::fail(replica, format!("bad /v1/state: {e}")))?;
+        let _ = self.shared.set(state.shares_store());
+        Ok(state)
     }
 
     /// Every replica's state; any unreachable replica fails the call.

@@ -32,6 +32,47 @@ pub struct SplitDocument {
     /// releasing it is not a split change and keeps the generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<CutoverLock>,
+    /// What the run holding the lock last published about itself (kept
+    /// as given): `cutover status --plan` reads it from any replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunProgress>,
+    /// Commands from operators' terminals (pause, resume, abort, ...)
+    /// waiting for the run to journal and act on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<ControlRequest>,
+}
+
+/// A run's own account of where it stands, published while it holds the
+/// lock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunProgress {
+    pub holder: String,
+    /// RFC 3339, the gateway's clock.
+    pub published_at: String,
+    /// The run's status document (what `cutover status -o json` prints).
+    pub progress: serde_json::Value,
+}
+
+/// One operator's command for the run, until the run takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlRequest {
+    /// Chosen by the sender; a second request with the same id is the same
+    /// request (a retry).
+    pub id: String,
+    /// `pause`, `resume`, `approve`, `promote`, `abort` or `emergency`.
+    pub command: String,
+    /// Who sent it (`user@host`).
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `emergency`: the colour that took all traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// RFC 3339, the gateway's clock.
+    #[serde(default)]
+    pub queued_at: String,
 }
 
 /// Who runs the cutover of this fleet, until when.

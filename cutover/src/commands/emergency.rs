@@ -1,62 +1,25 @@
-//! The commands an operator runs from another terminal while (or after) a
-//! cutover runs: pause, promote, abort, emergency (and `status`, in its
-//! own module).
+//! `cutover emergency`: every route of every fleet to one colour, now.
 
-use crate::engine::{Engine, EngineError};
-use crate::fleet::Fleet;
-use crate::journal::{ControlCommand, Event, Journal};
-use crate::outcome::Outcome;
+use crate::engine::EngineError;
+use crate::fleet::{ControlRequest, Fleet};
+use crate::journal::{Event, Journal};
 use crate::output::Output;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// `pause`, `promote`: a command for the live run, which acts on it within
-/// one evaluation interval. `abort` rolls back directly when no run is alive.
-pub async fn control(
-    journal_path: &Path,
-    command: ControlCommand,
-    reason: Option<String>,
-    out: Output,
-) -> Result<Outcome, EngineError> {
-    if !journal_path.exists() {
-        return Err(EngineError::Refused(format!(
-            "no journal at {}: no cutover has run here",
-            journal_path.display()
-        )));
-    }
-    let (plan, run) = crate::engine::live_run(journal_path, "control")?;
-    if command == ControlCommand::Abort {
-        let stage = crate::engine::stage_now(&plan, &run);
-        let Some(fleet) = plan.schedule().fleet(stage).cloned() else {
-            return Err(EngineError::Refused(format!(
-                "the journaled plan names no fleet for stage {}",
-                stage + 1
-            )));
-        };
-        let fleet = Fleet::from_plan(&fleet).await?;
-        let alive = fleet.lock_holder().await.is_some_and(|l| l.is_live());
-        if !alive {
-            let reason = reason.unwrap_or_else(|| "no reason given".into());
-            return Engine::abort_dead_run(journal_path, out, &reason).await;
-        }
-    }
-    let mut journal = Journal::open(journal_path)?;
-    journal.append(&crate::host::actor(), Event::Control { command, reason })?;
-    Ok(Outcome::Signalled(format!(
-        "{command:?} sent to the running cutover; it acts within one evaluation interval (`cutover status` shows it)"
-    )))
-}
-
-/// Where an emergency switch goes: each fleet's admin URLs and token.
+/// Where an emergency switch goes: each fleet (a staged plan's stages
+/// each have one), found as a run finds it.
 pub struct EmergencyTarget {
-    pub fleets: Vec<(Vec<String>, String)>,
+    pub fleets: Vec<Fleet>,
 }
 
 /// `emergency --to COLOR`: every route of every replica (of every fleet
 /// given: a staged plan's stages) to 100% of one colour now. Needs no plan,
 /// no running cutover and no lock. A fleet that cannot be switched does
-/// not stop the others; the first failure is returned after them.
+/// not stop the others; the first failure is returned after them. A run
+/// driving a fleet learns of it through the fleet (and the journal here)
+/// and stops.
 pub async fn emergency(
     target: EmergencyTarget,
     to_green: bool,
@@ -66,17 +29,25 @@ pub async fn emergency(
 ) -> Result<(), EngineError> {
     let to = if to_green { "green" } else { "blue" };
     let actor = crate::host::actor();
+    let request = ControlRequest {
+        id: super::remote::request_id(&actor),
+        command: "emergency".into(),
+        actor: actor.clone(),
+        reason: Some(reason.to_owned()),
+        to: Some(to.to_owned()),
+        queued_at: String::new(),
+    };
     let (mut routes, mut generations, mut replicas) = (BTreeMap::new(), Vec::new(), 0);
+    let mut switched_fleets = Vec::new();
     let mut failure = None;
-    for (gateways, token) in target.fleets {
-        let fleet = Fleet::new(gateways, token);
+    for fleet in target.fleets {
         let switched = async {
-            let mut these = BTreeMap::new();
-            for (_, state) in fleet.states().await? {
-                for route in state.routes.keys() {
-                    these.insert(route.clone(), if to_green { 100.0 } else { 0.0 });
-                }
-            }
+            let these: BTreeMap<String, f64> = fleet
+                .splits_now()
+                .await?
+                .into_keys()
+                .map(|route| (route, if to_green { 100.0 } else { 0.0 }))
+                .collect();
             let g = fleet
                 .apply(&these, &actor, &format!("emergency: {reason}"), false)
                 .await?;
@@ -87,6 +58,7 @@ pub async fn emergency(
                 routes.extend(these);
                 generations.extend(g);
                 replicas += fleet.replicas.len();
+                switched_fleets.push(fleet);
             }
             Err(e) => {
                 tracing::error!("emergency: {e}");
@@ -99,15 +71,22 @@ pub async fn emergency(
             return Err(e.into());
         }
     }
-    // Tell a running cutover (it stops) and keep the record.
+    // Keep the record, and tell a running cutover (it stops): one beside
+    // this journal directly, any other through its fleet.
     let mut journal = Journal::open(journal_path)?;
     let record = journal.append(
         &actor,
         Event::Emergency {
             to: to.into(),
             reason: reason.into(),
+            id: Some(request.id.clone()),
         },
     )?;
+    for fleet in &switched_fleets {
+        if let Err(e) = fleet.queue_control(&request).await {
+            tracing::warn!("a run driving this fleet was not told of the emergency: {e}");
+        }
+    }
     notify_latest_run(journal_path, &record).await;
     if out.is_json() {
         println!(

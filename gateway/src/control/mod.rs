@@ -3,16 +3,22 @@
 //!
 //! Every change follows one order — validate, persist, then publish — so a
 //! rejected change leaves everything as it was and an acknowledged one
-//! survives a crash.
+//! survives a crash. Beside the split, the document carries the cutover
+//! lock ([`lock`]) and the channel between operators and the run
+//! ([`operators`]); changing those keeps the generation.
+
+mod lock;
+mod operators;
+
+pub use lock::LockError;
+pub use operators::{ControlError, ControlRequest};
 
 use crate::config::{Config, StateConfig};
 use crate::metrics::Metrics;
 use crate::pin::PinPolicy;
 use crate::routing::Snapshot;
 use crate::split::GreenPercent;
-use crate::state::{
-    CutoverLock, FileStore, KubeStore, KubeTarget, SplitDocument, Store, StoreError,
-};
+use crate::state::{FileStore, KubeStore, KubeTarget, SplitDocument, Store, StoreError};
 use arc_swap::ArcSwap;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -60,21 +66,6 @@ fn not_loaded() -> StoreError {
     StoreError::Unavailable(
         "this replica has not read the split from its store yet; try another replica or again shortly".into(),
     )
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    #[error("the cutover lock is held by {:?} until {} (unix time){}", lock.holder, lock.expires_at, if *expired { "; it is stale: take it over explicitly" } else { "" })]
-    Held { lock: CutoverLock, expired: bool },
-    #[error("the state store refused the change: {0}")]
-    Store(#[from] StoreError),
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// A change of one or more routes' splits, applied as one new generation.
@@ -214,66 +205,6 @@ impl Gateway {
         Ok(next)
     }
 
-    /// Takes or renews the cutover lock for `holder`. A lock another holder
-    /// keeps is refused unless `take_over` is set: the caller has decided it
-    /// is stale (expired, or its process is gone), and the takeover is logged.
-    pub async fn take_lock(
-        &self,
-        holder: &str,
-        ttl: u64,
-        take_over: bool,
-    ) -> Result<CutoverLock, LockError> {
-        let mut control = self.lock().await;
-        if !self.is_loaded() {
-            return Err(not_loaded().into());
-        }
-        let now = unix_now();
-        if let Some(held) = &control.document.lock {
-            let expired = held.expires_at <= now;
-            if held.holder != holder {
-                if !take_over {
-                    return Err(LockError::Held {
-                        lock: held.clone(),
-                        expired,
-                    });
-                }
-                tracing::warn!(previous = %held.holder, holder, expired, "cutover lock taken over");
-            }
-        }
-        let lock = CutoverLock {
-            holder: holder.to_owned(),
-            renewed_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            expires_at: now + ttl,
-        };
-        let mut next = control.document.clone();
-        next.lock = Some(lock.clone());
-        self.store.save(&next).await?;
-        control.document = next;
-        Ok(lock)
-    }
-
-    /// Releases the lock if `holder` has it.
-    pub async fn release_lock(&self, holder: &str) -> Result<(), LockError> {
-        let mut control = self.lock().await;
-        if !self.is_loaded() {
-            return Err(not_loaded().into());
-        }
-        match &control.document.lock {
-            Some(held) if held.holder == holder => {
-                let mut next = control.document.clone();
-                next.lock = None;
-                self.store.save(&next).await?;
-                control.document = next;
-                Ok(())
-            }
-            Some(held) => Err(LockError::Held {
-                lock: held.clone(),
-                expired: held.expires_at <= unix_now(),
-            }),
-            None => Ok(()),
-        }
-    }
-
     /// Re-reads the config file. A config that fails validation is refused
     /// and the running one stays; health state and splits carry over.
     pub async fn reload(&self) -> Result<(), Vec<String>> {
@@ -335,8 +266,10 @@ impl Gateway {
         let mut control = self.lock().await;
         self.loaded.store(true, Ordering::SeqCst);
         let current = control.document.generation;
-        if document.generation == current && document.lock != control.document.lock {
-            control.document.lock = document.lock; // a lock change elsewhere
+        if document.generation == current {
+            // The same split; the lock, the run's progress or the
+            // operators' commands changed elsewhere.
+            control.document = document;
             return;
         }
         if document.generation <= current {
@@ -415,6 +348,8 @@ impl Gateway {
             "reason": document.reason,
             "updated_at": document.updated_at,
             "lock": document.lock,
+            "run": document.run,
+            "controls": document.controls,
             "store": {"kind": self.store.describe(), "stale": self.store.is_stale()},
             "loaded": loaded,
             "ready": self.is_ready(),
@@ -447,6 +382,26 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Changes the document's other parts (lock, run, controls), keeping
+    /// its generation: `change` edits a copy, which is stored, then kept.
+    /// A refused change or a failed save leaves everything as it was.
+    async fn update<T, E: From<StoreError>>(
+        &self,
+        change: impl FnOnce(&mut SplitDocument) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut control = self.lock().await;
+        if !self.is_loaded() {
+            return Err(not_loaded().into());
+        }
+        let mut next = control.document.clone();
+        let out = change(&mut next)?;
+        if next != control.document {
+            self.store.save(&next).await?;
+            control.document = next;
+        }
+        Ok(out)
     }
 
     /// Changes are serialized; the document is replaced only after the

@@ -1,0 +1,60 @@
+//! The commands an operator runs from another terminal while (or after) a
+//! cutover runs: pause, resume, approve, promote, abort, emergency (and
+//! `status`, in its own module). Beside the journal, the local way; with
+//! `--plan`, through the plan's fleet ([`remote`]), from any terminal.
+
+mod emergency;
+pub mod remote;
+
+pub use emergency::{emergency, EmergencyTarget};
+
+use crate::engine::{Engine, EngineError};
+use crate::fleet::Fleet;
+use crate::journal::{ControlCommand, Event, Journal};
+use crate::outcome::Outcome;
+use crate::output::Output;
+use std::path::Path;
+
+/// `pause`, `approve`, `promote`: a command for the live run, which acts on it within
+/// one evaluation interval. `abort` rolls back directly when no run is alive.
+pub async fn control(
+    journal_path: &Path,
+    command: ControlCommand,
+    reason: Option<String>,
+    out: Output,
+) -> Result<Outcome, EngineError> {
+    if !journal_path.exists() {
+        return Err(EngineError::Refused(format!(
+            "no journal at {}: no cutover has run here",
+            journal_path.display()
+        )));
+    }
+    let (plan, run) = crate::engine::live_run(journal_path, "control")?;
+    if command == ControlCommand::Abort {
+        let stage = crate::engine::stage_now(&plan, &run);
+        let Some(fleet) = plan.schedule().fleet(stage).cloned() else {
+            return Err(EngineError::Refused(format!(
+                "the journaled plan names no fleet for stage {}",
+                stage + 1
+            )));
+        };
+        let fleet = Fleet::from_plan(&fleet).await?;
+        let alive = fleet.lock_holder().await.is_some_and(|l| l.is_live());
+        if !alive {
+            let reason = reason.unwrap_or_else(|| "no reason given".into());
+            return Engine::abort_dead_run(journal_path, out, &reason).await;
+        }
+    }
+    let mut journal = Journal::open(journal_path)?;
+    journal.append(
+        &crate::host::actor(),
+        Event::Control {
+            command,
+            reason,
+            id: None,
+        },
+    )?;
+    Ok(Outcome::Signalled(format!(
+        "{command:?} sent to the running cutover; it acts within one evaluation interval (`cutover status` shows it)"
+    )))
+}
