@@ -2,6 +2,10 @@
 //! to green, before the first step and before each step.
 
 use crate::plan::SmokeCheck;
+
+/// The header a gateway answers a pinned request with, naming the colour
+/// that served it.
+pub const SERVED_BY: &str = "x-cutover-served-by";
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
@@ -66,16 +70,23 @@ async fn run_one(
     let result = match sent {
         Ok(resp) => {
             let status = resp.status().as_u16();
+            let served_by = resp
+                .headers()
+                .get(SERVED_BY)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = resp.text().await.unwrap_or_default();
-            Ok((status, body))
+            Ok((status, served_by, body))
         }
         Err(e) => Err(e.to_string()),
     };
     let latency = started.elapsed();
     let (status, problem) = match result {
         Err(e) => (None, Some(format!("request failed: {e}"))),
-        Ok((status, body)) => {
-            let problem = if status != check.expect_status {
+        Ok((status, served_by, body)) => {
+            let problem = if let Some(why) = not_green(target, status, served_by.as_deref()) {
+                Some(why)
+            } else if status != check.expect_status {
                 Some(format!("status {status}, expected {}", check.expect_status))
             } else if check
                 .expect_body
@@ -104,5 +115,24 @@ async fn run_one(
         status,
         latency_ms: latency.as_millis() as u64,
         problem,
+    }
+}
+
+/// Why an answer does not prove green served it, if it does not. A pin
+/// the gateway did not honour is routed by the split, so without this a
+/// smoke check could pass on blue.
+fn not_green(target: &SmokeTarget, status: u16, served_by: Option<&str>) -> Option<String> {
+    match served_by {
+        Some("green") => None,
+        Some(other) => Some(format!("answered by {other}, not green")),
+        // The gateway's own answer (no green endpoint, a bad request)
+        // fails on its status.
+        None if status >= 500 => None,
+        None if target.pin_secret.is_some() => Some(format!(
+            "the gateway did not honour the pin (no {SERVED_BY} in the answer, which came from whichever colour the split chose): it refused the pin secret (fleet.pin_secret_file / pin_secret_env must hold the gateway's pin.secret_file)"
+        )),
+        None => Some(format!(
+            "the gateway did not honour the pin (no {SERVED_BY} in the answer, which came from whichever colour the split chose): this engine's address is not in the gateway's pin.trusted_sources and the plan gives no pin secret (fleet.pin_secret_file or fleet.pin_secret_env)"
+        )),
     }
 }

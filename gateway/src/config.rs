@@ -27,6 +27,11 @@ pub struct Config {
     /// Request pinning with a header (smoke tests, humans checking green).
     #[serde(default)]
     pub pin: PinConfig,
+    /// CIDR ranges of proxies in front of the gateway (a load balancer
+    /// that ends TLS) whose `X-Forwarded-For`/`-Proto` are believed; from
+    /// anyone else those headers are replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// Worker threads of the proxy service.
     #[serde(default = "default_threads")]
     pub threads: usize,
@@ -74,6 +79,10 @@ pub struct AdminConfig {
     /// admin API is read-only.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Serve the admin API over TLS (a fleet driven from another cluster
+    /// or network), optionally only to clients with a certificate.
+    #[serde(default)]
+    pub tls: Option<AdminTls>,
 }
 
 impl Default for AdminConfig {
@@ -81,8 +90,22 @@ impl Default for AdminConfig {
         AdminConfig {
             address: default_admin_address(),
             token_file: None,
+            tls: None,
         }
     }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTls {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA bundle: when set, a client must present a certificate it
+    /// signed (mutual TLS), before and besides the bearer token.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -485,6 +508,13 @@ impl Config {
         if let Some(f) = &self.admin.token_file {
             check_file("admin.token_file", f, &mut errors);
         }
+        if let Some(tls) = &self.admin.tls {
+            check_file("admin.tls.cert_file", &tls.cert_file, &mut errors);
+            check_file("admin.tls.key_file", &tls.key_file, &mut errors);
+            if let Some(ca) = &tls.client_ca_file {
+                check_file("admin.tls.client_ca_file", ca, &mut errors);
+            }
+        }
         if self.threads == 0 {
             errors.push("threads: must be at least 1".into());
         }
@@ -500,6 +530,13 @@ impl Config {
         }
         if let Some(f) = &self.dns.hosts_file {
             check_file("dns.hosts_file", f, &mut errors);
+        }
+        for (i, range) in self.trusted_proxies.iter().enumerate() {
+            if range.parse::<ipnetwork::IpNetwork>().is_err() {
+                errors.push(format!(
+                    "trusted_proxies[{i}]: {range:?} is not a CIDR range (e.g. 10.0.0.0/8 or 127.0.0.1/32)"
+                ));
+            }
         }
         for (i, range) in self.pin.trusted_sources.iter().enumerate() {
             if range.parse::<IpNetwork>().is_err() {

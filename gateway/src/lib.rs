@@ -12,6 +12,7 @@ pub mod choose;
 pub mod config;
 pub mod control;
 pub mod follow;
+pub mod forwarded;
 pub mod grpc_health;
 pub mod health;
 pub mod http1;

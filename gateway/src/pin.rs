@@ -14,6 +14,10 @@ use pingora::http::RequestHeader;
 use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
+/// The response header that tells a pinned request which colour served it
+/// (pinned requests only: a smoke check proves its pin was honoured).
+pub const SERVED_BY: &str = "x-cutover-served-by";
+
 pub struct PinPolicy {
     pub header: http::HeaderName,
     pub secret_header: http::HeaderName,

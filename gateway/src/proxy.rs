@@ -12,6 +12,7 @@
 
 use crate::choose::{choose, strip_port, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
+use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::routing::{RouteEntry, Snapshot};
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -46,6 +47,8 @@ pub struct RequestCtx {
     current: Option<SocketAddr>,
     /// A gRPC response's `grpc-status` (trailers, or headers alone).
     grpc_status: Option<HeaderValue>,
+    /// What the peer says about the client, as far as it is believed.
+    believed: Option<Believed>,
 }
 
 impl RequestCtx {
@@ -79,8 +82,6 @@ fn request_host(req: &RequestHeader) -> &str {
     strip_port(host)
 }
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const GRPC_STATUS: &str = "grpc-status";
 
 /// `prior, ip` (or `ip`), built in one buffer: this runs for every request.
@@ -108,6 +109,7 @@ impl ProxyHttp for Proxy {
             attempts: None,
             current: None,
             grpc_status: None,
+            believed: None,
         }
     }
 
@@ -119,12 +121,16 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.gateway.snapshot();
         let req = session.req_header();
-        let client = client_ip(session);
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let believed = snapshot
+            .forwarding
+            .believe(client_ip(session), tls, &req.headers);
+        ctx.believed = Some(believed);
         let Some(choice) = choose(
             &snapshot,
             request_host(req),
             req.uri.path(),
-            client,
+            believed.client,
             &req.headers,
         ) else {
             session.respond_error(404).await?;
@@ -226,13 +232,21 @@ impl ProxyHttp for Proxy {
                 upstream.insert_header(http::header::HOST, authority)?;
             }
         }
+        // From a trusted proxy its list grows; from anyone else it is
+        // replaced (`forwarded` explains).
+        let believed = ctx.believed.expect("set with the route");
         if let Some(ip) = client_ip(session) {
-            let prior = upstream.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes());
+            let prior = upstream
+                .headers
+                .get(X_FORWARDED_FOR)
+                .filter(|_| believed.from_proxy)
+                .map(|v| v.as_bytes());
             let forwarded = forwarded_for(prior, ip);
             upstream.insert_header(X_FORWARDED_FOR, forwarded)?;
+        } else {
+            upstream.remove_header(X_FORWARDED_FOR);
         }
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+        let proto = HeaderValue::from_static(if believed.https { "https" } else { "http" });
         upstream.insert_header(X_FORWARDED_PROTO, proto)?;
         Ok(())
     }
@@ -261,11 +275,16 @@ impl ProxyHttp for Proxy {
         }
         let key = ctx.choice.as_ref().and_then(|c| c.issued_key.as_ref());
         if let (Some(key), Some(entry)) = (key, ctx.entry()) {
+            let secure = ctx.believed.is_some_and(|b| b.https);
             let cookie = format!(
-                "{}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax",
-                entry.def.stickiness.issued_cookie
+                "{}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{}",
+                entry.def.stickiness.issued_cookie,
+                if secure { "; Secure" } else { "" }
             );
             response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        if let Some(pinned) = ctx.choice.as_ref().filter(|c| c.pinned) {
+            response.insert_header(crate::pin::SERVED_BY, pinned.color.as_str())?;
         }
         Ok(())
     }

@@ -66,6 +66,8 @@ pub struct Snapshot {
     /// In match order.
     pub routes: Vec<RouteEntry>,
     pub pin: Arc<PinPolicy>,
+    /// Which peers' forwarding headers are believed.
+    pub forwarding: Arc<crate::forwarded::Forwarding>,
 }
 
 impl Snapshot {
@@ -131,6 +133,11 @@ impl Snapshot {
             let green_percent = document.routes.get(&rc.name).copied().unwrap_or(initial);
             routes.push(RouteEntry { def, green_percent });
         }
+        let forwarding =
+            crate::forwarded::Forwarding::new(&config.trusted_proxies).unwrap_or_else(|e| {
+                errors.push(e);
+                Default::default()
+            });
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -139,6 +146,7 @@ impl Snapshot {
             generation: document.generation,
             routes,
             pin,
+            forwarding: Arc::new(forwarding),
         })
     }
 
@@ -159,6 +167,7 @@ impl Snapshot {
                 })
                 .collect(),
             pin: self.pin.clone(),
+            forwarding: self.forwarding.clone(),
         }
     }
 

@@ -68,7 +68,10 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
         }
     }
     let mut admin = Service::new("admin".to_owned(), AdminApi::new(gateway.clone()));
-    admin.add_tcp(&config.admin.address);
+    match &config.admin.tls {
+        None => admin.add_tcp(&config.admin.address),
+        Some(tls) => admin.add_tls_with_settings(&config.admin.address, None, admin_tls(tls)?),
+    }
 
     server.add_service(proxy);
     server.add_service(admin);
@@ -104,6 +107,24 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
             })
         })?;
     drain(&gateway, stop_accepting, config.shutdown_grace)
+}
+
+/// TLS for the admin listener; with a client CA, only clients holding a
+/// certificate it signed complete the handshake.
+fn admin_tls(tls: &crate::config::AdminTls) -> anyhow::Result<TlsSettings> {
+    use pingora::tls::ssl::SslVerifyMode;
+    let mut settings = TlsSettings::intermediate(
+        &tls.cert_file.to_string_lossy(),
+        &tls.key_file.to_string_lossy(),
+    )
+    .map_err(|e| anyhow::anyhow!("admin.tls: certificate or key: {e}"))?;
+    if let Some(ca) = &tls.client_ca_file {
+        settings
+            .set_ca_file(ca)
+            .map_err(|e| anyhow::anyhow!("admin.tls.client_ca_file {}: {e}", ca.display()))?;
+        settings.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    Ok(settings)
 }
 
 /// Waits for SIGTERM (or SIGINT), then drains: readiness goes false,

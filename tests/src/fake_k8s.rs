@@ -43,12 +43,18 @@ impl TestCa {
     }
 
     fn leaf(&self) -> (String, String) {
+        self.leaf_named("fake kube-apiserver")
+    }
+
+    /// A certificate (PEM) and its PKCS#8 key (PEM) for 127.0.0.1 and
+    /// localhost, signed by this CA: a server's or a client's.
+    pub fn leaf_named(&self, common_name: &str) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         params
             .distinguished_name
-            .push(DnType::CommonName, "fake kube-apiserver");
+            .push(DnType::CommonName, common_name);
         let cert = params.signed_by(&key, &self.ca).unwrap();
         (cert.pem(), key.serialize_pem())
     }

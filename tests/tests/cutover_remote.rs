@@ -300,3 +300,98 @@ fn job_runs(job: &Terminal) -> usize {
         .filter(|r| r["event"] == "started")
         .count()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_staged_run_is_approved_and_switched_from_a_directory_without_its_journal() {
+    let blue = Backend::start("blue");
+    let green = Backend::start("green");
+    let config = pinned_config(&[&blue], &[&green], "");
+    let (staging, prod) = (Gateway::start(&config), Gateway::start(&config));
+    let fleet = |g: &Gateway| {
+        format!(
+            "{{admin_urls: [\"{}\"], proxy_url: \"http://{}\"}}",
+            g.admin_url(""),
+            g.proxy
+        )
+    };
+    let plan_text = format!(
+        r#"routes: [web]
+stages:
+  - name: staging
+    fleet: {staging}
+    steps: [{{green_percent: 100, hold: 1s}}]
+  - name: prod
+    fleet: {prod}
+    approval: true
+    steps: [{{green_percent: 50, hold: 60s}}, {{green_percent: 100, hold: 1s}}]
+gates: {{interval: 500ms, window: 3s, min_requests: 5, success_rate: 0.95, p99_latency: 2s}}
+smoke:
+  - {{name: echo, path: /echo, expect_status: 200, expect_body: green}}
+convergence_timeout: 3s
+lock_ttl: 10s
+"#,
+        staging = fleet(&staging),
+        prod = fleet(&prod),
+    );
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [a.path(), b.path()] {
+        std::fs::write(dir.join("plan.yaml"), &plan_text).unwrap();
+    }
+    let kubeconfig = b.path().join("no-kubeconfig");
+    let job = Terminal::new(a.path(), &kubeconfig, "cutover-job");
+    let laptop = Terminal::new(b.path(), &kubeconfig, "ben");
+    let plan = b.path().join("plan.yaml").display().to_string();
+    let loads = [&staging, &prod].map(|g| Load::start(g.url("/"), 2, Duration::from_millis(10)));
+    let a_plan = a.path().join("plan.yaml").display().to_string();
+    let mut run = job.command(&["run", &a_plan]).spawn().unwrap();
+
+    // B sees prod waiting for approval (found on prod's fleet), approves.
+    let doc = laptop
+        .status_until(&plan, "prod awaiting approval", |d| {
+            d["last_event"]["event"] == "awaiting_approval"
+        })
+        .await;
+    assert_eq!(doc["source"]["fleet_of_stage"], 2, "{doc:#}");
+    assert_eq!(doc["stages"][0]["state"], "done", "{doc:#}");
+    let (code, _, stderr) = laptop.output(&["approve", "--plan", &plan]).await;
+    assert_eq!(code, 0, "{stderr}");
+    laptop
+        .status_until(&plan, "prod at 50%", |d| {
+            d["stages"][1]["state"] == "running" && d["green_percent"] == 50.0
+        })
+        .await;
+
+    // An emergency from B switches both stages' fleets; the run stops.
+    let (code, _, stderr) = laptop
+        .output(&[
+            "emergency",
+            "--to",
+            "blue",
+            "--plan",
+            &plan,
+            "--reason",
+            "drill",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(run.wait().await.unwrap().code(), Some(3), "the run stopped");
+    for gw in [&staging, &prod] {
+        let state = Admin::new(gw).state().await;
+        assert_eq!(state["routes"]["web"]["green_percent"], 0.0, "{state}");
+    }
+    let records = job.cutover.records();
+    let approve = control_records(&records, "approve");
+    assert_eq!(approve.len(), 1, "{records:#?}");
+    assert_eq!(approve[0]["actor"], laptop.actor());
+    let emergency: Vec<_> = records
+        .iter()
+        .filter(|r| r["event"] == "emergency")
+        .collect();
+    assert_eq!(emergency.len(), 1, "{records:#?}");
+    assert_eq!(emergency[0]["actor"], laptop.actor());
+    assert_eq!(records.last().unwrap()["event"], "stopped");
+    for load in loads {
+        assert_eq!(load.stop().await.1, 0, "no client request failed");
+    }
+}

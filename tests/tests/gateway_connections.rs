@@ -290,37 +290,63 @@ async fn expect_continue_is_answered_and_the_body_goes_upstream() {
 
 /// Headers for one hop stay on it; X-Forwarded-For lists every hop once.
 #[tokio::test(flavor = "multi_thread")]
-async fn hop_by_hop_headers_stay_and_forwarded_for_grows() {
-    let (up, recorder) = upstream(Duration::from_secs(30)).await;
-    let gw = gateway(up, "").await;
-    let mut stream = TcpStream::connect(gw.proxy).await.unwrap();
-    stream
-        .write_all(
-            b"GET /h HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, X-Hop\r\n\
+async fn hop_by_hop_headers_stay_and_forwarding_headers_are_believed_from_trusted_proxies_only() {
+    const REQUEST: &[u8] =
+        b"GET /h HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, X-Hop\r\n\
               X-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 192.0.2.1\r\n\
-              X-Forwarded-For: 198.51.100.2\r\nX-Forwarded-Proto: https\r\nX-Kept: yes\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut buf = Vec::new();
-    let response = read_response(&mut stream, &mut buf).await;
-    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
-    let seen = &recorder.seen()[0];
-    assert_eq!(seen.header("host"), ["app.example"]);
-    assert_eq!(seen.header("x-kept"), ["yes"]);
-    for gone in ["x-hop", "keep-alive", "connection"] {
-        assert!(
-            seen.header(gone).is_empty(),
-            "{gone} went upstream: {}",
-            seen.head
-        );
+              X-Forwarded-For: 198.51.100.2\r\nX-Forwarded-Proto: https\r\nX-Kept: yes\r\n\r\n";
+    let (up, recorder) = upstream(Duration::from_secs(30)).await;
+    // Behind a load balancer that ends TLS (on loopback: trusted).
+    let behind_lb = gateway(up, "trusted_proxies: [\"127.0.0.0/8\"]").await;
+    // Reached directly: the same headers are a client's claims.
+    let direct = gateway(up, "").await;
+    let mut responses = Vec::new();
+    for gw in [&behind_lb, &direct] {
+        let mut stream = TcpStream::connect(gw.proxy).await.unwrap();
+        stream.write_all(REQUEST).await.unwrap();
+        let mut buf = Vec::new();
+        let response = read_response(&mut stream, &mut buf).await;
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+        responses.push(response);
     }
+    let seen = recorder.seen();
+    for s in &seen {
+        assert_eq!(s.header("host"), ["app.example"]);
+        assert_eq!(s.header("x-kept"), ["yes"]);
+        for gone in ["x-hop", "keep-alive", "connection"] {
+            assert!(
+                s.header(gone).is_empty(),
+                "{gone} went upstream: {}",
+                s.head
+            );
+        }
+    }
+    // The trusted proxy's list grows by the peer, its scheme is kept, and
+    // the cookie the gateway issues is Secure (the client used https).
     assert_eq!(
-        seen.header("x-forwarded-for"),
+        seen[0].header("x-forwarded-for"),
         ["192.0.2.1, 198.51.100.2, 127.0.0.1"]
     );
-    // The client's claim about the scheme is replaced by the gateway's.
-    assert_eq!(seen.header("x-forwarded-proto"), ["http"]);
+    assert_eq!(seen[0].header("x-forwarded-proto"), ["https"]);
+    let cookie = |r: &str| {
+        r.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    assert!(
+        cookie(&responses[0]).contains("HttpOnly; SameSite=Lax; Secure"),
+        "{}",
+        responses[0]
+    );
+    // From anyone else both are replaced: the peer alone, the gateway's scheme.
+    assert_eq!(seen[1].header("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(seen[1].header("x-forwarded-proto"), ["http"]);
+    let plain = cookie(&responses[1]);
+    assert!(
+        plain.contains("HttpOnly; SameSite=Lax") && !plain.contains("Secure"),
+        "{plain}"
+    );
 }
 
 /// HTTP/1.0 clients: closed after the response unless they ask to keep

@@ -9,30 +9,31 @@
 //!
 //! This file is the run loop, top to bottom: [`Engine::run`] → preflight →
 //! `execute` → `steps` → `step` (smoke → apply → converge → `hold` under
-//! gates → next step, or roll back). Around it: `stages` (a staged plan's
+//! gates, in its own file → next step, or roll back). Around it: `stages` (a staged plan's
 //! fleets, waits and approvals), `control` (pause, resume, abort, promote,
 //! emergency and the lock), `resume` (picking a journaled run up again)
 //! and `rollback` (ending a run by moving the split at once).
 
 mod checks;
 mod control;
+mod hold;
 mod inbox;
 mod publish;
 mod resume;
 mod rollback;
 mod stages;
 
+use hold::Held;
 use resume::Position;
 pub use resume::{last_written, live_run, stage_now};
 
-use crate::figures::{Figures, GatewayScrapes, Prometheus, Source};
+use crate::figures::{GatewayScrapes, Prometheus, Source};
 use crate::fleet::{Fleet, FleetError};
-use crate::gates::{judge, Verdict};
 use crate::journal::{self, Event, Journal, JournalError};
 use crate::notify::{Notifier, NotifyError, FLUSH_LIMIT};
 use crate::outcome::Outcome;
 use crate::output::Output;
-use crate::plan::{GateSource, InconclusiveAction, Plan, Schedule};
+use crate::plan::{GateSource, Plan, Schedule};
 use crate::smoke::SmokeTarget;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,12 +58,6 @@ pub enum EngineError {
     /// The request cannot be carried out as things are (exit 3).
     #[error("{0}")]
     Refused(String),
-}
-
-/// What holding a step came to.
-enum Held {
-    Passed,
-    Ended(Outcome),
 }
 
 /// How a run starts or picks up.
@@ -293,95 +288,6 @@ impl Engine {
             Held::Passed => None,
             Held::Ended(outcome) => Some(outcome),
         })
-    }
-
-    /// Watches the gates until the hold is over with a pass; `held` counts
-    /// as already watched (a resumed step goes on where it stopped).
-    async fn hold(&mut self, step: usize, held: std::time::Duration) -> Result<Held, EngineError> {
-        let gates = self.plan.gates.clone();
-        let hold = self.schedule.step(step).hold;
-        let split = self.schedule.step(step).green_percent;
-        self.source.reset();
-        let _ = self.source.figures(&self.fleet).await; // the step's baseline
-        let started = Instant::now()
-            .checked_sub(held)
-            .unwrap_or_else(Instant::now);
-        let (mut failures, mut inconclusive) = (0u32, 0u32);
-        loop {
-            if let Some(outcome) = self.wait_interval(step).await? {
-                return Ok(Held::Ended(outcome));
-            }
-            let (verdict, figures) = match self.source.figures(&self.fleet).await {
-                Ok(f) => (judge(&gates, &f), f),
-                Err(e) => (
-                    Verdict::Inconclusive(format!("no figures: {e}")),
-                    Figures::default(),
-                ),
-            };
-            self.out.progress(
-                step,
-                self.schedule.len(),
-                split,
-                started.elapsed(),
-                hold,
-                &figures,
-                &verdict,
-            );
-            self.record(Event::Gate {
-                step,
-                green_percent: split,
-                verdict: verdict.clone(),
-                figures: figures.clone(),
-            })?;
-            match verdict {
-                Verdict::Fail(reason) => {
-                    inconclusive = 0;
-                    failures += 1;
-                    if failures >= gates.failure_limit {
-                        let reason = format!("gate failed {failures} time(s) in a row: {reason}");
-                        return Ok(Held::Ended(
-                            self.roll_back(step, reason, Some(figures)).await,
-                        ));
-                    }
-                }
-                Verdict::Inconclusive(reason) => {
-                    failures = 0;
-                    inconclusive += 1;
-                    if gates.inconclusive_limit > 0 && inconclusive >= gates.inconclusive_limit {
-                        inconclusive = 0;
-                        let reason = format!(
-                            "inconclusive {} time(s) in a row: {reason}",
-                            gates.inconclusive_limit
-                        );
-                        match gates.on_inconclusive_limit {
-                            InconclusiveAction::Fail => {
-                                return Ok(Held::Ended(
-                                    self.roll_back(step, reason, Some(figures)).await,
-                                ))
-                            }
-                            InconclusiveAction::Pause => {
-                                self.record(Event::Paused { step, reason })?;
-                                if let Some(outcome) = self.paused(step).await? {
-                                    return Ok(Held::Ended(outcome));
-                                }
-                            }
-                        }
-                    }
-                }
-                Verdict::Pass => {
-                    failures = 0;
-                    inconclusive = 0;
-                    if started.elapsed() >= hold {
-                        self.record(Event::StepPassed {
-                            step,
-                            green_percent: split,
-                            figures,
-                        })?;
-                        return Ok(Held::Passed);
-                    }
-                }
-            }
-        }
     }
 
     async fn apply(

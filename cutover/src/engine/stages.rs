@@ -24,8 +24,15 @@ pub(super) async fn fleet_of(
             "stages[{stage}].fleet: the plan names no fleet for this stage"
         )));
     };
-    let pin_secret = match &plan.pin_secret_file {
-        Some(p) => Some(
+    let from_env = plan
+        .pin_secret_env
+        .as_ref()
+        .and_then(|name| std::env::var(name).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let pin_secret = match (&plan.pin_secret_file, from_env) {
+        (_, Some(secret)) => Some(secret),
+        (Some(p), None) => Some(
             std::fs::read_to_string(p)
                 .map_err(|e| {
                     EngineError::Refused(format!(
@@ -36,7 +43,13 @@ pub(super) async fn fleet_of(
                 .trim()
                 .to_owned(),
         ),
-        None => None,
+        (None, None) if plan.pin_secret_env.is_some() => {
+            return Err(EngineError::Refused(format!(
+                "fleet.pin_secret_env: the environment variable {} is not set",
+                plan.pin_secret_env.as_deref().unwrap_or_default()
+            )))
+        }
+        (None, None) => None,
     };
     let smoke = SmokeTarget {
         proxy_url: plan.proxy_url.clone(),

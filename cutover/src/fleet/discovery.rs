@@ -8,7 +8,8 @@ use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
-pub async fn admin_urls(fleet: &KubernetesFleet) -> Result<Vec<String>, FleetError> {
+/// `scheme`: `https` for admin APIs over TLS.
+pub async fn admin_urls(fleet: &KubernetesFleet, scheme: &str) -> Result<Vec<String>, FleetError> {
     let setup = |e: String| FleetError::Setup(format!("fleet.kubernetes: {e}"));
     let config = match &fleet.context {
         None => kube::Config::infer()
@@ -45,9 +46,9 @@ pub async fn admin_urls(fleet: &KubernetesFleet) -> Result<Vec<String>, FleetErr
         .flat_map(|e| e.addresses.iter())
         .map(|ip| {
             if ip.contains(':') {
-                format!("http://[{ip}]:{}", fleet.admin_port)
+                format!("{scheme}://[{ip}]:{}", fleet.admin_port)
             } else {
-                format!("http://{ip}:{}", fleet.admin_port)
+                format!("{scheme}://{ip}:{}", fleet.admin_port)
             }
         })
         .collect();

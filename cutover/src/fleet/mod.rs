@@ -161,14 +161,24 @@ impl Fleet {
     }
 
     /// The fleet of a plan: its admin URLs (or the headless Service's
-    /// endpoints) and its token from the environment or a file.
+    /// endpoints), its token from the environment or a file, and TLS for
+    /// `https://` admin APIs.
     pub async fn from_plan(fleet: &plan::Fleet) -> Result<Fleet, FleetError> {
         let token = read_token(&fleet.token_env, fleet.token_file.as_deref())?;
+        let scheme = if fleet.admin_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let replicas = match &fleet.kubernetes {
-            Some(k) => discovery::admin_urls(k).await?,
+            Some(k) => discovery::admin_urls(k, scheme).await?,
             None => fleet.admin_urls.clone(),
         };
-        Ok(Fleet::new(replicas, token))
+        let mut built = Fleet::new(replicas, token);
+        if let Some(tls) = &fleet.admin_tls {
+            built.client = tls_client(tls)?;
+        }
+        Ok(built)
     }
 
     fn fail(replica: &str, message: impl std::fmt::Display) -> FleetError {
@@ -349,6 +359,46 @@ impl Fleet {
             _ => Ok(out),
         }
     }
+}
+
+/// An HTTP client for admin APIs over TLS: the plan's CA and client
+/// certificate.
+fn tls_client(tls: &plan::AdminTls) -> Result<reqwest::Client, FleetError> {
+    let read = |field: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            FleetError::Setup(format!(
+                "fleet.admin_tls.{field}: cannot read {}: {e}",
+                path.display()
+            ))
+        })
+    };
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(ca) = &tls.ca_file {
+        let pem = read("ca_file", ca)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            FleetError::Setup(format!("fleet.admin_tls.ca_file {}: {e}", ca.display()))
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
+        let identity = reqwest::Identity::from_pkcs8_pem(
+            &read("client_cert_file", cert)?,
+            &read("client_key_file", key)?,
+        )
+        .map_err(|e| {
+            FleetError::Setup(format!(
+                "fleet.admin_tls: client certificate {} with key {}: {e} (the key must be PKCS#8 PEM)",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| FleetError::Setup(format!("fleet.admin_tls: {e}")))
 }
 
 /// The admin token from the environment variable, else the file.

@@ -114,9 +114,33 @@ pub struct Fleet {
     /// The gateway's pin header (smoke checks set it to `green`).
     #[serde(default = "default_pin_header")]
     pub pin_header: String,
-    /// Pin secret, when the engine does not run from a trusted source.
+    /// Pin secret, when the engine does not run from a trusted source (an
+    /// in-cluster Job: pod addresses depend on the network plugin): a
+    /// file holding it, or an environment variable (from a Secret).
     #[serde(default)]
     pub pin_secret_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_secret_env: Option<String>,
+    /// For `https://` admin URLs (a gateway with `admin.tls`): the CA that
+    /// signed the gateways' certificates, and a client certificate when they
+    /// ask for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_tls: Option<AdminTls>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTls {
+    /// PEM CA bundle trusted for the gateways' admin certificates (else
+    /// the system's roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and its PKCS#8 key, for gateways whose
+    /// `admin.tls.client_ca_file` asks for one.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

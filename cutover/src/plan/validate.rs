@@ -142,6 +142,18 @@ fn validate_fleet(at: &str, f: &Fleet, errors: &mut Vec<String>) {
         check_url(&format!("{at}.admin_urls[{i}]"), url, errors);
     }
     check_url(&format!("{at}.proxy_url"), &f.proxy_url, errors);
+    if let Some(tls) = &f.admin_tls {
+        if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+            errors.push(format!(
+                "{at}.admin_tls: client_cert_file and client_key_file go together"
+            ));
+        }
+        if !f.admin_urls.is_empty() && f.admin_urls.iter().any(|u| !u.starts_with("https://")) {
+            errors.push(format!(
+                "{at}.admin_tls: every admin_urls entry must be https:// (TLS is for the admin API)"
+            ));
+        }
+    }
 }
 
 /// Steps climb: each above the one before, ending at most at 100%.

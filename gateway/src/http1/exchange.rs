@@ -151,6 +151,12 @@ impl Http1App {
             request,
             closing,
             issue_cookie: issue_cookie.map(|key| (def.stickiness.issued_cookie.as_str(), key)),
+            https: request.https,
+            served_by: request
+                .choice
+                .as_ref()
+                .filter(|c| c.pinned)
+                .map(|c| c.color.as_str()),
         };
         let failure = loop {
             let endpoint = match attempts.next(def, metrics) {

@@ -4,6 +4,7 @@
 
 use super::framing::{Chunk, Framing};
 use crate::choose::{choose, strip_port, Choice};
+use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::routing::Snapshot;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
@@ -47,6 +48,9 @@ pub struct Request {
     pub expects_continue: bool,
     /// `None`: no route matches.
     pub choice: Option<Choice>,
+    /// The client used TLS (to the gateway or to a trusted proxy): cookies
+    /// the gateway sets are `Secure`.
+    pub https: bool,
     /// The head for upstream, with `host` marking the Host value.
     upstream_head: Vec<u8>,
     host: Range<usize>,
@@ -132,7 +136,16 @@ pub fn parse(
     }
     let host_value = fields.host.unwrap_or(host);
     let path = path.split_once('?').map_or(path, |(path, _query)| path);
-    let choice = choose(snapshot, strip_port(host), path, client.ip, &*req.headers);
+    let believed = snapshot
+        .forwarding
+        .believe(client.ip, client.tls, &*req.headers);
+    let choice = choose(
+        snapshot,
+        strip_port(host),
+        path,
+        believed.client,
+        &*req.headers,
+    );
 
     let upgrade = !http10 && fields.connection.upgrade && fields.upgrade.is_some();
     let mut head = Vec::with_capacity(head_len + 96);
@@ -152,8 +165,8 @@ pub fn parse(
         let name = h.name;
         if is_hop_by_hop(name)
             || name.eq_ignore_ascii_case("host")
-            || name.eq_ignore_ascii_case("x-forwarded-proto")
-            || name.eq_ignore_ascii_case("x-forwarded-for")
+            || name.eq_ignore_ascii_case(X_FORWARDED_PROTO)
+            || name.eq_ignore_ascii_case(X_FORWARDED_FOR)
             || (both && name.eq_ignore_ascii_case("content-length"))
             || (fields.expects_continue && name.eq_ignore_ascii_case("expect"))
             || snapshot.pin.is_pin_header(name)
@@ -166,7 +179,7 @@ pub fn parse(
         head.extend_from_slice(h.value);
         head.extend_from_slice(b"\r\n");
     }
-    write_forwarded(&mut head, req.headers, client);
+    write_forwarded(&mut head, req.headers, client.ip, &believed);
     if upgrade {
         head.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
         head.extend_from_slice(fields.upgrade.unwrap_or_default());
@@ -187,21 +200,29 @@ pub fn parse(
         upgrade,
         expects_continue: fields.expects_continue,
         choice,
+        https: believed.https,
         upstream_head: head,
         host: host_range,
     }))
 }
 
-/// `X-Forwarded-For: <what came>, <client>` (several lines that came are
-/// one list, sent as one line) and `X-Forwarded-Proto`.
-fn write_forwarded(head: &mut Vec<u8>, headers: &[httparse::Header], client: &ClientInfo) {
+/// `X-Forwarded-For` and `X-Forwarded-Proto` for upstream: from a trusted
+/// proxy its list (several lines are one list, sent as one line) and then
+/// the peer, and the scheme it names; from anyone else the peer alone and
+/// the gateway's own scheme.
+fn write_forwarded(
+    head: &mut Vec<u8>,
+    headers: &[httparse::Header],
+    peer: Option<IpAddr>,
+    believed: &Believed,
+) {
     use std::io::Write;
     let mut prior = headers
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        .filter(|h| believed.from_proxy && h.name.eq_ignore_ascii_case(X_FORWARDED_FOR))
         .map(|h| h.value)
         .peekable();
-    if prior.peek().is_some() || client.ip.is_some() {
+    if prior.peek().is_some() || peer.is_some() {
         head.extend_from_slice(b"X-Forwarded-For: ");
         let mut sep = false;
         for value in prior {
@@ -211,7 +232,7 @@ fn write_forwarded(head: &mut Vec<u8>, headers: &[httparse::Header], client: &Cl
             head.extend_from_slice(value);
             sep = true;
         }
-        if let Some(ip) = client.ip {
+        if let Some(ip) = peer {
             if sep {
                 head.extend_from_slice(b", ");
             }
@@ -219,7 +240,7 @@ fn write_forwarded(head: &mut Vec<u8>, headers: &[httparse::Header], client: &Cl
         }
         head.extend_from_slice(b"\r\n");
     }
-    head.extend_from_slice(if client.tls {
+    head.extend_from_slice(if believed.https {
         b"X-Forwarded-Proto: https\r\n"
     } else {
         b"X-Forwarded-Proto: http\r\n"

@@ -3,6 +3,7 @@
 
 use super::framing::{Chunk, Framing};
 use super::request::{is_hop_by_hop, Request};
+use crate::pin::SERVED_BY;
 use std::mem::MaybeUninit;
 
 /// Largest response head accepted from upstream.
@@ -35,6 +36,11 @@ pub struct ClientSide<'a> {
     pub closing: bool,
     /// A stickiness cookie to set: (name, key).
     pub issue_cookie: Option<(&'a str, &'a str)>,
+    /// The client used TLS: the cookie is `Secure`.
+    pub https: bool,
+    /// A pinned request is told which colour served it, so a smoke check
+    /// knows its pin was honoured.
+    pub served_by: Option<&'static str>,
 }
 
 /// Parses the head at the start of `buf` (`Ok(None)` while incomplete) and
@@ -138,11 +144,15 @@ fn write_client_head(
         out.extend_from_slice(b"\r\n");
     }
     if let Some((name, key)) = client.issue_cookie {
+        let secure = if client.https { "; Secure" } else { "" };
         write!(
             out,
-            "Set-Cookie: {name}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax\r\n"
+            "Set-Cookie: {name}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}\r\n"
         )
         .expect("writing to a Vec");
+    }
+    if let Some(color) = client.served_by {
+        write!(out, "{SERVED_BY}: {color}\r\n").expect("writing to a Vec");
     }
     if !upgrading && !response.is_interim() {
         if client.closing || response.framing == Framing::UntilClose {

@@ -1,0 +1,112 @@
+//! Holding a step: the gates are watched every interval until the hold is
+//! over with a pass, a failure rolls back, inconclusive figures pause or
+//! fail as the plan says.
+
+use super::{Engine, EngineError};
+use crate::figures::Figures;
+use crate::gates::{judge, Verdict};
+use crate::journal::Event;
+use crate::outcome::Outcome;
+use crate::plan::InconclusiveAction;
+use std::time::Instant;
+
+/// What holding a step came to.
+pub(super) enum Held {
+    Passed,
+    Ended(Outcome),
+}
+
+impl Engine {
+    /// Watches the gates until the hold is over with a pass; `held` counts
+    /// as already watched (a resumed step goes on where it stopped).
+    pub(super) async fn hold(
+        &mut self,
+        step: usize,
+        held: std::time::Duration,
+    ) -> Result<Held, EngineError> {
+        let gates = self.plan.gates.clone();
+        let hold = self.schedule.step(step).hold;
+        let split = self.schedule.step(step).green_percent;
+        self.source.reset();
+        let _ = self.source.figures(&self.fleet).await; // the step's baseline
+        let started = Instant::now()
+            .checked_sub(held)
+            .unwrap_or_else(Instant::now);
+        let (mut failures, mut inconclusive) = (0u32, 0u32);
+        loop {
+            if let Some(outcome) = self.wait_interval(step).await? {
+                return Ok(Held::Ended(outcome));
+            }
+            let (verdict, figures) = match self.source.figures(&self.fleet).await {
+                Ok(f) => (judge(&gates, &f), f),
+                Err(e) => (
+                    Verdict::Inconclusive(format!("no figures: {e}")),
+                    Figures::default(),
+                ),
+            };
+            self.out.progress(
+                step,
+                self.schedule.len(),
+                split,
+                started.elapsed(),
+                hold,
+                &figures,
+                &verdict,
+            );
+            self.record(Event::Gate {
+                step,
+                green_percent: split,
+                verdict: verdict.clone(),
+                figures: figures.clone(),
+            })?;
+            match verdict {
+                Verdict::Fail(reason) => {
+                    inconclusive = 0;
+                    failures += 1;
+                    if failures >= gates.failure_limit {
+                        let reason = format!("gate failed {failures} time(s) in a row: {reason}");
+                        return Ok(Held::Ended(
+                            self.roll_back(step, reason, Some(figures)).await,
+                        ));
+                    }
+                }
+                Verdict::Inconclusive(reason) => {
+                    failures = 0;
+                    inconclusive += 1;
+                    if gates.inconclusive_limit > 0 && inconclusive >= gates.inconclusive_limit {
+                        inconclusive = 0;
+                        let reason = format!(
+                            "inconclusive {} time(s) in a row: {reason}",
+                            gates.inconclusive_limit
+                        );
+                        match gates.on_inconclusive_limit {
+                            InconclusiveAction::Fail => {
+                                return Ok(Held::Ended(
+                                    self.roll_back(step, reason, Some(figures)).await,
+                                ))
+                            }
+                            InconclusiveAction::Pause => {
+                                self.record(Event::Paused { step, reason })?;
+                                if let Some(outcome) = self.paused(step).await? {
+                                    return Ok(Held::Ended(outcome));
+                                }
+                            }
+                        }
+                    }
+                }
+                Verdict::Pass => {
+                    failures = 0;
+                    inconclusive = 0;
+                    if started.elapsed() >= hold {
+                        self.record(Event::StepPassed {
+                            step,
+                            green_percent: split,
+                            figures,
+                        })?;
+                        return Ok(Held::Passed);
+                    }
+                }
+            }
+        }
+    }
+}

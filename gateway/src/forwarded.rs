@@ -1,0 +1,142 @@
+//! What the gateway tells upstreams about the client (`X-Forwarded-For`,
+//! `X-Forwarded-Proto`), and which of those headers it believes.
+//!
+//! Only a peer inside `trusted_proxies` (a load balancer that ends TLS, a
+//! CDN) may speak for the client: its `X-Forwarded-For` is kept and
+//! extended with the peer, its `X-Forwarded-Proto` kept, and the client's
+//! own address is the last one in the list that is not a trusted proxy (as
+//! nginx's `real_ip_recursive`). From anyone else both headers are
+//! replaced: the list is the peer alone, the scheme the gateway's own.
+
+use crate::choose::Headers;
+use ipnetwork::IpNetwork;
+use std::net::IpAddr;
+
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+#[derive(Debug, Default)]
+pub struct Forwarding {
+    trusted: Vec<IpNetwork>,
+}
+
+/// What one request's peer says, as far as the gateway believes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Believed {
+    /// The peer is a trusted proxy: its forwarding headers are kept.
+    pub from_proxy: bool,
+    /// The client's address: the peer's, or the one a trusted proxy names.
+    pub client: Option<IpAddr>,
+    /// The client used TLS: to the gateway, or to the trusted proxy.
+    pub https: bool,
+}
+
+impl Forwarding {
+    /// From `trusted_proxies` (validated with the config).
+    pub fn new(trusted_proxies: &[String]) -> Result<Forwarding, String> {
+        let trusted = trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse()
+                    .map_err(|e| format!("trusted_proxies[{i}]: {s:?}: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Forwarding { trusted })
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+
+    /// What to believe of a request from `peer` (over TLS or not).
+    pub fn believe(
+        &self,
+        peer: Option<IpAddr>,
+        tls: bool,
+        headers: &(impl Headers + ?Sized),
+    ) -> Believed {
+        let from_proxy = peer.is_some_and(|ip| self.trusts(ip));
+        if !from_proxy {
+            return Believed {
+                from_proxy,
+                client: peer,
+                https: tls,
+            };
+        }
+        let mut client = peer;
+        let mut hops: Vec<IpAddr> = Vec::new();
+        headers.find_map(X_FORWARDED_FOR, |value| {
+            let text = std::str::from_utf8(value).ok()?;
+            hops.extend(
+                text.split(',')
+                    .filter_map(|a| a.trim().parse::<IpAddr>().ok()),
+            );
+            None::<()>
+        });
+        for ip in hops.iter().rev() {
+            client = Some(*ip);
+            if !self.trusts(*ip) {
+                break;
+            }
+        }
+        let proto = headers
+            .get(X_FORWARDED_PROTO)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(|v| {
+                v.split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        Believed {
+            from_proxy,
+            client,
+            https: match proto.as_deref() {
+                Some("https") => true,
+                Some(_) => false,
+                None => tls,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct H(Vec<(&'static str, &'static str)>);
+
+    impl Headers for H {
+        fn get(&self, name: &str) -> Option<&[u8]> {
+            self.0
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_bytes())
+        }
+        fn find_map<T>(&self, name: &str, mut with: impl FnMut(&[u8]) -> Option<T>) -> Option<T> {
+            self.0
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .find_map(|(_, v)| with(v.as_bytes()))
+        }
+    }
+
+    #[test]
+    fn a_trusted_proxy_speaks_for_the_client_and_others_do_not() {
+        let f = Forwarding::new(&["10.0.0.0/8".into()]).unwrap();
+        let lb: IpAddr = "10.1.1.1".parse().unwrap();
+        let headers = H(vec![
+            ("x-forwarded-for", "198.51.100.7, 10.2.2.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let b = f.believe(Some(lb), false, &headers);
+        assert!(b.from_proxy && b.https);
+        assert_eq!(b.client, Some("198.51.100.7".parse().unwrap()));
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        let b = f.believe(Some(stranger), false, &headers);
+        assert!(!b.from_proxy && !b.https);
+        assert_eq!(b.client, Some(stranger));
+    }
+}
