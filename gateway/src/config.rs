@@ -57,6 +57,10 @@ pub struct ListenerConfig {
     /// Serve TLS (HTTP/1.1 and HTTP/2 via ALPN) with these files.
     #[serde(default)]
     pub tls: Option<ListenerTls>,
+    /// Connections start with a PROXY protocol header (v1 or v2) from a
+    /// TCP load balancer naming the client; one without it is closed.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -19,6 +19,7 @@ pub mod http1;
 pub mod metrics;
 pub mod pin;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod resolve;
 pub mod routing;
 pub mod server;

@@ -8,6 +8,7 @@ use crate::follow::FollowStore;
 use crate::health::HealthChecks;
 use crate::http1::Http1App;
 use crate::proxy::Proxy;
+use crate::proxy_protocol::ProxyProtocol;
 use crate::signals::ReloadOnHangup;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -44,8 +45,31 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
     let mut h2_options = pingora::apps::HttpServerOptions::default();
     h2_options.h2c = true;
     h2.server_options = Some(h2_options);
-    let app = Http1App::new(gateway.clone(), h2, config.client_timeouts, config.threads);
+    let proxy_protocol = Arc::new(ProxyProtocol::new(
+        config
+            .listeners
+            .iter()
+            .filter(|l| l.proxy_protocol)
+            .filter_map(|l| l.address.parse().ok())
+            .collect(),
+        config.client_timeouts.header,
+    ));
+    let app = Http1App::new(
+        gateway.clone(),
+        h2,
+        config.client_timeouts,
+        config.threads,
+        proxy_protocol.clone(),
+    );
     let mut proxy = Service::new("proxy".to_owned(), app);
+    if config
+        .listeners
+        .iter()
+        .any(|l| l.proxy_protocol && l.tls.is_some())
+    {
+        // Before the TLS handshake; plain connections read it in the app.
+        proxy.endpoints().set_pre_tls_callback(proxy_protocol);
+    }
     for listener in &config.listeners {
         let endpoint = ListenerConfig::tcp(listener.address.as_str());
         match &listener.tls {

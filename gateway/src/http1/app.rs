@@ -16,6 +16,7 @@ use super::workers::{self, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
 use crate::proxy::Proxy;
+use crate::proxy_protocol::ProxyProtocol;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::connectors::TransportConnector;
@@ -34,6 +35,8 @@ pub struct Http1App {
     pub(super) timeouts: ClientTimeoutConfig,
     /// With more than one worker: where connections go.
     workers: Option<Workers>,
+    /// Plain listeners whose connections start with a PROXY protocol header.
+    proxy_protocol: Arc<ProxyProtocol>,
 }
 
 /// One client connection.
@@ -63,6 +66,7 @@ impl Http1App {
         h2: HttpProxy<Proxy>,
         timeouts: ClientTimeoutConfig,
         threads: usize,
+        proxy_protocol: Arc<ProxyProtocol>,
     ) -> Self {
         Http1App {
             gateway,
@@ -70,6 +74,7 @@ impl Http1App {
             connector: TransportConnector::new(None),
             timeouts,
             workers: (threads > 1).then(Workers::default),
+            proxy_protocol,
         }
     }
 
@@ -121,6 +126,17 @@ impl Http1App {
 
     /// Serves a connection from start to end, in the task it runs in.
     async fn run(self: Arc<Self>, mut client: Client, shutdown: ShutdownWatch) {
+        // Read here, on the worker the connection stays on (moving it there
+        // makes a new stream, which would lose bytes given back).
+        if !client.info.tls && self.proxy_protocol.is_used() {
+            let Some((stream, source)) = self.read_proxy_header(client.stream).await else {
+                return;
+            };
+            if let Some(source) = source {
+                client.info.ip = Some(source.ip());
+            }
+            client.stream = stream;
+        }
         if let Served::ToPingora = self.serve(&mut client, &shutdown).await {
             // Give the bytes read back to the stream, for pingora to read.
             let Client { stream, buf, .. } = client;
@@ -134,6 +150,34 @@ impl Http1App {
             };
             l4.rewind(buf.pending());
             self.h2.process_new(l4, &shutdown).await;
+        }
+    }
+}
+
+impl Http1App {
+    /// On a plain listener that expects it, the PROXY protocol header:
+    /// its source becomes the connection's peer (and is returned). `None`:
+    /// closed.
+    async fn read_proxy_header(
+        &self,
+        stream: Stream,
+    ) -> Option<(Stream, Option<std::net::SocketAddr>)> {
+        let mut l4 = match stream
+            .into_any()
+            .downcast::<pingora::protocols::l4::stream::Stream>()
+        {
+            Ok(l4) => l4,
+            Err(_) => return None, // a plain listener's stream is always L4
+        };
+        if !self.proxy_protocol.expected_on(&l4) {
+            return Some((l4, None));
+        }
+        match self.proxy_protocol.accept(&mut l4).await {
+            Ok(source) => Some((l4, source)),
+            Err(e) => {
+                tracing::debug!("connection closed: {e}");
+                None
+            }
         }
     }
 }
@@ -172,10 +216,9 @@ impl ServerApp for Http1App {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.h2.process_new(stream, shutdown).await;
         }
+
         let info = ClientInfo {
-            ip: stream
-                .get_socket_digest()
-                .and_then(|d| d.peer_addr()?.as_inet().map(|a| a.ip())),
+            ip: peer_ip(&stream),
             tls: stream.get_ssl_digest().is_some(),
         };
         let client = Client {
@@ -205,4 +248,11 @@ impl ServerApp for Http1App {
         }
         None
     }
+}
+
+/// The peer's address (a PROXY protocol header's source, once read).
+fn peer_ip(stream: &Stream) -> Option<std::net::IpAddr> {
+    stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr()?.as_inet().map(|a| a.ip()))
 }
