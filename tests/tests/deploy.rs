@@ -478,6 +478,7 @@ fn every_runbook_command_parses_with_the_real_cli() {
         "watch",
         "dns",
         "grpc",
+        "aks",
     ] {
         for line in runbook(name) {
             if !(line.starts_with("cutover ") || line.starts_with("gateway ")) {
@@ -566,4 +567,260 @@ async fn the_gradual_shift_runbook_runs_against_the_local_topology() {
         .await
         .unwrap();
     assert_eq!(state["routes"]["web"]["green_percent"], 100.0);
+}
+
+/// Every value under a key named `key`, anywhere in `v`.
+fn values_of<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                if k == key {
+                    out.push(child);
+                }
+                values_of(child, key, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| values_of(i, key, out)),
+        _ => {}
+    }
+}
+
+/// Names of `kind` objects among `docs`.
+fn names_of(docs: &[Value], kind: &str) -> BTreeSet<String> {
+    find(docs, kind)
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_aks_quick_start_creates_everything_its_manifests_reference() {
+    let Some((aks_text, aks)) = kustomize("deploy/kubernetes/aks") else {
+        return;
+    };
+    let Some((job_text, job)) = kustomize("deploy/kubernetes/cutover-job") else {
+        return;
+    };
+    validate("aks", &aks_text);
+    validate("cutover-job", &job_text);
+    let steps = runbook("aks");
+    let step = |needle: &str| steps.iter().any(|s| s.contains(needle));
+    // The steps apply exactly these manifests.
+    for dir in ["deploy/kubernetes/aks", "deploy/kubernetes/cutover-job"] {
+        assert!(
+            step(&format!("kubectl kustomize {dir} | kubectl apply -f -")),
+            "{dir} is never applied"
+        );
+    }
+    let all: Vec<Value> = aks.iter().chain(job.iter()).cloned().collect();
+    let every = Value::Array(all.clone());
+
+    // The namespace: created by a step, before anything lands in it.
+    let namespace_file = repo().join("deploy/kubernetes/aks/namespace.yaml");
+    let namespace: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&namespace_file).unwrap()).unwrap();
+    assert_eq!(namespace["kind"], "Namespace");
+    assert!(step(
+        "kubectl apply -f deploy/kubernetes/aks/namespace.yaml"
+    ));
+    for doc in all.iter().filter(|d| d["kind"] != "Namespace") {
+        assert_eq!(
+            doc["metadata"]["namespace"], namespace["metadata"]["name"],
+            "{doc}"
+        );
+    }
+
+    // Secrets: each one referenced is created by a step, with the key read.
+    let mut referenced = BTreeSet::new();
+    let mut refs = Vec::new();
+    values_of(&every, "secretKeyRef", &mut refs);
+    for r in refs {
+        let (name, key) = (r["name"].as_str().unwrap(), r["key"].as_str().unwrap());
+        assert!(
+            step(&format!(
+                "create secret generic {name} --from-literal={key}="
+            )),
+            "secret {name} (key {key}) is never created"
+        );
+        referenced.insert(name.to_owned());
+    }
+    let mut volumes = Vec::new();
+    values_of(&every, "secret", &mut volumes);
+    for v in volumes.iter().filter_map(|v| v["secretName"].as_str()) {
+        assert!(
+            step(&format!("create secret generic {v} "))
+                || step(&format!("create secret tls {v} ")),
+            "secret volume {v} is never created"
+        );
+        referenced.insert(v.to_owned());
+    }
+    for needed in ["gateway-admin-token", "gateway-pin-secret", "gateway-tls"] {
+        assert!(
+            referenced.contains(needed),
+            "{needed} not referenced: {referenced:?}"
+        );
+    }
+
+    // ConfigMaps, PersistentVolumeClaims and ServiceAccounts referenced are
+    // rendered with the manifests.
+    let mut config_maps = Vec::new();
+    values_of(&every, "configMap", &mut config_maps);
+    for name in config_maps.iter().filter_map(|c| c["name"].as_str()) {
+        assert!(
+            names_of(&all, "ConfigMap").contains(name),
+            "ConfigMap {name} is not created"
+        );
+    }
+    let mut claims = Vec::new();
+    values_of(&every, "persistentVolumeClaim", &mut claims);
+    for name in claims.iter().filter_map(|c| c["claimName"].as_str()) {
+        assert!(
+            names_of(&all, "PersistentVolumeClaim").contains(name),
+            "PVC {name}"
+        );
+    }
+    let mut accounts = Vec::new();
+    values_of(&every, "serviceAccountName", &mut accounts);
+    for name in accounts.iter().filter_map(|a| a.as_str()) {
+        assert!(
+            names_of(&all, "ServiceAccount").contains(name),
+            "ServiceAccount {name}"
+        );
+    }
+
+    // Every container runs the image the steps build and push.
+    let mut images = Vec::new();
+    values_of(&every, "image", &mut images);
+    assert!(images.len() >= 2);
+    for image in images.iter().map(|i| i.as_str().unwrap()) {
+        assert!(
+            step(&format!(
+                "docker build -f deploy/docker/Dockerfile -t {image} ."
+            )),
+            "{image} is never built"
+        );
+        assert!(
+            step(&format!("docker push {image}")),
+            "{image} is never pushed"
+        );
+        assert!(
+            image.contains(".azurecr.io/"),
+            "{image} is not from a registry"
+        );
+    }
+
+    // The Service keeps client addresses and serves 443; the replicas spread.
+    let service = find(&aks, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == "gateway")
+        .unwrap();
+    assert_eq!(service["spec"]["externalTrafficPolicy"], "Local");
+    let ports: Vec<u64> = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [80, 443]);
+    assert!(service["metadata"]["annotations"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .any(|k| k.starts_with("service.beta.kubernetes.io/azure-")));
+    let deployment = find(&aks, "Deployment")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(
+        pod["topologySpreadConstraints"][0]["topologyKey"],
+        "topology.kubernetes.io/zone"
+    );
+    assert!(
+        pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            .is_array()
+    );
+
+    // The gateway config passes `gateway check` with the mounted files in
+    // place, and its files are where the Secrets are mounted.
+    let cm = find(&aks, "ConfigMap")
+        .into_iter()
+        .find(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("gateway-config")
+        })
+        .unwrap();
+    let config_text = cm["data"]["gateway.yaml"].as_str().unwrap();
+    let config: Value = serde_yaml_ng::from_str(config_text).unwrap();
+    let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
+    let volume_of = |path: &str| {
+        let mount = mounts
+            .iter()
+            .find(|m| {
+                path.starts_with(m["mountPath"].as_str().unwrap()) && m["mountPath"] != "/tmp"
+            })
+            .unwrap_or_else(|| panic!("{path} is not mounted"));
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        volume["secret"]["secretName"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let tls = &config["listeners"][1]["tls"];
+    assert_eq!(volume_of(tls["cert_file"].as_str().unwrap()), "gateway-tls");
+    assert_eq!(
+        volume_of(config["pin"]["secret_file"].as_str().unwrap()),
+        "gateway-pin-secret"
+    );
+    assert!(
+        config["pin"]["secret_file"]
+            .as_str()
+            .unwrap()
+            .ends_with("/secret"),
+        "the key the step creates"
+    );
+    let files = tempfile::tempdir().unwrap();
+    for f in ["tls/tls.crt", "tls/tls.key", "pin/secret"] {
+        std::fs::create_dir_all(files.path().join(f).parent().unwrap()).unwrap();
+        std::fs::write(files.path().join(f), "x").unwrap();
+    }
+    let local = config_text.replace("/etc/cutover/", &format!("{}/", files.path().display()));
+    std::fs::write(files.path().join("gateway.yaml"), local).unwrap();
+    run_ok(
+        Command::new(bin("gateway"))
+            .args(["check", "--config"])
+            .arg(files.path().join("gateway.yaml")),
+        "gateway check of the AKS config",
+    );
+
+    // The Job's smoke checks pin with the secret the gateways hold.
+    let plan_text = find(&job, "ConfigMap")[0]["data"]["plan.yaml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plan: Value = serde_yaml_ng::from_str(&plan_text).unwrap();
+    let env = &find(&job, "Job")[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let pin_env = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == plan["fleet"]["pin_secret_env"])
+        .expect("the pin secret's variable is set");
+    assert_eq!(
+        pin_env["valueFrom"]["secretKeyRef"]["name"],
+        "gateway-pin-secret"
+    );
+    assert!(
+        plan["smoke"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["expect_body"].is_string()),
+        "a smoke check looks at the body"
+    );
 }
