@@ -5,9 +5,11 @@
 //! A plan is validated whole before anything changes; every problem names
 //! its field.
 
+mod admin_tls;
 mod stages;
 mod validate;
 
+pub use admin_tls::AdminTls;
 pub use stages::{Schedule, Stage};
 pub use validate::{check_webhook_url, PlanErrors};
 
@@ -126,21 +128,6 @@ pub struct Fleet {
     /// ask for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_tls: Option<AdminTls>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AdminTls {
-    /// PEM CA bundle trusted for the gateways' admin certificates (else
-    /// the system's roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate and its PKCS#8 key, for gateways whose
-    /// `admin.tls.client_ca_file` asks for one.
-    #[serde(default)]
-    pub client_cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub client_key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
