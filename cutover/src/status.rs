@@ -9,9 +9,7 @@ use crate::figures::Figures;
 use crate::journal;
 use crate::output::{color_line, Output};
 use crate::plan::Plan;
-use serde_json::json;
-
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;

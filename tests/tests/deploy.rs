@@ -663,29 +663,27 @@ fn the_aks_quick_start_creates_everything_its_manifests_reference() {
 
     // ConfigMaps, PersistentVolumeClaims and ServiceAccounts referenced are
     // rendered with the manifests.
-    let mut config_maps = Vec::new();
-    values_of(&every, "configMap", &mut config_maps);
-    for name in config_maps.iter().filter_map(|c| c["name"].as_str()) {
-        assert!(
-            names_of(&all, "ConfigMap").contains(name),
-            "ConfigMap {name} is not created"
-        );
-    }
-    let mut claims = Vec::new();
-    values_of(&every, "persistentVolumeClaim", &mut claims);
-    for name in claims.iter().filter_map(|c| c["claimName"].as_str()) {
-        assert!(
-            names_of(&all, "PersistentVolumeClaim").contains(name),
-            "PVC {name}"
-        );
-    }
-    let mut accounts = Vec::new();
-    values_of(&every, "serviceAccountName", &mut accounts);
-    for name in accounts.iter().filter_map(|a| a.as_str()) {
-        assert!(
-            names_of(&all, "ServiceAccount").contains(name),
-            "ServiceAccount {name}"
-        );
+    for (key, field, kind) in [
+        ("configMap", "name", "ConfigMap"),
+        (
+            "persistentVolumeClaim",
+            "claimName",
+            "PersistentVolumeClaim",
+        ),
+        ("serviceAccountName", "", "ServiceAccount"),
+    ] {
+        let mut uses = Vec::new();
+        values_of(&every, key, &mut uses);
+        let created = names_of(&all, kind);
+        for name in uses.iter().filter_map(|u| {
+            if field.is_empty() {
+                u.as_str()
+            } else {
+                u[field].as_str()
+            }
+        }) {
+            assert!(created.contains(name), "{kind} {name} is not created");
+        }
     }
 
     // Every container runs the image the steps build and push.

@@ -11,9 +11,8 @@
 
 use super::lock::{unix_now, LockError};
 use super::Gateway;
-use crate::state::{ControlRequest as Request, RunProgress, SplitDocument, StoreError};
-
 pub use crate::state::ControlRequest;
+use crate::state::{RunProgress, SplitDocument, StoreError};
 
 /// The commands a run understands.
 pub const COMMANDS: [&str; 6] = [
@@ -104,7 +103,10 @@ impl Gateway {
 
     /// `POST /v1/controls`: queues an operator's command for the run. The
     /// same id again is the same command (a retry), queued once.
-    pub async fn queue_control(&self, mut request: Request) -> Result<Request, ControlError> {
+    pub async fn queue_control(
+        &self,
+        mut request: ControlRequest,
+    ) -> Result<ControlRequest, ControlError> {
         if !COMMANDS.contains(&request.command.as_str()) {
             return Err(ControlError::Invalid(format!(
                 "command: {:?} is not one of {}",
