@@ -10,5 +10,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
-# The fault run's short form (README: Fault run), on a fixed seed.
+# The fault run's short form (CONTRIBUTING.md, "Fault run"), on a fixed seed.
 tests/faults/run.sh --seed 2026

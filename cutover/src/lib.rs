@@ -19,7 +19,9 @@
 //! | 6 | [`output`] | what operators see (human or JSON, progress bars) |
 //! | 7 | [`engine`] | the run loop, its control handling, resume and rollback |
 //! | 8 | [`commands`], [`status`], [`demo`] | the CLI's commands |
+//! | 9 | [`cli`] | the command line: commands, flags, help texts |
 
+pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod engine;

@@ -1,194 +1,16 @@
-//! `cutover`: the operator CLI.
+//! `cutover`: the operator CLI (its commands and flags are in `cli.rs`).
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser};
+use cutover::cli::{Cli, Colour, Command, ControlFlags, NetworkCommand, PlanCommand};
 use cutover::commands::{self, EmergencyTarget};
-use cutover::engine::{Engine, EngineError, RunOptions};
+use cutover::engine::{Engine, EngineError};
 use cutover::fleet::{read_token, Fleet, FleetError};
 use cutover::journal::ControlCommand;
-use cutover::outcome::Outcome;
-use cutover::output::{Format, Output};
+use cutover::outcome::{exit, Outcome};
+use cutover::output::Output;
 use cutover::plan::Plan;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Move traffic from a blue cluster to its green sibling, step by step,
-/// under gates and smoke checks, with automatic rollback.
-///
-/// Exit codes: 0 done, 1 rolled back or checks failed, 2 bad input,
-/// 3 refused (lock held, nothing to resume, outside change).
-///
-/// Examples:
-///   cutover run deploy/examples/plan.yaml
-///   cutover status --output json
-///   cutover pause --reason "waiting for the DBA"
-///   cutover resume
-///   cutover emergency --to blue --gateway http://127.0.0.1:9090 --reason "green 502s" --yes
-#[derive(Parser)]
-#[command(version, verbatim_doc_comment)]
-struct Cli {
-    /// The journal of the cutover (JSON lines).
-    #[arg(
-        long,
-        global = true,
-        env = "CUTOVER_JOURNAL",
-        default_value = "cutover-journal.jsonl"
-    )]
-    journal: PathBuf,
-    /// human: lines and a live bar on stderr; json: one JSON record per line on stdout.
-    #[arg(long, short, global = true, value_enum, default_value_t = Format::Human)]
-    output: Format,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a plan: smoke checks, then each step under its gates.
-    Run {
-        /// The plan file (YAML), e.g. deploy/examples/plan.yaml.
-        plan: PathBuf,
-        #[command(flatten)]
-        options: RunFlags,
-    },
-    /// Unpause a live run, or continue a run that died (or left off in a
-    /// stage's wait), from the journal. With --plan: tell the plan's live
-    /// run to go on, through its fleet, from any terminal.
-    Resume {
-        #[command(flatten)]
-        options: RunFlags,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Where the cutover stands, from the journal (or with --plan from
-    /// what the run published to its fleet): stage, step, split, the last
-    /// gate's figures and verdict, time left in the hold.
-    ///
-    /// Examples (from a second terminal while `cutover run` is active, or
-    /// from a laptop while the run is a Job in the cluster):
-    ///   cutover status --watch --interval 2s
-    ///   cutover status --plan deploy/kubernetes/cutover-job/plan.yaml
-    #[command(verbatim_doc_comment)]
-    Status {
-        /// Keep refreshing until the run ends.
-        #[arg(long)]
-        watch: bool,
-        /// Time between refreshes with --watch.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-        interval: std::time::Duration,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Pause the live run after the current evaluation.
-    Pause(ControlFlags),
-    /// Approve a step or stage that waits for approval (the run goes on).
-    Approve(ControlFlags),
-    /// Go to 100% green now (still waiting for convergence).
-    Promote(ControlFlags),
-    /// Roll back now.
-    Abort(ControlFlags),
-    /// The local demo: sample backends, the gateway and load on loopback,
-    /// and deploy/examples/plan.yaml run to 100% (or rolled back).
-    Demo {
-        /// Make green misbehave, to watch the gates roll it back.
-        #[arg(long, value_enum)]
-        break_green: Option<cutover::demo::Breakage>,
-    },
-    /// Check the green cluster through the Kubernetes API before any
-    /// traffic moves. Exit 0 all pass, 1 any fail, 2 input error.
-    ///
-    /// Example:
-    ///   cutover preflight --blue-context aks-blue --green-context aks-green -n shop -n payments --manifests k8s/
-    #[command(verbatim_doc_comment)]
-    Preflight(cutover::preflight::PreflightArgs),
-    /// Network planning for the sibling cluster.
-    Network {
-        #[command(subcommand)]
-        command: NetworkCommand,
-    },
-    /// Send 100% of every route to one colour at once. Needs no plan, no
-    /// running cutover and no lock.
-    Emergency {
-        /// The colour that takes all traffic.
-        #[arg(long, value_enum)]
-        to: Colour,
-        /// Why; recorded in the gateways and the journal.
-        #[arg(long)]
-        reason: String,
-        /// Skip the interactive confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Admin URL of a gateway replica (repeat for each).
-        #[arg(long = "gateway", value_name = "URL")]
-        gateways: Vec<String>,
-        /// Or every fleet of a plan file (every stage's; a `kubernetes:`
-        /// fleet is found through its headless Service).
-        #[arg(long, conflicts_with = "gateways")]
-        plan: Option<PathBuf>,
-        /// File with the admin token (else GATEWAY_ADMIN_TOKEN).
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-    },
-}
-
-/// Acting through the plan's fleet instead of the journal.
-#[derive(clap::Args)]
-struct Remote {
-    /// Reach the run through this plan's fleet (its lock, published
-    /// progress and command queue) instead of the journal: works from any
-    /// terminal that reaches the gateways' admin API, wherever the run's
-    /// journal lives (e.g. an in-cluster Job's volume).
-    #[arg(long, value_name = "PLAN")]
-    plan: Option<PathBuf>,
-}
-
-#[derive(clap::Args)]
-struct ControlFlags {
-    /// Why; journaled with your name, shown in status and notifications.
-    #[arg(long)]
-    reason: Option<String>,
-    #[command(flatten)]
-    remote: Remote,
-}
-
-#[derive(clap::Args)]
-struct RunFlags {
-    /// Take over a stale cutover lock (journaled).
-    #[arg(long)]
-    take_over: bool,
-    /// At a stage's `wait_before`, exit 0 saying when it may go on instead
-    /// of waiting (a CronJob running `cutover resume --no-wait` picks it up).
-    #[arg(long)]
-    no_wait: bool,
-}
-
-impl RunFlags {
-    fn options(&self) -> RunOptions {
-        RunOptions {
-            take_over: self.take_over,
-            no_wait: self.no_wait,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum NetworkCommand {
-    /// Is there room for the sibling cluster's subnets, and are its
-    /// service/pod CIDRs and DNS IP clear? Exit 0 yes, 1 no, 2 bad input.
-    ///
-    /// Examples:
-    ///   cutover network plan --inventory deploy/examples/network.yaml --cluster deploy/examples/cluster.yaml
-    ///   cutover network plan --azure-subscription SUB --resource-group rg-net --vnet vnet-prod \
-    ///       --inventory onprem.yaml --cluster cluster.yaml --output json
-    #[command(verbatim_doc_comment)]
-    Plan(cutover::network::PlanArgs),
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Colour {
-    Blue,
-    Green,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -217,38 +39,46 @@ fn main() -> ExitCode {
     }
 }
 
+/// The exit code of an error (the table in `cutover --help`).
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     if let Some(e) = e.downcast_ref::<EngineError>() {
         return match e {
-            EngineError::Refused(_) | EngineError::Fleet(FleetError::LockHeld { .. }) => 3,
-            EngineError::Fleet(FleetError::Setup(_)) | EngineError::Notify(_) => 2,
-            _ => 1,
+            EngineError::Refused(_) | EngineError::Fleet(FleetError::LockHeld { .. }) => {
+                exit::REFUSED
+            }
+            EngineError::Fleet(FleetError::Setup(_)) | EngineError::Notify(_) => exit::BAD_INPUT,
+            _ => exit::FAILED,
         };
     }
     if e.downcast_ref::<cutover::plan::PlanErrors>().is_some() {
-        return 2;
+        return exit::BAD_INPUT;
     }
-    1
+    exit::FAILED
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = Output::new(cli.output);
-    let json = out.is_json();
+    let machine = out.is_machine();
+    let journal = cli.journal;
     let outcome: Outcome = match cli.command {
         Command::Run { plan, options } => {
             let loaded = Plan::load(&plan)?;
-            Engine::run(loaded, &plan, &cli.journal, out, options.options()).await?
+            Engine::run(loaded, &plan, &journal, out, options.options()).await?
         }
-        Command::Resume {
-            remote: Remote { plan: Some(p) },
-            ..
+        Command::Plan {
+            command: PlanCommand::Check { plan },
         } => {
-            let plan = Plan::load(&p)?;
-            commands::remote::control(&plan, &p, ControlCommand::Resume, None).await?
+            let loaded = Plan::load(&plan)?;
+            return Ok(commands::plan_check::check(&loaded, &plan, &out).await);
         }
-        Command::Resume { options, .. } => {
-            Engine::resume(&cli.journal, out, options.options()).await?
-        }
+        Command::Resume { options, control } => match control.remote.plan {
+            Some(p) => {
+                let plan = Plan::load(&p)?;
+                let reason = control.reason;
+                commands::remote::control(&plan, &p, ControlCommand::Resume, reason).await?
+            }
+            None => Engine::resume(&journal, out, options.options(), control.reason).await?,
+        },
         Command::Demo { break_green } => return cutover::demo::run(break_green, out).await,
         Command::Network {
             command: NetworkCommand::Plan(args),
@@ -256,18 +86,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             return Ok(match cutover::network::plan(&args).await {
                 cutover::network::Planned::InputError(e) => {
                     eprintln!("error: {e}");
-                    2
+                    exit::BAD_INPUT
                 }
                 cutover::network::Planned::Report(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    if out.is_machine() {
+                        out.document(&report);
                     } else {
                         cutover::network::print_table(&report);
                     }
                     if report.fits {
-                        0
+                        exit::DONE
                     } else {
-                        1
+                        exit::FAILED
                     }
                 }
             });
@@ -276,11 +106,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             return Ok(match cutover::preflight::run(&args).await {
                 Err(e) => {
                     eprintln!("error: {e}");
-                    2
+                    exit::BAD_INPUT
                 }
                 Ok(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    if out.is_machine() {
+                        out.document(&report);
                     } else {
                         cutover::preflight::print_table(&report);
                     }
@@ -291,28 +121,42 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status {
             watch,
             interval,
+            timeout,
             remote,
         } => {
             let plan = remote.plan.as_deref().map(Plan::load).transpose()?;
             let source = match (&plan, &remote.plan) {
                 (Some(plan), Some(path)) => cutover::status::Source::Fleet(plan, path),
-                _ => cutover::status::Source::Journal(&cli.journal),
+                _ => cutover::status::Source::Journal(&journal),
             };
-            if watch {
-                cutover::status::watch(&source, &out, interval).await?;
+            let doc = if watch {
+                cutover::status::watch(&source, &out, interval, timeout).await?
             } else {
-                cutover::status::status(&source, &out).await?;
-            }
-            return Ok(0);
+                cutover::status::status(&source, &out).await?
+            };
+            return Ok(cutover::outcome::exit_code_of_state(
+                doc["state"].as_str().unwrap_or("?"),
+            ));
         }
-        Command::Pause(flags) => control(&cli.journal, ControlCommand::Pause, flags, out).await?,
-        Command::Approve(flags) => {
-            control(&cli.journal, ControlCommand::Approve, flags, out).await?
+        Command::Pause(flags) => control(&journal, ControlCommand::Pause, flags, out).await?,
+        Command::Approve(flags) => control(&journal, ControlCommand::Approve, flags, out).await?,
+        Command::Promote { full, control: c } => {
+            let command = match full {
+                true => ControlCommand::Promote,
+                false => ControlCommand::PromoteStep,
+            };
+            control(&journal, command, c, out).await?
         }
-        Command::Promote(flags) => {
-            control(&cli.journal, ControlCommand::Promote, flags, out).await?
+        Command::Abort(flags) => control(&journal, ControlCommand::Abort, flags, out).await?,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "cutover",
+                &mut std::io::stdout(),
+            );
+            return Ok(exit::DONE);
         }
-        Command::Abort(flags) => control(&cli.journal, ControlCommand::Abort, flags, out).await?,
         Command::Emergency {
             to,
             reason,
@@ -339,7 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             if !yes && !confirm(if to_green { "green" } else { "blue" })? {
                 eprintln!("not confirmed; nothing changed");
-                return Ok(2);
+                return Ok(exit::REFUSED);
             }
             let mut target = EmergencyTarget { fleets: Vec::new() };
             if plan.is_none() {
@@ -355,12 +199,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     .fleets
                     .push(Fleet::from_plan(&fleet).await.map_err(EngineError::Fleet)?);
             }
-            commands::emergency(target, to_green, &reason, &cli.journal, &out).await?;
-            return Ok(0);
+            commands::emergency(target, to_green, &reason, &journal, &out).await?;
+            return Ok(exit::DONE);
         }
     };
     if let Outcome::Signalled(message) = &outcome {
-        if !json {
+        if !machine {
             eprintln!("{message}");
         }
     }

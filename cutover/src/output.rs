@@ -1,6 +1,6 @@
 //! What a run shows: for people, one line per transition and a live bar
-//! while a step holds; for automation (`--output json`), every journal
-//! record as a JSON line on stdout.
+//! while a step holds; for automation (`--output json` or `yaml`), every
+//! journal record on stdout: a JSON line, or a YAML document after `---`.
 
 use crate::figures::{ColorFigures, Figures};
 use crate::gates::Verdict;
@@ -14,6 +14,7 @@ pub enum Format {
     #[value(alias = "table")]
     Human,
     Json,
+    Yaml,
 }
 
 pub struct Output {
@@ -40,14 +41,30 @@ impl Output {
         Output { format, bar: None }
     }
 
-    pub fn is_json(&self) -> bool {
-        self.format == Format::Json
+    /// JSON or YAML on stdout, for automation (no bars, no notes).
+    pub fn is_machine(&self) -> bool {
+        self.format != Format::Human
+    }
+
+    /// One document for automation: a JSON line, or YAML after `---` (a
+    /// stream of them reads as JSON lines or as a YAML stream).
+    pub fn document(&self, doc: &impl serde::Serialize) {
+        match self.format {
+            Format::Yaml => print!(
+                "---\n{}",
+                serde_yaml_ng::to_string(doc).expect("a document serializes as YAML")
+            ),
+            _ => println!(
+                "{}",
+                serde_json::to_string(doc).expect("a document serializes as JSON")
+            ),
+        }
     }
 
     /// A journal record as it happens.
     pub fn record(&mut self, record: &Record) {
         match self.format {
-            Format::Json => println!("{}", serde_json::to_string(record).expect("json")),
+            Format::Json | Format::Yaml => self.document(record),
             Format::Human => {
                 if let Some(line) = human_line(&record.event) {
                     self.println(&line);
@@ -55,6 +72,7 @@ impl Output {
                 if matches!(
                     record.event,
                     Event::StepPassed { .. }
+                        | Event::StepPromoted { .. }
                         | Event::RolledBack { .. }
                         | Event::Completed { .. }
                         | Event::AwaitingApproval { .. }
@@ -219,7 +237,7 @@ pub fn human_line(event: &Event) -> Option<String> {
             }
         }
         Event::AwaitingApproval { step } => format!(
-            "step {} needs approval: `cutover resume` to apply it",
+            "step {} needs approval: `cutover approve` to apply it",
             step + 1
         ),
         Event::StageWaiting {
@@ -251,6 +269,9 @@ pub fn human_line(event: &Event) -> Option<String> {
         Event::Paused { step, reason } => format!("paused at step {}: {reason}", step + 1),
         Event::Resumed { step } => format!("resumed at step {}", step + 1),
         Event::Promoted { from_step } => format!("promoted to 100% from step {}", from_step + 1),
+        Event::StepPromoted { step } => {
+            format!("step {} promoted: the rest of its hold skipped", step + 1)
+        }
         Event::RolledBack {
             to_percent, reason, ..
         } => format!("rolled back to green {to_percent}%: {reason}"),
@@ -259,7 +280,13 @@ pub fn human_line(event: &Event) -> Option<String> {
         Event::LockTakenOver { previous_holder } => {
             format!("took over the cutover lock from {previous_holder}")
         }
-        Event::Control { command, .. } => format!("control: {command:?}"),
+        Event::Control {
+            command, reason, ..
+        } => format!(
+            "control: {} ({})",
+            command.command_line(),
+            reason.as_deref().unwrap_or("no reason given")
+        ),
         Event::Emergency { to, reason, .. } => format!("EMERGENCY: all traffic to {to}: {reason}"),
     })
 }

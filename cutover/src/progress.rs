@@ -47,7 +47,9 @@ pub fn of(run: &[Record], journal: &str) -> Option<Value> {
                 gates_seen += 1;
                 last_gate = json!({"verdict": verdict, "figures": figures, "time": r.time});
             }
-            Event::StepPassed { step: s, .. } => passed.push(*s + 1),
+            Event::StepPassed { step: s, .. } | Event::StepPromoted { step: s } => {
+                passed.push(*s + 1)
+            }
             Event::Paused { .. } | Event::AwaitingApproval { .. } => state = "paused",
             Event::StageWaiting { .. } => state = "waiting",
             Event::Resumed { .. } | Event::StageStarted { .. } => state = "running",
@@ -128,7 +130,9 @@ fn stages(schedule: &Schedule, run: &[Record]) -> Vec<Value> {
                 schedule.stage_of(*step),
                 json!({"state": "running", "step": step + 1, "green_percent": green_percent}),
             ),
-            Event::StepPassed { step, .. } if *step == last_of(schedule.stage_of(*step)) => {
+            Event::StepPassed { step, .. } | Event::StepPromoted { step }
+                if *step == last_of(schedule.stage_of(*step)) =>
+            {
                 (schedule.stage_of(*step), json!({"state": "done"}))
             }
             Event::Promoted { from_step } => (

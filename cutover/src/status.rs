@@ -16,6 +16,12 @@ use std::time::Duration;
 
 /// The newest run's state in the journal at `journal_path`.
 pub fn status_doc(journal_path: &Path) -> Result<Value, EngineError> {
+    if !journal_path.exists() {
+        return Err(EngineError::Refused(format!(
+            "no journal at {}: no cutover has run here (--journal or CUTOVER_JOURNAL names another, --plan reads a run's progress from its fleet)",
+            journal_path.display()
+        )));
+    }
     let records = journal::read_all(journal_path)?;
     let run = journal::last_run(&records);
     crate::progress::of(run, &journal_path.display().to_string()).ok_or_else(|| {
@@ -76,13 +82,16 @@ pub async fn status(source: &Source<'_>, out: &Output) -> Result<Value, EngineEr
     Ok(doc)
 }
 
-/// `status --watch`: reprints every `interval` until the run ends.
+/// `status --watch`: reprints every `interval` until the run ends, or
+/// until `timeout` runs out; returns the last document.
 pub async fn watch(
     source: &Source<'_>,
     out: &Output,
     interval: Duration,
-) -> Result<(), EngineError> {
-    let clear = !out.is_json() && std::io::stdout().is_terminal();
+    timeout: Option<Duration>,
+) -> Result<Value, EngineError> {
+    let clear = !out.is_machine() && std::io::stdout().is_terminal();
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let doc = source.doc().await?;
         if clear {
@@ -91,15 +100,24 @@ pub async fn watch(
         print(&doc, out);
         let _ = std::io::stdout().flush();
         if doc["ended"] == true {
-            return Ok(());
+            return Ok(doc);
         }
-        tokio::time::sleep(interval).await;
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            eprintln!(
+                "timed out after {}: the run is {}",
+                humantime::format_duration(timeout.unwrap_or_default()),
+                doc["state"].as_str().unwrap_or("?")
+            );
+            return Ok(doc);
+        }
+        tokio::time::sleep(left.map_or(interval, |l| l.min(interval))).await;
     }
 }
 
 fn print(doc: &Value, out: &Output) {
-    if out.is_json() {
-        println!("{doc}");
+    if out.is_machine() {
+        out.document(doc);
         return;
     }
     println!(

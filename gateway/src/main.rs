@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gateway::config::Config;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Blue/green traffic gateway: splits each route's traffic between two
@@ -11,6 +11,7 @@ use std::process::ExitCode;
 /// Examples:
 ///   gateway --config deploy/examples/gateway.yaml
 ///   gateway check --config deploy/examples/gateway.yaml
+///   gateway check --resolve --config deploy/examples/gateway.yaml
 ///   GATEWAY_ADMIN_TOKEN=secret gateway --config gw.yaml --log-format json
 #[derive(Parser)]
 #[command(version, verbatim_doc_comment)]
@@ -31,8 +32,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the config and exit: 0 if valid, 2 with every error found.
-    Check,
+    /// Validate the config and exit: 0 if valid, 2 with every error found
+    /// (every unknown field, then every field that is wrong). Needs no DNS:
+    /// endpoint names are checked for their form; --resolve also looks
+    /// them up (a name that does not resolve at start does not stop the
+    /// gateway: it waits unresolved while the other endpoints serve).
+    Check {
+        /// Also resolve every endpoint name (as the gateway would now).
+        #[arg(long)]
+        resolve: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,6 +77,20 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(cli.log_format);
+    let resolve = match cli.command {
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "gateway",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Check { resolve }) => Some(resolve),
+        None => None,
+    };
     let Some(path) = cli.config else {
         eprintln!("error: --config FILE is required (for example deploy/examples/gateway.yaml)");
         return ExitCode::from(2);
@@ -77,11 +102,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
-        Some(Command::Check) => {
-            println!("{}: ok ({} route(s))", path.display(), config.routes.len());
-            ExitCode::SUCCESS
-        }
+    match resolve {
+        Some(resolve) => check(&path, &config, resolve),
         None => match gateway::server::run(path, config, cli.reset_state) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -90,6 +112,32 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `gateway check`: the config loaded; with `resolve`, its names too.
+fn check(path: &Path, config: &Config, resolve: bool) -> ExitCode {
+    if resolve {
+        let unresolved = config.unresolved_names();
+        if !unresolved.is_empty() {
+            let errors = gateway::config::ConfigErrors {
+                file: path.to_owned(),
+                errors: unresolved,
+            };
+            eprintln!("error: {errors}");
+            return ExitCode::from(2);
+        }
+    }
+    let names = if resolve {
+        "every endpoint name resolves"
+    } else {
+        "endpoint names not looked up (--resolve does)"
+    };
+    println!(
+        "{}: ok ({} route(s); {names})",
+        path.display(),
+        config.routes.len()
+    );
+    ExitCode::SUCCESS
 }
 
 fn init_logging(format: LogFormat) {

@@ -30,15 +30,10 @@ impl Resolver {
         if let Ok(addr) = endpoint.parse::<SocketAddr>() {
             return Ok(vec![addr]);
         }
+        let (host, port) = parse_endpoint(endpoint)?;
         let bad = |why: String| {
             format!("{endpoint:?} is not a reachable host:port (e.g. 10.0.0.4:443 or ingress.blue.example:443): {why}")
         };
-        let (host, port) = endpoint
-            .rsplit_once(':')
-            .ok_or_else(|| bad("no port".into()))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| bad(format!("bad port {port:?}")))?;
         let mut addrs = match &self.hosts_file {
             Some(_) => self
                 .in_hosts_file(host)?
@@ -86,6 +81,39 @@ impl Resolver {
     }
 }
 
+/// The host and port of an `IP:port` or `name:port` endpoint, checked for
+/// form only (no lookup): a port, and a host that is an IP or a DNS name.
+pub fn parse_endpoint(endpoint: &str) -> Result<(&str, u16), String> {
+    let bad = |why: String| {
+        format!("{endpoint:?} is not a host:port (e.g. 10.0.0.4:443 or ingress.blue.example:443): {why}")
+    };
+    if let Ok(addr) = endpoint.parse::<SocketAddr>() {
+        let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
+        return Ok((host, addr.port()));
+    }
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .ok_or_else(|| bad("no port".into()))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad(format!("bad port {port:?}")))?;
+    let name_like = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !name_like {
+        return Err(bad(format!(
+            "{host:?} is neither an IP address nor a DNS name"
+        )));
+    }
+    Ok((host, port))
+}
+
 /// One configured endpoint's resolution.
 #[derive(Clone, Debug, Default)]
 pub struct NameState {
@@ -110,22 +138,29 @@ pub struct Names {
 }
 
 impl Names {
-    /// Resolves every endpoint once; all must resolve (a group is never
-    /// built with an endpoint it cannot reach).
-    pub fn resolve_first(endpoints: &[String], resolver: Resolver) -> Result<Names, String> {
-        let mut states = Vec::with_capacity(endpoints.len());
-        for e in endpoints {
-            states.push(NameState {
-                last_good: resolver.resolve(e)?,
-                failing: None,
-            });
-        }
-        Ok(Names {
+    /// Resolves every endpoint once. A name that does not resolve waits
+    /// unresolved (no address, `failing` says why) while the others serve;
+    /// each later resolution tries it again.
+    pub fn resolve_first(endpoints: &[String], resolver: Resolver) -> Names {
+        let states = endpoints
+            .iter()
+            .map(|e| match resolver.resolve(e) {
+                Ok(addrs) => NameState {
+                    last_good: addrs,
+                    failing: None,
+                },
+                Err(why) => NameState {
+                    last_good: Vec::new(),
+                    failing: Some(why),
+                },
+            })
+            .collect();
+        Names {
             any_name: endpoints.iter().any(|e| e.parse::<SocketAddr>().is_err()),
             endpoints: endpoints.to_vec(),
             resolver,
             states: Mutex::new(states),
-        })
+        }
     }
 
     /// Resolves again; a failure keeps the last good addresses. Returns the
@@ -226,7 +261,7 @@ mod tests {
             .unwrap_err()
             .contains("no port"));
 
-        let names = Names::resolve_first(&["ingress.blue.test:8443".into()], r).unwrap();
+        let names = Names::resolve_first(&["ingress.blue.test:8443".into()], r.clone());
         assert!(names.any_name);
         std::fs::write(&hosts, "127.0.0.4 ingress.blue.test\n").unwrap();
         assert!(names.refresh().is_empty(), "no failing state changed");
@@ -240,6 +275,16 @@ mod tests {
             "a name that stops resolving keeps its last good addresses"
         );
         assert_eq!(names.failing().len(), 1);
+        // A name that does not resolve at first waits with no address.
+        let waiting =
+            Names::resolve_first(&["ingress.blue.test:8443".into(), "10.0.0.1:80".into()], r);
+        assert_eq!(waiting.addresses().len(), 1);
+        assert_eq!(waiting.failing()[0].0, "ingress.blue.test:8443");
+        std::fs::write(&hosts, "127.0.0.5 ingress.blue.test\n").unwrap();
+        assert_eq!(waiting.refresh().len(), 1, "it resolves later");
+        assert_eq!(waiting.addresses().len(), 2);
+        assert!(parse_endpoint("under_score.example:80").is_err());
+        assert!(parse_endpoint("[::1]:80").is_ok());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

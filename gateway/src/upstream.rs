@@ -73,7 +73,7 @@ impl UpstreamGroup {
         let names = Arc::new(Names::resolve_first(
             &spec.group.endpoints,
             spec.dns.resolver(),
-        )?);
+        ));
         let ca = match spec.group.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
             Some(path) => {
                 let pem = std::fs::read(path)
@@ -112,6 +112,9 @@ impl UpstreamGroup {
             epoch: Instant::now(),
         };
         group.sync_endpoints();
+        for (endpoint, state) in group.names.failing() {
+            group.report_resolution(&endpoint, &state);
+        }
         group.next_resolve_ms.store(
             group.spec.dns.resolve_interval.as_millis() as u64,
             Ordering::Relaxed,
@@ -251,26 +254,37 @@ impl UpstreamGroup {
             return;
         };
         for (endpoint, state) in changed {
-            let labels = [&self.spec.route, self.spec.color.as_str(), &endpoint];
-            let failing = self
-                .metrics
-                .endpoint_resolve_failing
-                .with_label_values(&labels);
-            match &state.failing {
-                Some(why) => {
-                    failing.set(1);
-                    tracing::warn!(route = %self.spec.route, color = self.spec.color.as_str(), %endpoint,
-                        error = %why, last_good = ?state.last_good, "endpoint name no longer resolves; keeping its last good addresses");
-                }
-                None => {
-                    failing.set(0);
-                    tracing::info!(route = %self.spec.route, color = self.spec.color.as_str(), %endpoint, "endpoint name resolves again");
-                }
-            }
+            self.report_resolution(&endpoint, &state);
         }
         let before = self.lb.backends().get_backend();
         if self.lb.update().await.is_ok() && self.lb.backends().get_backend() != before {
             self.sync_endpoints();
+        }
+    }
+
+    /// Logs a name's resolution turning (or starting) bad or good, and sets
+    /// `gateway_endpoint_resolve_failing`.
+    fn report_resolution(&self, endpoint: &str, state: &crate::resolve::NameState) {
+        let labels = [&self.spec.route, self.spec.color.as_str(), endpoint];
+        let failing = self
+            .metrics
+            .endpoint_resolve_failing
+            .with_label_values(&labels);
+        match &state.failing {
+            Some(why) if state.last_good.is_empty() => {
+                failing.set(1);
+                tracing::warn!(route = %self.spec.route, color = self.spec.color.as_str(), %endpoint,
+                    error = %why, "endpoint name does not resolve; it waits unresolved while the group's other endpoints serve");
+            }
+            Some(why) => {
+                failing.set(1);
+                tracing::warn!(route = %self.spec.route, color = self.spec.color.as_str(), %endpoint,
+                    error = %why, last_good = ?state.last_good, "endpoint name no longer resolves; keeping its last good addresses");
+            }
+            None => {
+                failing.set(0);
+                tracing::info!(route = %self.spec.route, color = self.spec.color.as_str(), %endpoint, "endpoint name resolves");
+            }
         }
     }
 

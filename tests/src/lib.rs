@@ -4,6 +4,7 @@
 //! The binaries are built by the README's test command before the tests
 //! run; a test that cannot find one fails (it never skips).
 
+pub mod docs;
 pub mod fake_arm;
 pub mod fake_k8s;
 pub mod fake_kube;

@@ -309,7 +309,7 @@ async fn a_resumed_hold_goes_on_where_it_stopped() {
         .filter(|r| r["step"] == 1)
         .count();
     let (code, status, _) = s.cutover.output(&["status", "--output", "json"]).await;
-    assert_eq!(code, 0);
+    assert_eq!(code, 4, "a run that has not ended");
     let status: Value = serde_json::from_str(&status).unwrap();
     let left = status["hold"]["left_seconds"].as_u64().unwrap();
     assert!(left <= 6 - gates as u64 / 2, "status: {status}");
@@ -351,7 +351,7 @@ async fn control_commands_from_another_terminal() {
     let load = s.load();
     let interval = Duration::from_millis(500);
 
-    // pause → resume → promote
+    // pause → resume → promote (one step) → promote --full
     let mut run = s.cutover.command(&["run", &plan]).spawn().unwrap();
     s.cutover
         .wait_for("converged", |r| r["event"] == "converged")
@@ -371,7 +371,22 @@ async fn control_commands_from_another_terminal() {
     s.cutover
         .wait_for("resumed", |r| r["event"] == "resumed")
         .await;
-    assert_eq!(s.cutover.output(&["promote"]).await.0, 0);
+    // `promote`: step 1's hold (60 s) ends now, step 2 is applied.
+    assert_eq!(
+        s.cutover
+            .output(&["promote", "--reason", "looks good"])
+            .await
+            .0,
+        0
+    );
+    s.cutover
+        .wait_for("step 2 applied", |r| {
+            r["event"] == "applied" && r["step"] == 1
+        })
+        .await;
+    assert_eq!(s.split().await, 50.0);
+    // `promote --full`: 100% now.
+    assert_eq!(s.cutover.output(&["promote", "--full"]).await.0, 0);
     let status = tokio::time::timeout(Duration::from_secs(10), run.wait())
         .await
         .unwrap()
@@ -379,7 +394,7 @@ async fn control_commands_from_another_terminal() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(s.split().await, 100.0);
     let records = s.cutover.records();
-    for name in ["control", "paused", "resumed", "promoted"] {
+    for name in ["control", "paused", "resumed", "step_promoted", "promoted"] {
         let r = events(&records, name);
         assert!(!r.is_empty(), "no {name}");
         assert!(r[0]["actor"].as_str().unwrap().contains('@'));
@@ -387,10 +402,11 @@ async fn control_commands_from_another_terminal() {
 
     // abort
     s.admin.set_split("web", 0.0).await;
+    let first_run_ended = records.last().unwrap()["time"].clone();
     let mut run = s.cutover.command(&["run", &plan]).spawn().unwrap();
     s.cutover
         .wait_for("converged", |r| {
-            r["event"] == "converged" && r["time"].as_str() > paused["time"].as_str()
+            r["event"] == "converged" && r["time"].as_str() > first_run_ended.as_str()
         })
         .await;
     assert_eq!(s.split().await, 10.0);

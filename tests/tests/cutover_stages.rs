@@ -206,7 +206,7 @@ async fn a_wait_of_days_needs_no_process_and_says_when_it_may_go_on() {
         "{stderr}"
     );
     let (code, status, _) = f.cutover.output(&["status", "--output", "json"]).await;
-    assert_eq!(code, 0);
+    assert_eq!(code, 4, "a waiting run has not ended");
     let status: Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["state"], "waiting");
     assert_eq!(status["stages"][0]["state"], "done");
@@ -248,7 +248,7 @@ async fn promote_finishes_the_current_stage_and_the_plan_goes_on() {
         .await;
     let (code, _, stderr) = f
         .cutover
-        .output(&["promote", "--reason", "staging is fine"])
+        .output(&["promote", "--full", "--reason", "staging is fine"])
         .await;
     assert_eq!(code, 0, "{stderr}");
     let out = run.await.unwrap().unwrap();

@@ -2,19 +2,13 @@
 //! schema validator, promtool, systemd-analyze, hadolint; the dashboard and
 //! alerts against a live /metrics; the README runbooks against the CLIs.
 
+use e2e::docs::{repo, runbook};
 use e2e::{bin, one_route_config, Admin, Backend, Gateway, Load, TOKEN};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
 
 /// A tool `scripts/setup.sh` installs into target/tools-venv.
 fn venv_tool(name: &str) -> PathBuf {
@@ -435,23 +429,6 @@ fn the_dockerfile_lints_and_matches_the_manifests() {
     assert!(config_arg.starts_with(mount["mountPath"].as_str().unwrap()));
 }
 
-/// The commands of a README runbook block.
-fn runbook(name: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme
-        .find(&format!("<!-- runbook: {name} -->"))
-        .unwrap_or_else(|| panic!("no runbook {name}"));
-    let block = &readme[start..];
-    let body_start = block.find("```sh\n").unwrap() + 6;
-    let body_end = block[body_start..].find("```").unwrap() + body_start;
-    block[body_start..body_end]
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
-}
-
 fn shell(line: &str, env: &[(&str, &str)], cwd: &Path) -> Output {
     let path = format!(
         "{}:{}",
@@ -479,6 +456,7 @@ fn every_runbook_command_parses_with_the_real_cli() {
         "dns",
         "grpc",
         "aks",
+        "promote",
     ] {
         for line in runbook(name) {
             if !(line.starts_with("cutover ") || line.starts_with("gateway ")) {

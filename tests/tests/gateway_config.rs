@@ -120,3 +120,40 @@ fn the_example_config_is_valid() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn check_lists_an_unknown_field_and_every_other_problem_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("five.yaml");
+    std::fs::write(
+        &path,
+        r#"listeners: [{address: "localhost:8080"}]
+admin: {address: "127.0.0.1:9090", tokn_file: /etc/gateway/token}
+threads: 0
+routes:
+  - name: web
+    initial_green_percent: 120
+    blue: {endpoints: ["ingress.blue.example:443"]}
+    green: {endpoints: []}
+"#,
+    )
+    .unwrap();
+    let check = Command::new(bin("gateway"))
+        .args(["check", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("5 error(s)"), "{stderr}");
+    for needle in [
+        "admin: unknown field `tokn_file`, expected one of",
+        "listeners[0].address",
+        "threads: must be at least 1",
+        "routes[0].initial_green_percent",
+        "routes[0].green.endpoints: at least one endpoint",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
+    }
+    // The endpoint name was not looked up (no DNS needed to check a file).
+    assert!(!stderr.contains("ingress.blue.example"), "{stderr}");
+}

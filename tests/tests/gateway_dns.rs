@@ -146,39 +146,124 @@ routes:
     assert!(ok > 100);
 }
 
-#[test]
-fn an_unresolvable_name_or_bad_interval_is_refused_at_load() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hosts"), "127.0.0.2 known.test\n").unwrap();
-    let config = dir.path().join("gateway.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"listeners: [{{address: "127.0.0.1:1"}}]
-dns: {{resolve_interval: 100ms, hosts_file: "{}/hosts"}}
-routes:
-  - name: web
-    blue: {{endpoints: ["unknown.test:80"]}}
-    green: {{endpoints: ["known.test:80"]}}
-"#,
-            dir.path().display()
-        ),
-    )
-    .unwrap();
+/// `gateway check` on `config`: (exit code, stdout + stderr).
+fn check(config: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
     let out = std::process::Command::new(e2e::bin("gateway"))
         .args(["check", "--config", config.to_str().unwrap()])
+        .args(extra)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("dns.resolve_interval: must be at least 1s"),
-        "{stderr}"
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_does_not_resolve_needs_resolve_to_fail_a_check_and_waits_while_the_rest_serve()
+{
+    let blue = Backend::start("blue");
+    let green = Backend::start("green");
+    let dir = tempfile::tempdir().unwrap();
+    // The hosts file is the only source of names: no DNS query leaves.
+    std::fs::write(dir.path().join("hosts"), "").unwrap();
+    let text = format!(
+        r#"listeners: [{{address: "{{proxy}}"}}]
+admin: {{address: "{{admin}}"}}
+dns: {{resolve_interval: 100ms, hosts_file: "{hosts}"}}
+routes:
+  - name: web
+    blue: {{endpoints: ["{blue}"]}}
+    green: {{endpoints: ["{green}"]}}
+  - name: later
+    hosts: [later.test]
+    blue: {{endpoints: ["ingress.blue.test:{blue_port}", "{blue}"]}}
+    green: {{endpoints: ["ingress.green.test:{green_port}"]}}
+"#,
+        hosts = dir.path().join("hosts").display(),
+        blue = blue.addr,
+        green = green.addr,
+        blue_port = blue.addr.port(),
+        green_port = green.addr.port(),
     );
+    let config = dir.path().join("check.yaml");
+    let checked = text
+        .replace("{proxy}", "127.0.0.1:8080")
+        .replace("{admin}", "127.0.0.1:9090");
+    std::fs::write(
+        &config,
+        checked.replace("resolve_interval: 100ms", "resolve_interval: 1s"),
+    )
+    .unwrap();
+    let (code, out) = check(&config, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("not looked up"), "{out}");
+    let (code, out) = check(&config, &["--resolve"]);
+    assert_eq!(code, Some(2), "{out}");
+    for endpoint in [
+        "routes[1].blue.endpoints[0]",
+        "routes[1].green.endpoints[0]",
+    ] {
+        assert!(out.contains(endpoint), "{endpoint} not named: {out}");
+    }
     assert!(
-        stderr.contains("routes[0].blue.endpoints[0]")
-            && stderr.contains("unknown.test is not in dns.hosts_file"),
-        "{stderr}"
+        out.contains("ingress.blue.test is not in dns.hosts_file"),
+        "{out}"
     );
-    assert!(!stderr.contains("routes[0].green"), "{stderr}");
+    assert!(!out.contains("routes[0]"), "{out}");
+    // The interval is still checked without --resolve.
+    std::fs::write(&config, &checked).unwrap();
+    let (code, out) = check(&config, &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("dns.resolve_interval: must be at least 1s"),
+        "{out}"
+    );
+
+    // The gateway starts: `web` serves, `later`'s blue serves through its
+    // IP endpoint, its green waits unresolved and is reported.
+    let gw = Gateway::start(&text.replace("resolve_interval: 100ms", "resolve_interval: 1s"));
+    let admin = Admin::new(&gw);
+    let client = reqwest::Client::new();
+    let answer = client.get(gw.url("/echo")).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer = client
+        .get(gw.url("/echo"))
+        .header("host", "later.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.unwrap().contains("blue"));
+    let state = admin.state().await;
+    let unresolved = state["routes"]["later"]["green"]["unresolved"].to_string();
+    assert!(unresolved.contains("ingress.green.test"), "{state:#}");
+    assert!(admin
+        .metrics()
+        .await
+        .lines()
+        .any(|l| l.starts_with("gateway_endpoint_resolve_failing")
+            && l.contains("ingress.green.test")
+            && l.ends_with(" 1")));
+
+    // The name appears: green of `later` serves without a restart.
+    std::fs::write(
+        dir.path().join("hosts"),
+        "127.0.0.1 ingress.green.test ingress.blue.test\n",
+    )
+    .unwrap();
+    admin.set_split("later", 100.0).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = client
+            .get(gw.url("/echo"))
+            .header("host", "later.test")
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 && answer.text().await.unwrap().contains("green") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "green never served");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

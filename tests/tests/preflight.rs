@@ -587,3 +587,76 @@ async fn a_plan_with_a_failing_preflight_changes_nothing() {
         "a failed preflight changed the split"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_network_runbooks_preflight_of_deploy_kubernetes_runs_clean() {
+    let Some(discovery) = e2e::shared_fixtures("kubernetes/discovery/recent") else {
+        return;
+    };
+    let line = e2e::docs::runbook("network")
+        .into_iter()
+        .find(|l| l.starts_with("cutover preflight") && l.contains("--manifests"))
+        .expect("the network runbook runs a preflight with --manifests");
+    let ca = TestCa::new();
+    let blue = FakeCluster::start(&ca, 32).await;
+    let green = FakeCluster::start(&ca, 33).await;
+    green.serve_discovery_dir(&discovery); // serves every apiVersion deploy/kubernetes uses
+    ready_nodes(&green, 3);
+    // Namespace `shop` is empty on both (no workloads, no Helm releases).
+    for cluster in [&blue, &green] {
+        for (path, list) in [
+            ("/api/v1/namespaces/shop/secrets", "SecretList"),
+            ("/api/v1/namespaces/shop/services", "ServiceList"),
+            (
+                "/apis/apps/v1/namespaces/shop/deployments",
+                "DeploymentList",
+            ),
+            (
+                "/apis/apps/v1/namespaces/shop/statefulsets",
+                "StatefulSetList",
+            ),
+            ("/apis/apps/v1/namespaces/shop/daemonsets", "DaemonSetList"),
+            (
+                "/apis/networking.k8s.io/v1/namespaces/shop/ingresses",
+                "IngressList",
+            ),
+        ] {
+            cluster.serve_objects(path, list, Vec::new());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kubeconfig");
+    std::fs::write(
+        &config,
+        kubeconfig(&ca, &[("aks-blue", &blue), ("aks-green", &green)], &[]),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} --output json"))
+        .current_dir(e2e::docs::repo())
+        .env("KUBECONFIG", &config)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin("cutover").parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let apis = check(&report, "removed apiVersions");
+    assert_eq!(apis["status"], "pass", "{apis:#}\n{stderr}");
+    assert!(
+        !apis.to_string().contains("kustomize"),
+        "a Kustomization was read as an object: {apis:#}"
+    );
+    // The Kustomize folders were rendered, and the gateway config and
+    // plans beside them are not objects: nothing else was in the way.
+    assert!(stderr.contains("rendered"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
+}

@@ -88,10 +88,9 @@ pub async fn emergency(
         }
     }
     notify_latest_run(journal_path, &record).await;
-    if out.is_json() {
-        println!(
-            "{}",
-            json!({"emergency": to, "routes": routes, "generations": generations, "record": record})
+    if out.is_machine() {
+        out.document(
+            &json!({"emergency": to, "routes": routes, "generations": generations, "record": record}),
         );
     } else {
         eprintln!(

@@ -4,6 +4,7 @@
 //! `--plan`, through the plan's fleet ([`remote`]), from any terminal.
 
 mod emergency;
+pub mod plan_check;
 pub mod remote;
 
 pub use emergency::{emergency, EmergencyTarget};
@@ -15,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::output::Output;
 use std::path::Path;
 
-/// `pause`, `approve`, `promote`: a command for the live run, which acts on it within
+/// `pause`, `approve`, `promote [--full]`: a command for the live run, which acts on it within
 /// one evaluation interval. `abort` rolls back directly when no run is alive.
 pub async fn control(
     journal_path: &Path,
@@ -23,13 +24,7 @@ pub async fn control(
     reason: Option<String>,
     out: Output,
 ) -> Result<Outcome, EngineError> {
-    if !journal_path.exists() {
-        return Err(EngineError::Refused(format!(
-            "no journal at {}: no cutover has run here",
-            journal_path.display()
-        )));
-    }
-    let (plan, run) = crate::engine::live_run(journal_path, "control")?;
+    let (plan, run) = crate::engine::live_run(journal_path, command.command_line())?;
     if command == ControlCommand::Abort {
         let stage = crate::engine::stage_now(&plan, &run);
         let Some(fleet) = plan.schedule().fleet(stage).cloned() else {

@@ -103,7 +103,7 @@ pub async fn control(
     command: ControlCommand,
     reason: Option<String>,
 ) -> Result<Outcome, EngineError> {
-    let name = command.name();
+    let name = command.command_line();
     let Some(found) = find_run(plan, plan_path).await? else {
         return Err(EngineError::Refused(format!(
             "nothing to {name}: no run holds the lock of {}'s fleet or has published progress there",
@@ -126,7 +126,7 @@ pub async fn control(
     let actor = crate::host::actor();
     let request = ControlRequest {
         id: request_id(&actor),
-        command: name.to_owned(),
+        command: command.name().to_owned(),
         actor,
         reason,
         to: None,

@@ -57,6 +57,9 @@ impl Engine {
             if let Some(outcome) = self.controls(step, false).await? {
                 return Ok(Some(outcome));
             }
+            if self.step_promoted {
+                return Ok(None);
+            }
             tokio::time::sleep(
                 Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())),
             )
@@ -86,7 +89,8 @@ impl Engine {
     }
 
     /// Acts on records other processes appended. While paused, `resume`
-    /// comes back as `Signalled`.
+    /// comes back as `Signalled`. A `promote` of one step sets
+    /// `step_promoted` (and resumes a pause): the hold ends as passed.
     pub(super) async fn controls(
         &mut self,
         step: usize,
@@ -116,6 +120,15 @@ impl Engine {
                             return Ok(Some(self.roll_back(step, reason, None).await));
                         }
                         ControlCommand::Promote => return Ok(Some(self.promote(step).await?)),
+                        ControlCommand::PromoteStep => {
+                            self.record(Event::StepPromoted { step })?;
+                            self.step_promoted = true;
+                            if paused {
+                                self.record(Event::Resumed { step })?;
+                                return Ok(Some(Outcome::Signalled("promoted".into())));
+                            }
+                            return Ok(None);
+                        }
                         _ => {}
                     }
                 }

@@ -37,6 +37,9 @@ impl Engine {
             if let Some(outcome) = self.wait_interval(step).await? {
                 return Ok(Held::Ended(outcome));
             }
+            if std::mem::take(&mut self.step_promoted) {
+                return Ok(Held::Passed);
+            }
             let (verdict, figures) = match self.source.figures(&self.fleet).await {
                 Ok(f) => (judge(&gates, &f), f),
                 Err(e) => (
@@ -89,6 +92,9 @@ impl Engine {
                                 self.record(Event::Paused { step, reason })?;
                                 if let Some(outcome) = self.paused(step).await? {
                                     return Ok(Held::Ended(outcome));
+                                }
+                                if std::mem::take(&mut self.step_promoted) {
+                                    return Ok(Held::Passed);
                                 }
                             }
                         }

@@ -90,6 +90,8 @@ pub struct Engine {
     journaled_ids: std::collections::HashSet<String>,
     /// When the fleet's command queue was last read.
     inbox_read: Option<Instant>,
+    /// `promote` (one step) was taken: the step's hold ends at once.
+    step_promoted: bool,
 }
 
 impl Engine {
@@ -136,6 +138,7 @@ impl Engine {
             publisher,
             journaled_ids,
             inbox_read: None,
+            step_promoted: false,
         })
     }
 
@@ -250,6 +253,8 @@ impl Engine {
                 if let Some(outcome) = self.paused(step).await? {
                     return Ok(Some(outcome));
                 }
+                // A `promote` at an approval approves it: the step is applied.
+                self.step_promoted = false;
             }
             if !self.smoke(step).await? {
                 let reason = "smoke checks failed on green".into();

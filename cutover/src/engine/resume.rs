@@ -11,11 +11,12 @@ use std::path::Path;
 
 impl Engine {
     /// `cutover resume`: unpause a live run, or continue a dead one from
-    /// its journal.
+    /// its journal; `reason` is journaled with the operator's name.
     pub async fn resume(
         journal_path: &Path,
         out: Output,
         options: RunOptions,
+        reason: Option<String>,
     ) -> Result<Outcome, EngineError> {
         let (plan, run) = live_run(journal_path, "resume")?;
         let schedule = plan.schedule();
@@ -29,7 +30,7 @@ impl Engine {
                 // A live run holds the lock: tell it to go on.
                 let resume = Event::Control {
                     command: ControlCommand::Resume,
-                    reason: None,
+                    reason,
                     id: None,
                 };
                 journal.append(&engine.actor, resume)?;
@@ -41,6 +42,14 @@ impl Engine {
         }
         if let Some(previous_holder) = engine.acquire_lock(options.take_over, true).await? {
             engine.record(Event::LockTakenOver { previous_holder })?;
+        }
+        if reason.is_some() {
+            // Who continued the run, and why (not a command for it).
+            engine.record(Event::Control {
+                command: ControlCommand::Resume,
+                reason,
+                id: None,
+            })?;
         }
         engine.journal.new_records(); // the past is not a command
         let stage_label = engine
@@ -150,7 +159,7 @@ pub(super) fn position_of(run: &[Record], schedule: &Schedule) -> Position {
     let mut applied: Option<usize> = None;
     for r in run {
         match r.event {
-            Event::StepPassed { step, .. } => passed = Some(step),
+            Event::StepPassed { step, .. } | Event::StepPromoted { step } => passed = Some(step),
             Event::Applied { step, .. } => applied = Some(step),
             Event::Promoted { from_step } => {
                 let stage = schedule.stage_of(from_step);
@@ -176,6 +185,12 @@ pub fn stage_now(plan: &Plan, run: &[Record]) -> usize {
 /// The plan and records of the journal's newest run, refused (naming what
 /// the operator wanted `to`) when there is none or it has ended.
 pub fn live_run(journal_path: &Path, to: &str) -> Result<(Plan, Vec<Record>), EngineError> {
+    if !journal_path.exists() {
+        return Err(EngineError::Refused(format!(
+            "nothing to {to}: no journal at {} (no cutover has run here; --journal or CUTOVER_JOURNAL names another, --plan reaches a run through its fleet)",
+            journal_path.display()
+        )));
+    }
     let records = journal::read_all(journal_path)?;
     let run = journal::last_run(&records).to_vec();
     let Some(plan) = journal::plan_of(&run).cloned() else {

@@ -121,6 +121,7 @@ impl Engine {
             if let Some(outcome) = self.paused(step).await? {
                 return Ok(Some(outcome));
             }
+            self.step_promoted = false; // a `promote` here approves the stage
         }
         self.record(Event::StageStarted { stage, name })?;
         Ok(None)

@@ -67,8 +67,13 @@ pub enum Event {
     Resumed {
         step: usize,
     },
+    /// `promote --full`: 100% green now, the rest of the stage skipped.
     Promoted {
         from_step: usize,
+    },
+    /// `promote`: the step's hold ended early; the run goes on with the next step.
+    StepPromoted {
+        step: usize,
     },
     RolledBack {
         step: usize,
@@ -111,7 +116,10 @@ pub enum ControlCommand {
     Resume,
     /// Resume at a step or stage that waits for approval.
     Approve,
+    /// `promote --full`: 100% green now (named `promote` in journals).
     Promote,
+    /// `promote`: end the step's hold now and go on with the next step.
+    PromoteStep,
     Abort,
 }
 
@@ -123,7 +131,17 @@ impl ControlCommand {
             ControlCommand::Resume => "resume",
             ControlCommand::Approve => "approve",
             ControlCommand::Promote => "promote",
+            ControlCommand::PromoteStep => "promote_step",
             ControlCommand::Abort => "abort",
+        }
+    }
+
+    /// The command as the operator types it.
+    pub fn command_line(self) -> &'static str {
+        match self {
+            ControlCommand::Promote => "promote --full",
+            ControlCommand::PromoteStep => "promote",
+            other => other.name(),
         }
     }
 
@@ -133,6 +151,7 @@ impl ControlCommand {
             ControlCommand::Resume,
             ControlCommand::Approve,
             ControlCommand::Promote,
+            ControlCommand::PromoteStep,
             ControlCommand::Abort,
         ]
         .into_iter()
@@ -155,7 +174,7 @@ impl Event {
 
     /// The event's name as `status` and messages show it.
     /// Every value of [`Event::name`] (kept in step with it by hand).
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 20] = [
         "started",
         "preflight",
         "smoke",
@@ -169,6 +188,7 @@ impl Event {
         "paused",
         "resumed",
         "promoted",
+        "step_promoted",
         "rolled_back",
         "completed",
         "stopped",
@@ -192,6 +212,7 @@ impl Event {
             Event::Paused { .. } => "paused",
             Event::Resumed { .. } => "resumed",
             Event::Promoted { .. } => "promoted",
+            Event::StepPromoted { .. } => "step_promoted",
             Event::RolledBack { .. } => "rolled_back",
             Event::Completed { .. } => "completed",
             Event::Stopped { .. } => "stopped",

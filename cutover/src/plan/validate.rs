@@ -14,23 +14,13 @@ pub struct PlanErrors {
 }
 
 impl Plan {
+    /// Reads a plan file: every unknown field, the types, then every
+    /// problem [`Plan::validate`] finds (the `input-files` crate).
     pub fn load(path: &Path) -> Result<Plan, PlanErrors> {
-        let fail = |e: String| PlanErrors {
+        input_files::load(path, Plan::validate).map_err(|errors| PlanErrors {
             file: path.to_owned(),
-            errors: vec![e],
-        };
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let text = utf8_text(bytes).map_err(fail)?;
-        let plan: Plan = serde_yaml_ng::from_str(&text).map_err(|e| fail(yaml_error(&text, &e)))?;
-        let errors = plan.validate();
-        if errors.is_empty() {
-            Ok(plan)
-        } else {
-            Err(PlanErrors {
-                file: path.to_owned(),
-                errors,
-            })
-        }
+            errors,
+        })
     }
 
     pub fn validate(&self) -> Vec<String> {
@@ -174,37 +164,6 @@ fn validate_steps(at: &str, steps: &[Step], errors: &mut Vec<String>) {
             ));
         }
         previous = p;
-    }
-}
-
-/// A file's text, or where it stops being UTF-8.
-fn utf8_text(bytes: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(bytes).map_err(|e| {
-        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
-        format!("not UTF-8 text at line {line} column {column}")
-    })
-}
-
-/// A YAML error that says where: serde's location when it has one, the
-/// first control character when that is the trouble, else the document.
-fn yaml_error(text: &str, e: &serde_yaml_ng::Error) -> String {
-    let message = e.to_string();
-    if message.contains(" line ") {
-        return message;
-    }
-    if let Some(at) = e.location() {
-        return format!("{message} at line {} column {}", at.line(), at.column());
-    }
-    let control = text.lines().enumerate().find_map(|(i, line)| {
-        line.chars()
-            .position(|c| c.is_control() && c != '\t')
-            .map(|col| (i + 1, col + 1))
-    });
-    match control {
-        Some((line, column)) => format!("{message} at line {line} column {column}"),
-        None => format!("document: {message}"),
     }
 }
 

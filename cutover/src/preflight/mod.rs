@@ -5,6 +5,7 @@
 
 mod api_versions;
 mod checks;
+mod manifests;
 mod ownership;
 pub mod removals;
 pub mod sources;
@@ -29,8 +30,10 @@ pub struct PreflightArgs {
     /// Namespaces whose workloads must exist on green (repeatable).
     #[arg(long = "namespace", short = 'n')]
     pub namespaces: Vec<String>,
-    /// Manifest files (YAML/JSON) about to be applied to green.
-    #[arg(long)]
+    /// Manifests about to be applied to green: a file, a folder of them,
+    /// or a Kustomize folder (rendered, as `kubectl apply -k` would).
+    /// Files that are not Kubernetes objects are skipped, saying so.
+    #[arg(long, value_name = "PATH")]
     pub manifests: Option<PathBuf>,
     /// Least share of green's nodes that must be Ready (0–1).
     #[arg(long, default_value_t = 0.9)]
@@ -141,7 +144,13 @@ pub async fn run(args: &PreflightArgs) -> Result<Report, InputError> {
         )));
     }
     let manifests = match &args.manifests {
-        Some(dir) => sources::objects_in_dir(dir).map_err(InputError)?,
+        Some(path) => {
+            let found = manifests::read(path).map_err(InputError)?;
+            for note in &found.notes {
+                eprintln!("manifests: {note}");
+            }
+            found.objects
+        }
         None => Vec::new(),
     };
     let blue = client(args, &args.blue_context, "--blue-context").await?;

@@ -5,7 +5,6 @@
 use base64::Engine;
 use serde::Deserialize;
 use std::io::Read;
-use std::path::Path;
 
 /// One object a release, a file or an annotation declares.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,31 +98,6 @@ fn collect(v: &serde_json::Value, origin: &str, out: &mut Vec<Declared>) {
         namespace: v["metadata"]["namespace"].as_str().map(str::to_owned),
         origin: origin.to_owned(),
     });
-}
-
-/// The objects of every YAML/JSON file under `dir`.
-pub fn objects_in_dir(dir: &Path) -> Result<Vec<Declared>, String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).map_err(|e| format!("--manifests {}: {e}", d.display()))?;
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for p in paths {
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                let text =
-                    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                out.extend(objects_in_yaml(&text, &format!("manifest {}", p.display())));
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,11 +15,12 @@ pub use crate::state::ControlRequest;
 use crate::state::{RunProgress, SplitDocument, StoreError};
 
 /// The commands a run understands.
-pub const COMMANDS: [&str; 6] = [
+pub const COMMANDS: [&str; 7] = [
     "pause",
     "resume",
     "approve",
     "promote",
+    "promote_step",
     "abort",
     "emergency",
 ];

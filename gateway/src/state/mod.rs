@@ -61,7 +61,8 @@ pub struct ControlRequest {
     /// Chosen by the sender; a second request with the same id is the same
     /// request (a retry).
     pub id: String,
-    /// `pause`, `resume`, `approve`, `promote`, `abort` or `emergency`.
+    /// `pause`, `resume`, `approve`, `promote` (to 100%), `promote_step`, `abort`
+    /// or `emergency`.
     pub command: String,
     /// Who sent it (`user@host`).
     pub actor: String,

@@ -1,9 +1,16 @@
 //! The gateway's configuration file (YAML), field by field.
 //!
-//! Parsing refuses unknown fields; [`Config::load`] then checks everything
-//! that serde cannot (addresses, ranges, duplicates, files) and reports every
-//! problem at once, each naming its field, so an operator fixes a file in one
-//! pass. A config that fails here never replaces a running one.
+//! [`Config::load`] (in `load.rs`) refuses unknown fields and then checks
+//! everything that serde cannot (addresses, ranges, duplicates, files), and
+//! reports every problem at once, each naming its field, so an operator
+//! fixes a file in one pass. A config that fails there never replaces a
+//! running one. Endpoint names are checked for their form only: whether
+//! they resolve is `gateway check --resolve`'s question (a name that does
+//! not resolve at start waits unresolved while the others serve).
+
+mod load;
+
+pub use load::ConfigErrors;
 
 use crate::split::GreenPercent;
 use ipnetwork::IpNetwork;
@@ -442,51 +449,7 @@ fn default_keepalive_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
-/// Every problem found in a config file, each naming its field.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", self.render())]
-pub struct ConfigErrors {
-    pub file: PathBuf,
-    pub errors: Vec<String>,
-}
-
-impl ConfigErrors {
-    fn render(&self) -> String {
-        let mut out = format!(
-            "{}: {} error(s) in the gateway config",
-            self.file.display(),
-            self.errors.len()
-        );
-        for e in &self.errors {
-            out.push_str("\n  - ");
-            out.push_str(e);
-        }
-        out
-    }
-}
-
 impl Config {
-    /// Reads, parses and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let fail = |msg: String| ConfigErrors {
-            file: path.to_owned(),
-            errors: vec![msg],
-        };
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let text = utf8_text(bytes).map_err(fail)?;
-        let config: Config =
-            serde_yaml_ng::from_str(&text).map_err(|e| fail(yaml_error(&text, &e)))?;
-        let errors = config.validate();
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors {
-                file: path.to_owned(),
-                errors,
-            })
-        }
-    }
-
     /// Checks what the types cannot; returns every problem.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
@@ -592,9 +555,8 @@ impl Config {
             if let Err(e) = GreenPercent::from_percent(route.initial_green_percent) {
                 errors.push(format!("{at}.initial_green_percent: {e}"));
             }
-            let resolver = self.dns.resolver();
-            check_group(&format!("{at}.blue"), &route.blue, &resolver, &mut errors);
-            check_group(&format!("{at}.green"), &route.green, &resolver, &mut errors);
+            check_group(&format!("{at}.blue"), &route.blue, &mut errors);
+            check_group(&format!("{at}.green"), &route.green, &mut errors);
             let s = &route.stickiness;
             if s.cookie.is_some() && s.header.is_some() {
                 errors.push(format!(
@@ -634,37 +596,6 @@ impl Config {
     }
 }
 
-/// A file's text, or where it stops being UTF-8.
-fn utf8_text(bytes: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(bytes).map_err(|e| {
-        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
-        let column = good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1;
-        format!("not UTF-8 text at line {line} column {column}")
-    })
-}
-
-/// A YAML error that says where: serde's location when it has one, the
-/// first control character when that is the trouble, else the document.
-fn yaml_error(text: &str, e: &serde_yaml_ng::Error) -> String {
-    let message = e.to_string();
-    if message.contains(" line ") {
-        return message;
-    }
-    if let Some(at) = e.location() {
-        return format!("{message} at line {} column {}", at.line(), at.column());
-    }
-    let control = text.lines().enumerate().find_map(|(i, line)| {
-        line.chars()
-            .position(|c| c.is_control() && c != '\t')
-            .map(|col| (i + 1, col + 1))
-    });
-    match control {
-        Some((line, column)) => format!("{message} at line {line} column {column}"),
-        None => format!("document: {message}"),
-    }
-}
-
 fn check_bind_address(field: &str, value: &str, errors: &mut Vec<String>) {
     if value.parse::<SocketAddr>().is_err() {
         errors.push(format!(
@@ -685,17 +616,12 @@ fn check_header_name(field: &str, name: &str, errors: &mut Vec<String>) {
     }
 }
 
-fn check_group(
-    at: &str,
-    group: &GroupConfig,
-    resolver: &crate::resolve::Resolver,
-    errors: &mut Vec<String>,
-) {
+fn check_group(at: &str, group: &GroupConfig, errors: &mut Vec<String>) {
     if group.endpoints.is_empty() {
         errors.push(format!("{at}.endpoints: at least one endpoint is required"));
     }
     for (i, endpoint) in group.endpoints.iter().enumerate() {
-        if let Err(e) = resolver.resolve(endpoint) {
+        if let Err(e) = crate::resolve::parse_endpoint(endpoint) {
             errors.push(format!("{at}.endpoints[{i}]: {e}"));
         }
     }
