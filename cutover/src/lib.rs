@@ -5,7 +5,7 @@
 //! Start at [`engine::Engine::run`]; the plan format is [`plan::Plan`].
 //!
 //! The modules form layers; each uses only layers below it
-//! (`tests/layers.rs` checks this and prints them):
+//! (the workspace's `tests/tests/layers.rs` checks this and prints them):
 //!
 //! | layer | modules | job |
 //! |---|---|---|

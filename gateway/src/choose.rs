@@ -8,47 +8,13 @@
 //!             to the other colour when none is left
 
 use crate::config::FailoverPolicy;
+use crate::headers::Headers;
 use crate::metrics::Metrics;
 use crate::routing::{RouteDef, Snapshot};
 use crate::split::{bucket_of, Color};
 use crate::upstream::Endpoint;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-
-/// Read access to a request's headers, whatever parsed them.
-pub trait Headers {
-    /// The first value of a header; `name` is lower case.
-    fn get(&self, name: &str) -> Option<&[u8]>;
-    /// Calls `each` with every value of a header until it returns `Some`.
-    fn find_map<T>(&self, name: &str, each: impl FnMut(&[u8]) -> Option<T>) -> Option<T>;
-}
-
-impl Headers for http::HeaderMap {
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        http::HeaderMap::get(self, name).map(|v| v.as_bytes())
-    }
-
-    fn find_map<T>(&self, name: &str, each: impl FnMut(&[u8]) -> Option<T>) -> Option<T> {
-        self.get_all(name)
-            .iter()
-            .map(|v| v.as_bytes())
-            .find_map(each)
-    }
-}
-
-impl Headers for [httparse::Header<'_>] {
-    fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    }
-
-    fn find_map<T>(&self, name: &str, mut each: impl FnMut(&[u8]) -> Option<T>) -> Option<T> {
-        self.iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .find_map(|h| each(h.value))
-    }
-}
 
 /// The route and colour chosen for one request.
 pub struct Choice {
@@ -220,7 +186,10 @@ mod tests {
             },
         ];
         let headers: &[httparse::Header] = &headers;
-        assert_eq!(super::Headers::get(headers, "x-key"), Some(&b"k"[..]));
+        assert_eq!(
+            crate::headers::Headers::get(headers, "x-key"),
+            Some(&b"k"[..])
+        );
         let c = super::cookie_value(headers, "c", |v| v.to_vec());
         assert_eq!(c.as_deref(), Some(&b"3"[..]));
         assert!(super::cookie_value(headers, "z", |v| v.to_vec()).is_none());

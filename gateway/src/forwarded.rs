@@ -8,7 +8,7 @@
 //! nginx's `real_ip_recursive`). From anyone else both headers are
 //! replaced: the list is the peer alone, the scheme the gateway's own.
 
-use crate::choose::Headers;
+use crate::headers::Headers;
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
 

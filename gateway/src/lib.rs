@@ -7,13 +7,12 @@
 //! [`split`], and every change of state goes through [`control::Gateway`].
 
 pub mod admin;
-pub mod checks;
 pub mod choose;
 pub mod config;
 pub mod control;
 pub mod follow;
+pub mod headers;
 pub mod forwarded;
-pub mod grpc_health;
 pub mod health;
 pub mod http1;
 pub mod metrics;

@@ -6,7 +6,7 @@
 //! split as if it carried no pin). Both headers are always stripped before the
 //! request goes upstream, so applications never see them.
 
-use crate::choose::Headers;
+use crate::headers::Headers;
 use crate::config::PinConfig;
 use crate::split::Color;
 use ipnetwork::IpNetwork;

@@ -63,7 +63,7 @@ pub fn parse<T: DeserializeOwned>(
                 return Err(errors.into_iter().chain(validate(&config)).collect());
             }
             Err(e) => {
-                errors.push(format!("{}: {}", e.path(), e.inner()));
+                errors.push(located(text, e.path(), e.inner()));
                 if !is_unknown_field(e.inner()) {
                     return Err(errors);
                 }
@@ -72,6 +72,20 @@ pub fn parse<T: DeserializeOwned>(
         }
     }
     Err(errors)
+}
+
+/// `path: message`, with the line where the path's last key is written
+/// (found in the text: a document read again has no locations of its own).
+fn located(text: &str, path: &serde_path_to_error::Path, e: &serde_yaml_ng::Error) -> String {
+    let key = path.iter().last().and_then(|s| match s {
+        Segment::Map { key } => Some(format!("{key}:")),
+        _ => None,
+    });
+    let line = key.and_then(|key| text.lines().position(|l| l.contains(&key)));
+    match line {
+        Some(i) => format!("{path}: {e} at line {}", i + 1),
+        None => format!("{path}: {e}"),
+    }
 }
 
 fn is_unknown_field(e: &serde_yaml_ng::Error) -> bool {
@@ -173,6 +187,7 @@ mod tests {
             errors[1].starts_with("items[0].size: unknown field `size`, expected `name`"),
             "{errors:?}"
         );
+        assert!(errors[1].ends_with("at line 5"), "{errors:?}");
         assert_eq!(errors[2], "count: must be at least 1");
     }
 

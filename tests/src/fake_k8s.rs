@@ -9,14 +9,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 /// A CA for the fake clusters; kubeconfigs trust it.
@@ -78,44 +76,25 @@ impl FakeCluster {
     /// Starts a cluster reporting Kubernetes 1.`minor`.
     pub async fn start(ca: &TestCa, minor: u32) -> FakeCluster {
         let (cert, key) = ca.leaf();
-        let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-        builder
-            .set_certificate(&openssl::x509::X509::from_pem(cert.as_bytes()).unwrap())
-            .unwrap();
-        builder
-            .set_private_key(&openssl::pkey::PKey::private_key_from_pem(key.as_bytes()).unwrap())
-            .unwrap();
-        let acceptor = Arc::new(builder.build());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let routes: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
         routes.lock().unwrap().insert(
             "/version".into(),
             json!({"major": "1", "minor": minor.to_string(), "gitVersion": format!("v1.{minor}.3"), "platform": "linux/amd64"}),
         );
         let served = routes.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (acceptor, routes) = (acceptor.clone(), served.clone());
-                tokio::spawn(async move {
-                    let ssl = Ssl::new(acceptor.context()).unwrap();
-                    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
-                    if Pin::new(&mut tls).accept().await.is_err() {
-                        return;
-                    }
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let routes = routes.clone();
-                        async move { Ok::<_, Infallible>(answer(&routes, req)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+        let addr = crate::tls::serve(crate::tls::acceptor(&cert, &key, false), move |tls| {
+            let routes = served.clone();
+            async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let routes = routes.clone();
+                    async move { Ok::<_, Infallible>(answer(&routes, req)) }
                 });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
             }
-        });
+        })
+        .await;
         FakeCluster { addr, routes }
     }
 

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod fake_arm;
 pub mod fake_k8s;
 pub mod fake_kube;
+pub mod tls;
 pub mod tmpfs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -292,14 +293,7 @@ impl Admin {
     }
 
     pub async fn state(&self) -> serde_json::Value {
-        self.client
-            .get(format!("{}/v1/state", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::get_json(&self.client, &format!("{}/v1/state", self.base)).await
     }
 
     /// Sets one route's split with the test token; panics unless 200.
@@ -430,6 +424,11 @@ impl Load {
     }
 }
 
+/// GET `url`: its JSON body (panics unless it answers with JSON).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Runs the `cutover` binary with the test token and a journal in `dir`.
 pub struct Cutover {
     pub dir: PathBuf,
@@ -466,6 +465,15 @@ impl Cutover {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// `cutover emergency --to TO TARGET --reason REASON --yes`; `target`
+    /// is `["--gateway", admin_url]` or `["--plan", plan_path]`.
+    pub async fn emergency(&self, to: &str, target: [&str; 2], reason: &str) -> (i32, String, String) {
+        self.output(&[
+            "emergency", "--to", to, target[0], target[1], "--reason", reason, "--yes",
+        ])
+        .await
     }
 
     /// Every journal record so far.

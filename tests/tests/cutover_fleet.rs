@@ -33,14 +33,7 @@ async fn lagging_admin(real: SocketAddr, lag: Duration) -> SocketAddr {
                         let is_split_write =
                             parts.method == http::Method::PUT && parts.uri.path() == "/v1/splits";
                         if is_split_write {
-                            let before: Value = client
-                                .get(format!("http://{real}/v1/state"))
-                                .send()
-                                .await
-                                .unwrap()
-                                .json()
-                                .await
-                                .unwrap();
+                            let before: Value = e2e::get_json(&client, &format!("http://{real}/v1/state")).await;
                             *frozen.lock().unwrap() =
                                 Some((Instant::now() + lag, before["served_generation"].clone()));
                         }

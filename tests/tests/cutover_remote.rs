@@ -261,17 +261,7 @@ lock_ttl: 10s
             r["event"] == "applied" && job_runs(&job) == 2
         })
         .await;
-    let (code, _, stderr) = laptop
-        .output(&[
-            "emergency",
-            "--to",
-            "green",
-            "--plan",
-            &plan,
-            "--reason",
-            "blue node image broken",
-            "--yes",
-        ])
+    let (code, _, stderr) = laptop.emergency("green", ["--plan", &plan], "blue node image broken")
         .await;
     assert_eq!(code, 0, "{stderr}");
     let status = run.wait().await.unwrap();
@@ -363,17 +353,7 @@ lock_ttl: 10s
         .await;
 
     // An emergency from B switches both stages' fleets; the run stops.
-    let (code, _, stderr) = laptop
-        .output(&[
-            "emergency",
-            "--to",
-            "blue",
-            "--plan",
-            &plan,
-            "--reason",
-            "drill",
-            "--yes",
-        ])
+    let (code, _, stderr) = laptop.emergency("blue", ["--plan", &plan], "drill")
         .await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(run.wait().await.unwrap().code(), Some(3), "the run stopped");

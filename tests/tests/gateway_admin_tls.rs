@@ -49,14 +49,7 @@ async fn the_admin_api_over_mutual_tls_takes_only_clients_with_a_certificate() {
     let identity =
         reqwest::Identity::from_pkcs8_pem(client_cert.as_bytes(), client_key.as_bytes()).unwrap();
     let ana = trusting().identity(identity).build().unwrap();
-    let state: Value = ana
-        .get(&state_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = e2e::get_json(&ana, &state_url).await;
     assert_eq!(state["routes"]["web"]["green_percent"], 0.0);
 
     // cutover drives it through the plan's admin_tls.
@@ -75,26 +68,9 @@ steps: [{{green_percent: 100, hold: 1s}}]
         ),
     );
     let cutover = Cutover::new(dir.path());
-    let (code, _, stderr) = cutover
-        .output(&[
-            "emergency",
-            "--to",
-            "green",
-            "--plan",
-            &plan,
-            "--reason",
-            "drill",
-            "--yes",
-        ])
+    let (code, _, stderr) = cutover.emergency("green", ["--plan", &plan], "drill")
         .await;
     assert_eq!(code, 0, "{stderr}");
-    let state: Value = ana
-        .get(&state_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = e2e::get_json(&ana, &state_url).await;
     assert_eq!(state["routes"]["web"]["green_percent"], 100.0, "{state}");
 }

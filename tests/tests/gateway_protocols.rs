@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use openssl::ssl::{NameType, Ssl, SslAcceptor, SslMethod};
+use openssl::ssl::NameType;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -99,62 +99,35 @@ impl Pki {
 /// the Host header and the HTTP version, as JSON; with `h2` it speaks only
 /// HTTP/2 (offered by ALPN).
 async fn tls_upstream(cert_pem: &str, key_pem: &str, h2: bool) -> SocketAddr {
-    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-    if h2 {
-        builder.set_alpn_select_callback(|_, offered| {
-            openssl::ssl::select_next_proto(b"\x02h2", offered)
-                .ok_or(openssl::ssl::AlpnError::NOACK)
-        });
-    }
-    builder
-        .set_certificate(&openssl::x509::X509::from_pem(cert_pem.as_bytes()).unwrap())
-        .unwrap();
-    builder
-        .set_private_key(&openssl::pkey::PKey::private_key_from_pem(key_pem.as_bytes()).unwrap())
-        .unwrap();
-    let acceptor = Arc::new(builder.build());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let ssl = Ssl::new(acceptor.context()).unwrap();
-                let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
-                if Pin::new(&mut tls).accept().await.is_err() {
-                    return; // the client refused our certificate
-                }
-                let sni = tls.ssl().servername(NameType::HOST_NAME).map(str::to_owned);
-                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let doc = serde_json::json!({
-                        "sni": sni,
-                        "host": req.headers().get("host").map(|h| h.to_str().unwrap().to_owned()),
-                        "x-forwarded-proto": req.headers().get("x-forwarded-proto").map(|h| h.to_str().unwrap().to_owned()),
-                        "version": format!("{:?}", req.version()),
-                    });
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            http::Response::builder()
-                                .header("x-backend", "green-tls")
-                                .body(Full::new(Bytes::from(doc.to_string())))
-                                .unwrap(),
-                        )
-                    }
-                });
-                if h2 {
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                } else {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                }
+    e2e::tls::serve(e2e::tls::acceptor(cert_pem, key_pem, h2), move |tls| async move {
+        let sni = tls.ssl().servername(NameType::HOST_NAME).map(str::to_owned);
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let doc = serde_json::json!({
+                "sni": sni,
+                "host": req.headers().get("host").map(|h| h.to_str().unwrap().to_owned()),
+                "x-forwarded-proto": req.headers().get("x-forwarded-proto").map(|h| h.to_str().unwrap().to_owned()),
+                "version": format!("{:?}", req.version()),
             });
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("x-backend", "green-tls")
+                        .body(Full::new(Bytes::from(doc.to_string())))
+                        .unwrap(),
+                )
+            }
+        });
+        if h2 {
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        } else {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -288,14 +288,7 @@ fn admin_request_bodies() {
     let client = reqwest::Client::new();
     let state = || {
         rt.block_on(async {
-            let state: serde_json::Value = client
-                .get(gw.admin_url("/v1/state"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let state: serde_json::Value = e2e::get_json(&client, &gw.admin_url("/v1/state")).await;
             (
                 state["generation"].clone(),
                 state["routes"]["web"]["green_percent"].clone(),

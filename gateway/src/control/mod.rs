@@ -9,6 +9,7 @@
 
 mod lock;
 mod operators;
+mod view;
 
 pub use lock::LockError;
 pub use operators::{ControlError, ControlRequest};
@@ -20,7 +21,6 @@ use crate::routing::Snapshot;
 use crate::split::GreenPercent;
 use crate::state::{FileStore, KubeStore, KubeTarget, SplitDocument, Store, StoreError};
 use arc_swap::ArcSwap;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -306,55 +306,6 @@ impl Gateway {
                 .routes
                 .iter()
                 .any(|r| r.def.blue.has_healthy_endpoint() || r.def.green.has_healthy_endpoint())
-    }
-
-    /// The state document as `GET /v1/state` shows it.
-    pub async fn state_view(&self) -> serde_json::Value {
-        // The document and whether it was read from the store, together:
-        // `adopt` changes both under the lock.
-        let (document, loaded) = {
-            let control = self.lock().await;
-            (control.document.clone(), self.is_loaded())
-        };
-        let snapshot = self.snapshot();
-        let mut routes = serde_json::Map::new();
-        for entry in &snapshot.routes {
-            let group = |c| {
-                let g = entry.def.group(c);
-                json!({
-                    "healthy": g.has_healthy_endpoint(),
-                    "endpoints": g.endpoint_health().into_iter()
-                        .map(|(address, healthy)| json!({"address": address, "healthy": healthy}))
-                        .collect::<Vec<_>>(),
-                    "unresolved": g.unresolved().into_iter()
-                        .map(|(endpoint, error, last_good)| json!({"endpoint": endpoint, "error": error, "last_good": last_good}))
-                        .collect::<Vec<_>>(),
-                })
-            };
-            routes.insert(
-                entry.def.name.clone(),
-                json!({
-                    "green_percent": entry.green_percent,
-                    "blue": group(crate::split::Color::Blue),
-                    "green": group(crate::split::Color::Green),
-                }),
-            );
-        }
-        json!({
-            "generation": document.generation,
-            "served_generation": snapshot.generation,
-            "routes": routes,
-            "actor": document.actor,
-            "reason": document.reason,
-            "updated_at": document.updated_at,
-            "lock": document.lock,
-            "run": document.run,
-            "controls": document.controls,
-            "store": {"kind": self.store.describe(), "stale": self.store.is_stale()},
-            "loaded": loaded,
-            "ready": self.is_ready(),
-            "draining": self.is_draining(),
-        })
     }
 
     fn publish_metrics(&self, generation: u64) {

@@ -10,8 +10,9 @@
 //! big enough for waiting.
 
 use super::buffer::Buffer;
-use super::exchange::After;
+use super::client::{After, Client};
 use super::request::ClientInfo;
+use super::service::Service;
 use super::workers::{self, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
@@ -23,31 +24,18 @@ use pingora::connectors::TransportConnector;
 use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use std::future::poll_fn;
 use std::sync::Arc;
 
 pub struct Http1App {
-    pub(super) gateway: Arc<Gateway>,
+    /// What serving a request needs: gateway state, connector, timeouts.
+    service: Service,
     /// pingora-proxy, for HTTP/2 clients.
     h2: Arc<HttpProxy<Proxy>>,
-    /// Opens upstream connections (TCP or TLS, as the endpoint's peer says).
-    pub(super) connector: TransportConnector,
-    pub(super) timeouts: ClientTimeoutConfig,
     /// With more than one worker: where connections go.
     workers: Option<Workers>,
     /// Plain listeners whose connections start with a PROXY protocol header.
     proxy_protocol: Arc<ProxyProtocol>,
 }
-
-/// One client connection.
-pub(super) struct Client {
-    pub stream: Stream,
-    pub buf: Buffer,
-    pub info: ClientInfo,
-}
-
-/// Room to read a request head into.
-const HEAD_ROOM: usize = 4096;
 
 /// What an HTTP/2 client with prior knowledge sends first (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -69,10 +57,12 @@ impl Http1App {
         proxy_protocol: Arc<ProxyProtocol>,
     ) -> Self {
         Http1App {
-            gateway,
+            service: Service {
+                gateway,
+                connector: TransportConnector::new(None),
+                timeouts,
+            },
             h2: Arc::new(h2),
-            connector: TransportConnector::new(None),
-            timeouts,
             workers: (threads > 1).then(Workers::default),
             proxy_protocol,
         }
@@ -91,7 +81,7 @@ impl Http1App {
                     return Served::Closed;
                 }
                 let next_request = client.wait_for_bytes();
-                match tokio::time::timeout(self.timeouts.keepalive, next_request).await {
+                match tokio::time::timeout(self.service.timeouts.keepalive, next_request).await {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return Served::Closed,
                 }
@@ -99,8 +89,8 @@ impl Http1App {
             if std::mem::take(&mut first) && !client.info.tls && self.h2c_preface(client).await {
                 return Served::ToPingora;
             }
-            let draining = *shutdown.borrow() || self.gateway.is_draining();
-            match Box::pin(self.serve_request(client, draining)).await {
+            let draining = *shutdown.borrow() || self.service.gateway.is_draining();
+            match Box::pin(self.service.serve_request(client, draining)).await {
                 After::KeepAlive => {}
                 After::Close => return Served::Closed,
                 After::ToPingora => return Served::ToPingora,
@@ -116,7 +106,7 @@ impl Http1App {
             H2_PREFACE.starts_with(&seen[..seen.len().min(H2_PREFACE.len())])
         };
         while prefix(client) && client.buf.pending().len() < H2_PREFACE.len() {
-            let more = tokio::time::timeout(self.timeouts.header, client.read_more_head());
+            let more = tokio::time::timeout(self.service.timeouts.header, client.read_more_head());
             if !matches!(more.await, Ok(Ok(n)) if n > 0) {
                 return false;
             }
@@ -179,30 +169,6 @@ impl Http1App {
                 None
             }
         }
-    }
-}
-
-impl Client {
-    /// Waits for the client's next bytes; false when it closed. Each poll
-    /// reads into a buffer taken for that poll and gives it back when
-    /// nothing came, so a waiting connection holds no buffer. (tokio knows
-    /// the socket is not readable without a syscall, so the empty polls
-    /// cost none.)
-    async fn wait_for_bytes(&mut self) -> bool {
-        let read = poll_fn(|cx| {
-            let read = self.buf.poll_read_from(cx, &mut self.stream, HEAD_ROOM);
-            if read.is_pending() {
-                self.buf.release_if_empty();
-            }
-            read
-        });
-        matches!(read.await, Ok(n) if n > 0)
-    }
-
-    /// Reads more of a request head; the head is parsed again from the
-    /// start each time, so a head split over reads needs no parser state.
-    pub async fn read_more_head(&mut self) -> std::io::Result<usize> {
-        self.buf.read_from(&mut self.stream, HEAD_ROOM).await
     }
 }
 

@@ -5,8 +5,12 @@
 //!
 //! app        the pingora app: a client connection's loop (HTTP/2 goes to
 //!            pingora-proxy)
+//! client     one client connection, and what it does after a request
+//! service    what serving a request needs: gateway state, connector, timeouts
 //! exchange   one request to the end of its response, with retries
+//! forward    one attempt on one upstream connection
 //! request    the client's head: framing checks, routing, the upstream head
+//! fields     the head fields that decide framing, read in one pass
 //! response   the upstream's head: framing, the client's head
 //! framing    where a body ends (Content-Length, chunked, close)
 //! relay      bodies as they arrive, upgrade tunnels, the gateway's answers
@@ -16,12 +20,16 @@
 
 mod app;
 mod buffer;
+mod client;
 mod exchange;
+mod fields;
+mod forward;
 mod framing;
 mod pool;
 mod relay;
 mod request;
 mod response;
+mod service;
 mod workers;
 
 pub use app::Http1App;

@@ -1,7 +1,7 @@
 //! Moving bytes: a body from one side to the other as it arrives, a
 //! tunnel after an upgrade, and the gateway's own short answers.
 
-use super::app::Client;
+use super::client::Client;
 use super::buffer::Buffer;
 use super::framing::{Framing, FramingError};
 use pingora::protocols::Stream;

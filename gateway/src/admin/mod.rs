@@ -29,9 +29,9 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use wire::*;
 
-/// Largest request body the admin API reads.
-const MAX_BODY: usize = 64 * 1024;
+mod wire;
 
 pub struct AdminApi {
     gateway: Arc<Gateway>,
@@ -41,95 +41,6 @@ impl AdminApi {
     pub fn new(gateway: Arc<Gateway>) -> AdminApi {
         AdminApi { gateway }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RouteSplitBody {
-    green_percent: f64,
-    #[serde(default)]
-    expected_generation: Option<u64>,
-    #[serde(default)]
-    actor: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LockBody {
-    holder: String,
-    #[serde(default)]
-    ttl_seconds: Option<u64>,
-    #[serde(default)]
-    take_over: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SplitsBody {
-    routes: BTreeMap<String, f64>,
-    #[serde(default)]
-    expected_generation: Option<u64>,
-    #[serde(default)]
-    actor: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunBody {
-    holder: String,
-    progress: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AckBody {
-    holder: String,
-    ids: Vec<String>,
-}
-
-type Reply = Response<Vec<u8>>;
-
-fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec_pretty(&body).expect("json"))
-        .expect("valid response")
-}
-
-/// A refused call: its status and a message naming the field at fault.
-struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
-        ApiError {
-            status,
-            message: message.to_string(),
-        }
-    }
-
-    fn reply(self) -> Reply {
-        reply(self.status, json!({ "error": self.message }))
-    }
-}
-
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
-    ApiError::new(status, message).reply()
-}
-
-fn text(status: StatusCode, content_type: &str, body: Vec<u8>) -> Reply {
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .body(body)
-        .expect("valid response")
 }
 
 #[async_trait]
@@ -370,46 +281,4 @@ impl AdminApi {
             ))
         }
     }
-}
-
-async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_BODY {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("request body over {MAX_BODY} bytes"),
-                    ));
-                }
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot read the body: {e}"),
-                ))
-            }
-        }
-    }
-}
-
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        let message = if field == "." || field == "?" {
-            format!("body: {}", e.inner())
-        } else {
-            format!("{field}: {}", e.inner())
-        };
-        ApiError::new(StatusCode::BAD_REQUEST, message)
-    })
-}
-
-fn percent(field: &str, value: f64) -> Result<GreenPercent, ApiError> {
-    GreenPercent::from_percent(value)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("{field}: {e}")))
 }

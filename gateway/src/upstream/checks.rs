@@ -1,13 +1,13 @@
 //! How an upstream group's endpoints are checked: an HTTP GET of the
-//! configured path, or the gRPC health protocol ([`crate::grpc_health`]),
+//! configured path, or the gRPC health protocol ([`super::grpc_health`]),
 //! over the group's own protocol; and what a change of health tells the
 //! log (with the last failure's reason) and `gateway_backend_healthy`.
 
 use crate::config::{HealthCheckConfig, HealthProtocol, UpstreamProtocol};
-use crate::grpc_health::GrpcHealthCheck;
+use super::grpc_health::GrpcHealthCheck;
 use crate::metrics::Metrics;
 use crate::split::Color;
-use crate::upstream::{apply_peer_options, inet, Ca, Endpoint, GroupSpec};
+use super::{apply_peer_options, inet, Ca, Endpoint, GroupSpec};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;

@@ -3,6 +3,9 @@
 //! TLS with SNI and a CA bundle), and the endpoint list following what the
 //! configured names resolve to (`resolve`).
 
+mod checks;
+mod grpc_health;
+
 use crate::config::{DnsConfig, GroupConfig, HealthCheckConfig, TimeoutConfig, UpstreamProtocol};
 use crate::metrics::Metrics;
 use crate::resolve::{NameDiscovery, Names};
@@ -93,7 +96,7 @@ impl UpstreamGroup {
             .expect("discovery answers from memory")
             .map_err(|e| format!("cannot build the load balancer: {e}"))?;
         let endpoints = Arc::new(ArcSwap::from_pointee(Vec::new()));
-        lb.set_health_check(crate::checks::health_check(
+        lb.set_health_check(checks::health_check(
             &spec,
             endpoints.clone(),
             &ca,

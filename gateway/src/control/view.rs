@@ -1,0 +1,57 @@
+//! What `GET /v1/state` shows: the split document, every route's split,
+//! endpoint health and unresolved names, the store, readiness.
+
+use super::Gateway;
+use crate::split::Color;
+use serde_json::json;
+
+impl Gateway {
+    /// The state document as `GET /v1/state` shows it.
+    pub async fn state_view(&self) -> serde_json::Value {
+        // The document and whether it was read from the store, together:
+        // `adopt` changes both under the lock.
+        let (document, loaded) = {
+            let control = self.lock().await;
+            (control.document.clone(), self.is_loaded())
+        };
+        let snapshot = self.snapshot();
+        let mut routes = serde_json::Map::new();
+        for entry in &snapshot.routes {
+            let group = |c| {
+                let g = entry.def.group(c);
+                json!({
+                    "healthy": g.has_healthy_endpoint(),
+                    "endpoints": g.endpoint_health().into_iter()
+                        .map(|(address, healthy)| json!({"address": address, "healthy": healthy}))
+                        .collect::<Vec<_>>(),
+                    "unresolved": g.unresolved().into_iter()
+                        .map(|(endpoint, error, last_good)| json!({"endpoint": endpoint, "error": error, "last_good": last_good}))
+                        .collect::<Vec<_>>(),
+                })
+            };
+            routes.insert(
+                entry.def.name.clone(),
+                json!({
+                    "green_percent": entry.green_percent,
+                    "blue": group(Color::Blue),
+                    "green": group(Color::Green),
+                }),
+            );
+        }
+        json!({
+            "generation": document.generation,
+            "served_generation": snapshot.generation,
+            "routes": routes,
+            "actor": document.actor,
+            "reason": document.reason,
+            "updated_at": document.updated_at,
+            "lock": document.lock,
+            "run": document.run,
+            "controls": document.controls,
+            "store": {"kind": self.store.describe(), "stale": self.store.is_stale()},
+            "loaded": loaded,
+            "ready": self.is_ready(),
+            "draining": self.is_draining(),
+        })
+    }
+}
