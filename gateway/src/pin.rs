@@ -6,8 +6,8 @@
 //! split as if it carried no pin). Both headers are always stripped before the
 //! request goes upstream, so applications never see them.
 
-use crate::headers::Headers;
 use crate::config::PinConfig;
+use crate::headers::Headers;
 use crate::split::Color;
 use ipnetwork::IpNetwork;
 use pingora::http::RequestHeader;

@@ -77,7 +77,7 @@ pub fn parse<T: DeserializeOwned>(
 /// `path: message`, with the line where the path's last key is written
 /// (found in the text: a document read again has no locations of its own).
 fn located(text: &str, path: &serde_path_to_error::Path, e: &serde_yaml_ng::Error) -> String {
-    let key = path.iter().last().and_then(|s| match s {
+    let key = path.iter().next_back().and_then(|s| match s {
         Segment::Map { key } => Some(format!("{key}:")),
         _ => None,
     });

@@ -424,6 +424,21 @@ impl Load {
     }
 }
 
+/// `emergency --to TO TARGET --reason REASON --yes`; `target` is
+/// `["--gateway", admin_url]` or `["--plan", plan_path]`.
+pub fn emergency_args<'a>(to: &'a str, target: [&'a str; 2], reason: &'a str) -> [&'a str; 8] {
+    [
+        "emergency",
+        "--to",
+        to,
+        target[0],
+        target[1],
+        "--reason",
+        reason,
+        "--yes",
+    ]
+}
+
 /// GET `url`: its JSON body (panics unless it answers with JSON).
 pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
@@ -467,13 +482,14 @@ impl Cutover {
         )
     }
 
-    /// `cutover emergency --to TO TARGET --reason REASON --yes`; `target`
-    /// is `["--gateway", admin_url]` or `["--plan", plan_path]`.
-    pub async fn emergency(&self, to: &str, target: [&str; 2], reason: &str) -> (i32, String, String) {
-        self.output(&[
-            "emergency", "--to", to, target[0], target[1], "--reason", reason, "--yes",
-        ])
-        .await
+    /// `cutover emergency` ([`emergency_args`]).
+    pub async fn emergency(
+        &self,
+        to: &str,
+        target: [&str; 2],
+        reason: &str,
+    ) -> (i32, String, String) {
+        self.output(&emergency_args(to, target, reason)).await
     }
 
     /// Every journal record so far.

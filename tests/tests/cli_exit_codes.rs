@@ -211,7 +211,8 @@ async fn status_says_how_the_run_stands_and_a_stopped_run_exits_3() {
     assert_eq!(code, REFUSED, "{stderr}");
     // An emergency stops the run without rollback: the run exits 3, and
     // so does its status.
-    let (code, _, stderr) = cutover.emergency("blue", ["--gateway", &gw.admin_url("")], "drill")
+    let (code, _, stderr) = cutover
+        .emergency("blue", ["--gateway", &gw.admin_url("")], "drill")
         .await;
     assert_eq!(code, DONE, "{stderr}");
     let status = tokio::time::timeout(std::time::Duration::from_secs(20), run.wait())
@@ -251,7 +252,8 @@ async fn a_completed_run_is_0_everywhere() {
         .output(&["status", "--watch", "--timeout", "5s"])
         .await;
     assert_eq!(code, DONE, "a watch of an ended run returns at once");
-    let (code, _, stderr) = cutover.emergency("blue", ["--gateway", &gw.admin_url("")], "drill")
+    let (code, _, stderr) = cutover
+        .emergency("blue", ["--gateway", &gw.admin_url("")], "drill")
         .await;
     assert_eq!(code, DONE, "{stderr}");
 }

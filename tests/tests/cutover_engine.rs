@@ -429,7 +429,8 @@ async fn control_commands_from_another_terminal() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let admin_url = s.gw.admin_url("");
     let (code, _, stderr) = s
-        .cutover.emergency("green", ["--gateway", &admin_url], "blue is on fire")
+        .cutover
+        .emergency("green", ["--gateway", &admin_url], "blue is on fire")
         .await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(s.split().await, 100.0);

@@ -33,7 +33,8 @@ async fn lagging_admin(real: SocketAddr, lag: Duration) -> SocketAddr {
                         let is_split_write =
                             parts.method == http::Method::PUT && parts.uri.path() == "/v1/splits";
                         if is_split_write {
-                            let before: Value = e2e::get_json(&client, &format!("http://{real}/v1/state")).await;
+                            let before: Value =
+                                e2e::get_json(&client, &format!("http://{real}/v1/state")).await;
                             *frozen.lock().unwrap() =
                                 Some((Instant::now() + lag, before["served_generation"].clone()));
                         }

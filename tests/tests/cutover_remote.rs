@@ -51,6 +51,10 @@ impl Terminal {
         )
     }
 
+    async fn emergency(&self, to: &str, target: [&str; 2], reason: &str) -> (i32, String, String) {
+        self.output(&e2e::emergency_args(to, target, reason)).await
+    }
+
     /// `status --plan -o json` until `check` holds (20 s at most).
     async fn status_until(&self, plan: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -261,7 +265,8 @@ lock_ttl: 10s
             r["event"] == "applied" && job_runs(&job) == 2
         })
         .await;
-    let (code, _, stderr) = laptop.emergency("green", ["--plan", &plan], "blue node image broken")
+    let (code, _, stderr) = laptop
+        .emergency("green", ["--plan", &plan], "blue node image broken")
         .await;
     assert_eq!(code, 0, "{stderr}");
     let status = run.wait().await.unwrap();
@@ -353,8 +358,7 @@ lock_ttl: 10s
         .await;
 
     // An emergency from B switches both stages' fleets; the run stops.
-    let (code, _, stderr) = laptop.emergency("blue", ["--plan", &plan], "drill")
-        .await;
+    let (code, _, stderr) = laptop.emergency("blue", ["--plan", &plan], "drill").await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(run.wait().await.unwrap().code(), Some(3), "the run stopped");
     for gw in [&staging, &prod] {

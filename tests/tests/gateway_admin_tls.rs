@@ -68,8 +68,7 @@ steps: [{{green_percent: 100, hold: 1s}}]
         ),
     );
     let cutover = Cutover::new(dir.path());
-    let (code, _, stderr) = cutover.emergency("green", ["--plan", &plan], "drill")
-        .await;
+    let (code, _, stderr) = cutover.emergency("green", ["--plan", &plan], "drill").await;
     assert_eq!(code, 0, "{stderr}");
     let state: Value = e2e::get_json(&ana, &state_url).await;
     assert_eq!(state["routes"]["web"]["green_percent"], 100.0, "{state}");

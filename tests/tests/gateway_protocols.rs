@@ -10,8 +10,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use openssl::ssl::NameType;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 

@@ -5,7 +5,7 @@
 //! (`#[cfg(test)]` parts are left out).
 //!
 //! `cargo test -p e2e --test layers -- --nocapture` prints each crate's
-//! layers (0 depends on nothing else in the crate).
+//! layers, bottom first (the README shows them).
 
 use e2e::docs::repo;
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,7 +51,11 @@ fn references(source: &str, prefix: &str) -> BTreeSet<String> {
         let preceded_by_path = at > 0 && rest[..at].ends_with("::");
         rest = &rest[at + prefix.len()..];
         if preceded_by_path {
-            continue; // `super::super::x`, `a::crate::…`: not this level
+            continue; // `a::crate::…`: not this level
+        }
+        if let Some(up) = rest.strip_prefix(prefix) {
+            rest = up; // `super::super::x`: a level further up
+            continue;
         }
         if let Some(group) = rest.strip_prefix('{') {
             let end = group.find('}').unwrap_or(group.len());
@@ -79,14 +83,23 @@ fn crate_graph(src: &Path) -> Graph {
     let mut graph = Graph::new();
     for file in files {
         let rel = file.strip_prefix(src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_owned();
         if module == "lib" || module == "main" || module == "bin" {
             continue;
         }
         let text = production_code(&std::fs::read_to_string(&file).unwrap());
         let entry = graph.entry(module.clone()).or_default();
-        entry.extend(references(&text, "crate::").into_iter().filter(|n| *n != module));
+        entry.extend(
+            references(&text, "crate::")
+                .into_iter()
+                .filter(|n| *n != module),
+        );
     }
     graph
 }
@@ -146,16 +159,18 @@ fn layers(graph: &Graph) -> Result<BTreeMap<String, usize>, Vec<String>> {
     Ok(done)
 }
 
-/// `layer 0: a, b` lines, bottom first.
-fn table(layers: &BTreeMap<String, usize>) -> Vec<String> {
+/// The layers bottom first, `a, b → c → d` (each imports only from its left).
+fn table(layers: &BTreeMap<String, usize>) -> String {
     let mut by_layer: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for (module, layer) in layers {
         by_layer.entry(*layer).or_default().push(module);
     }
-    by_layer
-        .into_iter()
-        .map(|(layer, modules)| format!("  {layer}: {}", modules.join(", ")))
-        .collect()
+    let levels: Vec<String> = by_layer.into_values().map(|m| m.join(", ")).collect();
+    if levels.is_empty() {
+        "(one module)".into()
+    } else {
+        levels.join(" → ")
+    }
 }
 
 fn src_of(krate: &str) -> PathBuf {
@@ -165,10 +180,18 @@ fn src_of(krate: &str) -> PathBuf {
 #[test]
 fn every_crate_and_module_folder_imports_in_one_direction() {
     let mut circles = Vec::new();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     for krate in CRATES {
         let src = src_of(krate);
         match layers(&crate_graph(&src)) {
-            Ok(l) => println!("{krate}\n{}", table(&l).join("\n")),
+            Ok(l) => {
+                let line = format!("{krate}: {}", table(&l));
+                println!("{line}");
+                assert!(
+                    readme.contains(&line),
+                    "README.md (Code layers) does not show `{line}`"
+                );
+            }
             Err(c) => circles.push(format!("{krate}: {}", c.join(" -> "))),
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
@@ -187,7 +210,11 @@ fn every_crate_and_module_folder_imports_in_one_direction() {
             }
         }
     }
-    assert!(circles.is_empty(), "import circles:\n{}", circles.join("\n"));
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
 }
 
 #[test]
@@ -221,6 +248,9 @@ fn a_circle_is_found_and_named() {
         refs,
         BTreeSet::from(["fleet".into(), "journal".into(), "plan".into()])
     );
-    let refs = references("use super::{client::Client, After};\nsuper::super::x", "super::");
+    let refs = references(
+        "use super::{client::Client, After};\nsuper::super::x",
+        "super::",
+    );
     assert_eq!(refs, BTreeSet::from(["client".into()]));
 }

@@ -19,12 +19,10 @@
 //! call changes nothing.
 
 use crate::control::{ChangeError, ControlError, ControlRequest, Gateway, LockError, SplitChange};
-use crate::split::GreenPercent;
 use async_trait::async_trait;
-use http::{Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,6 +6,7 @@ use http::{Response, StatusCode};
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;

@@ -1,5 +1,6 @@
 //! The config file's fields: every struct and enum serde reads, with the
-//! doc comment an operator's question lands on. Defaults are in
+//! doc comment an operator's question lands on, and the defaults of whole
+//! sections. The default of each field is in
 //! `defaults.rs`, the checks serde cannot do in `validate.rs`.
 
 use super::defaults::*;
@@ -302,4 +303,88 @@ pub struct DnsConfig {
     /// instead of the system resolver.
     #[serde(default)]
     pub hosts_file: Option<PathBuf>,
+}
+
+impl DnsConfig {
+    /// How this config resolves endpoint names.
+    pub fn resolver(&self) -> crate::resolve::Resolver {
+        crate::resolve::Resolver {
+            hosts_file: self.hosts_file.clone(),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: default_admin_address(),
+            token_file: None,
+            tls: None,
+        }
+    }
+}
+
+impl Default for PinConfig {
+    fn default() -> Self {
+        PinConfig {
+            header: default_pin_header(),
+            trusted_sources: Vec::new(),
+            secret_header: default_pin_secret_header(),
+            secret_file: None,
+        }
+    }
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            resolve_interval: default_resolve_interval(),
+            hosts_file: None,
+        }
+    }
+}
+
+impl Default for ClientTimeoutConfig {
+    fn default() -> Self {
+        ClientTimeoutConfig {
+            header: default_header_timeout(),
+            keepalive: default_keepalive_timeout(),
+        }
+    }
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            connect: default_connect_timeout(),
+            read: default_read_timeout(),
+        }
+    }
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            protocol: HealthProtocol::default(),
+            service: String::new(),
+            path: default_health_path(),
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+            healthy_threshold: default_threshold(),
+            unhealthy_threshold: default_threshold(),
+        }
+    }
+}
+
+/// One default for a missing `stickiness:` and for its missing fields (a
+/// derived `Default` would leave the issued cookie's name empty and send
+/// `Set-Cookie: =…`).
+impl Default for StickinessConfig {
+    fn default() -> Self {
+        StickinessConfig {
+            cookie: None,
+            header: None,
+            issued_cookie: "cutover_client".into(),
+        }
+    }
 }

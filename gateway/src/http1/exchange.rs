@@ -10,18 +10,15 @@
 
 use super::client::{After, Client};
 use super::forward::{Attempt, Delivered, Failure};
-use super::service::Service;
-use super::buffer::Buffer;
-use super::framing::{Framing, FramingError};
+use super::framing::Framing;
 use super::pool;
-use super::relay::{relay, respond, tunnel, write_all, Relay};
+use super::relay::respond;
 use super::request::{self, Refusal, Request};
-use super::response::{self, ClientSide};
+use super::response::ClientSide;
+use super::service::Service;
 use crate::choose::Attempts;
 use crate::routing::RouteEntry;
-use crate::upstream::Endpoint;
-use pingora::protocols::Stream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Connections that closed without a response, at most, before a
 /// retryable request fails.
@@ -228,4 +225,3 @@ impl Service {
         }
     }
 }
-

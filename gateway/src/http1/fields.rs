@@ -27,16 +27,15 @@ impl<'a> Fields<'a> {
         for h in headers {
             let name = h.name;
             if name.eq_ignore_ascii_case("host") {
-                let value = std::str::from_utf8(h.value)
-                    .map_err(|_| "Host is not text")?;
+                let value = std::str::from_utf8(h.value).map_err(|_| "Host is not text")?;
                 if fields.host.is_some_and(|seen| seen != value) {
                     return Err("two different Host headers");
                 }
                 fields.host = Some(value);
             } else if name.eq_ignore_ascii_case("content-length") {
                 for item in h.value.split(|&b| b == b',') {
-                    let n = parse_length(item.trim_ascii())
-                        .ok_or("Content-Length is not a number")?;
+                    let n =
+                        parse_length(item.trim_ascii()).ok_or("Content-Length is not a number")?;
                     if fields.content_length.is_some_and(|seen| seen != n) {
                         return Err("Content-Length values disagree");
                     }
@@ -69,15 +68,15 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 /// The tokens of the Connection header(s).
 #[derive(Default)]
 pub(super) struct Connection<'a> {
-    close: bool,
-    keep_alive: bool,
+    pub close: bool,
+    pub keep_alive: bool,
     pub upgrade: bool,
     /// Other tokens: names of headers meant for this connection only.
-    others: Vec<&'a [u8]>,
+    pub others: Vec<&'a [u8]>,
 }
 
 impl<'a> Connection<'a> {
-    fn add(&mut self, value: &'a [u8]) {
+    pub fn add(&mut self, value: &'a [u8]) {
         for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
             if token.eq_ignore_ascii_case(b"close") {
                 self.close = true;
@@ -92,7 +91,7 @@ impl<'a> Connection<'a> {
     }
 
     /// Whether the Connection header names this header.
-    fn names(&self, header: &str) -> bool {
+    pub fn names(&self, header: &str) -> bool {
         self.others
             .iter()
             .any(|t| t.eq_ignore_ascii_case(header.as_bytes()))

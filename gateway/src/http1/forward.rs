@@ -6,7 +6,7 @@ use super::buffer::Buffer;
 use super::client::{After, Client};
 use super::framing::{Framing, FramingError};
 use super::pool;
-use super::relay::{relay, respond, tunnel, write_all, Relay};
+use super::relay::{relay, tunnel, write_all, Relay};
 use super::response::{self, ClientSide};
 use super::service::Service;
 use crate::upstream::Endpoint;

@@ -1,8 +1,8 @@
 //! Moving bytes: a body from one side to the other as it arrives, a
 //! tunnel after an upgrade, and the gateway's own short answers.
 
-use super::client::Client;
 use super::buffer::Buffer;
+use super::client::Client;
 use super::framing::{Framing, FramingError};
 use pingora::protocols::Stream;
 use std::time::Duration;

@@ -3,11 +3,11 @@
 //! over the group's own protocol; and what a change of health tells the
 //! log (with the last failure's reason) and `gateway_backend_healthy`.
 
-use crate::config::{HealthCheckConfig, HealthProtocol, UpstreamProtocol};
 use super::grpc_health::GrpcHealthCheck;
+use super::{apply_peer_options, inet, Ca, Endpoint, GroupSpec};
+use crate::config::{HealthCheckConfig, HealthProtocol, UpstreamProtocol};
 use crate::metrics::Metrics;
 use crate::split::Color;
-use super::{apply_peer_options, inet, Ca, Endpoint, GroupSpec};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
