@@ -21,6 +21,20 @@ async fn split(admin: &Admin) -> f64 {
 }
 
 /// Every line of the journal parses: nothing torn, nothing lost.
+/// `cutover resume` runs the plan to 100%, each step passed once.
+async fn resume_to_the_end(cutover: &Cutover, admin: &Admin) {
+    let (code, _, stderr) = cutover.output(&["resume"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(split(admin).await, 100.0);
+    let records = whole_lines(cutover);
+    let passed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"] == "step_passed")
+        .map(|r| &r["step"])
+        .collect();
+    assert_eq!(passed, [0, 1, 2], "a step was repeated or skipped");
+}
+
 fn whole_lines(cutover: &Cutover) -> Vec<Value> {
     let text = std::fs::read_to_string(cutover.journal()).unwrap();
     text.lines()
@@ -101,16 +115,7 @@ async fn a_full_journal_disk_stops_the_run_and_keeps_the_split() {
     assert!(records
         .iter()
         .any(|r| r["event"] == "applied" && r["step"] == 1));
-    let (code, _, stderr) = cutover.output(&["resume"]).await;
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(split(admin).await, 100.0);
-    let records = whole_lines(cutover);
-    let passed: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["event"] == "step_passed")
-        .map(|r| &r["step"])
-        .collect();
-    assert_eq!(passed, [0, 1, 2], "a step was repeated or skipped");
+    resume_to_the_end(cutover, admin).await;
     let (_, failed) = t.load.stop().await;
     assert_eq!(failed, 0);
 }
@@ -149,16 +154,7 @@ async fn a_read_only_journal_disk_refuses_resume_and_keeps_the_split() {
 
     fs.remount("rw");
     assert_eq!(whole_lines(cutover).len(), journaled, "a record was lost");
-    let (code, _, stderr) = cutover.output(&["resume"]).await;
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(split(admin).await, 100.0);
-    let records = whole_lines(cutover);
-    let passed: Vec<&Value> = records
-        .iter()
-        .filter(|r| r["event"] == "step_passed")
-        .map(|r| &r["step"])
-        .collect();
-    assert_eq!(passed, [0, 1, 2], "a step was repeated or skipped");
+    resume_to_the_end(cutover, admin).await;
     assert_eq!(t.load.stop().await.1, 0);
 }
 
