@@ -522,6 +522,65 @@ impl Cutover {
     }
 }
 
+/// Blue and green sample backends behind one gateway (pins honoured from
+/// loopback, route `web`), and the `cutover` CLI with its journal in a
+/// folder of its own: what most cutover tests start from.
+pub struct Topology {
+    pub blue: Backend,
+    pub green: Backend,
+    pub gw: Gateway,
+    pub admin: Admin,
+    pub cutover: Cutover,
+    pub dir: tempfile::TempDir,
+}
+
+impl Topology {
+    /// `route_extra`: more YAML lines for the route (e.g. stickiness).
+    pub fn start(route_extra: &str) -> Topology {
+        Topology::with_green(Backend::start("green"), route_extra)
+    }
+
+    /// With a green of the test's own (e.g. one that misbehaves).
+    pub fn with_green(green: Backend, route_extra: &str) -> Topology {
+        let blue = Backend::start("blue");
+        let gw = Gateway::start(&pinned_config(&[&blue], &[&green], route_extra));
+        let admin = Admin::new(&gw);
+        let dir = tempfile::tempdir().unwrap();
+        let cutover = Cutover::new(dir.path());
+        Topology {
+            blue,
+            green,
+            gw,
+            admin,
+            cutover,
+            dir,
+        }
+    }
+
+    /// Writes a [`test_plan`] for this gateway; returns its path.
+    pub fn plan(&self, steps: &str, gates: &str) -> String {
+        let path = self.dir.path().join("plan.yaml");
+        std::fs::write(
+            &path,
+            test_plan(&[self.gw.admin_url("")], self.gw.proxy, steps, gates),
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    /// Client load on the gateway: 4 workers, 10 ms apart.
+    pub fn load(&self) -> Load {
+        Load::start(self.gw.url("/"), 4, Duration::from_millis(10))
+    }
+
+    /// Route `web`'s split as the gateway serves it.
+    pub async fn split(&self) -> f64 {
+        self.admin.state().await["routes"]["web"]["green_percent"]
+            .as_f64()
+            .unwrap()
+    }
+}
+
 /// A plan for the tests: fast steps and gates, over one route `web`;
 /// `gates` adds or overrides gate fields (", name: value, ...").
 pub fn test_plan(admin_urls: &[String], proxy: SocketAddr, steps: &str, gates: &str) -> String {

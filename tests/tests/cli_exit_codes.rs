@@ -9,7 +9,7 @@
 //! | 3 | refused or stopped: nothing done, or stopped without rollback |
 //! | 4 | not ended yet (`status`) |
 
-use e2e::{bin, pinned_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
+use e2e::{bin, Backend, Cutover, Topology};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -88,11 +88,8 @@ async fn bad_input_is_2_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_declined_confirmation_is_refused_with_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let blue = Backend::start("blue");
-    let green = Backend::start("green");
-    let gw = Gateway::start(&pinned_config(&[&blue], &[&green], ""));
-    let admin = Admin::new(&gw);
+    let t = Topology::start("");
+    let (gw, dir) = (&t.gw, &t.dir);
     // The confirmation reads a terminal: `script` gives the command one,
     // and the operator types "no".
     let line = format!(
@@ -114,10 +111,10 @@ async fn a_declined_confirmation_is_refused_with_3() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(REFUSED), "{text}");
     assert!(text.contains("not confirmed; nothing changed"), "{text}");
-    assert_eq!(admin.state().await["routes"]["web"]["green_percent"], 0.0);
+    assert_eq!(t.split().await, 0.0);
     // Without a terminal and without --yes: the flag is missing (bad input).
-    let cutover = Cutover::new(dir.path());
-    let (code, _, stderr) = cutover
+    let (code, _, stderr) = t
+        .cutover
         .output(&[
             "emergency",
             "--to",
@@ -134,22 +131,10 @@ async fn a_declined_confirmation_is_refused_with_3() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolled_back_run_exits_1_and_status_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let blue = Backend::start("blue");
     // "green" that answers as something else: the smoke check fails.
-    let impostor = Backend::start("not-it");
-    let gw = Gateway::start(&pinned_config(&[&blue], &[&impostor], ""));
-    let cutover = Cutover::new(dir.path());
-    let plan = write(
-        dir.path(),
-        "plan.yaml",
-        &test_plan(
-            &[gw.admin_url("")],
-            gw.proxy,
-            "[{green_percent: 50, hold: 1s}]",
-            "",
-        ),
-    );
+    let t = Topology::with_green(Backend::start("not-it"), "");
+    let cutover = &t.cutover;
+    let plan = t.plan("[{green_percent: 50, hold: 1s}]", "");
     let (code, _, stderr) = cutover.output(&["run", &plan]).await;
     assert_eq!(code, FAILED, "{stderr}");
     let (code, stdout, _) = cutover.output(&["status", "-o", "json"]).await;
@@ -166,21 +151,11 @@ async fn a_rolled_back_run_exits_1_and_status_says_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_says_how_the_run_stands_and_a_stopped_run_exits_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let blue = Backend::start("blue");
-    let green = Backend::start("green");
-    let gw = Gateway::start(&pinned_config(&[&blue], &[&green], ""));
-    let admin = Admin::new(&gw);
-    let cutover = Cutover::new(dir.path());
-    let plan = write(
-        dir.path(),
-        "plan.yaml",
-        &test_plan(
-            &[gw.admin_url("")],
-            gw.proxy,
-            "[{green_percent: 10, hold: 60s}, {green_percent: 100, hold: 60s}]",
-            "",
-        ),
+    let t = Topology::start("");
+    let (gw, cutover) = (&t.gw, &t.cutover);
+    let plan = t.plan(
+        "[{green_percent: 10, hold: 60s}, {green_percent: 100, hold: 60s}]",
+        "",
     );
     let mut run = cutover.command(&["run", &plan]).spawn().unwrap();
     cutover
@@ -222,27 +197,15 @@ async fn status_says_how_the_run_stands_and_a_stopped_run_exits_3() {
     assert_eq!(status.code(), Some(REFUSED));
     let (code, _, _) = cutover.output(&["status"]).await;
     assert_eq!(code, REFUSED, "status of a stopped run");
-    assert_eq!(admin.state().await["routes"]["web"]["green_percent"], 0.0);
+    assert_eq!(t.split().await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_completed_run_is_0_everywhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let blue = Backend::start("blue");
-    let green = Backend::start("green");
-    let gw = Gateway::start(&pinned_config(&[&blue], &[&green], ""));
-    let cutover = Cutover::new(dir.path());
-    let plan = write(
-        dir.path(),
-        "plan.yaml",
-        &test_plan(
-            &[gw.admin_url("")],
-            gw.proxy,
-            "[{green_percent: 100, hold: 1s}]",
-            "",
-        ),
-    );
-    let load = Load::start(gw.url("/"), 4, std::time::Duration::from_millis(10));
+    let t = Topology::start("");
+    let (gw, cutover) = (&t.gw, &t.cutover);
+    let plan = t.plan("[{green_percent: 100, hold: 1s}]", "");
+    let load = t.load();
     let (code, _, stderr) = cutover.output(&["run", &plan]).await;
     load.stop().await;
     assert_eq!(code, DONE, "{stderr}");
@@ -256,4 +219,37 @@ async fn a_completed_run_is_0_everywhere() {
         .emergency("blue", ["--gateway", &gw.admin_url("")], "drill")
         .await;
     assert_eq!(code, DONE, "{stderr}");
+}
+
+#[test]
+fn both_binaries_print_shell_completions() {
+    for (binary, shell, words) in [
+        (
+            "cutover",
+            "bash",
+            ["promote", "--full", "plan", "--timeout"],
+        ),
+        (
+            "gateway",
+            "zsh",
+            ["check", "--resolve", "--config", "completions"],
+        ),
+    ] {
+        let out = Command::new(bin(binary))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(DONE),
+            "{binary} completions {shell}"
+        );
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in words {
+            assert!(
+                script.contains(word),
+                "{binary}'s {shell} script lacks {word}"
+            );
+        }
+    }
 }

@@ -1,56 +1,11 @@
 //! The cutover engine against real gateways and backends on loopback.
 
-use e2e::{pinned_config, test_plan, Admin, Backend, Cutover, Gateway, Load};
+use e2e::{Backend, Cutover, Topology};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-struct Setup {
-    blue: Backend,
-    green: Backend,
-    gw: Gateway,
-    admin: Admin,
-    cutover: Cutover,
-    dir: tempfile::TempDir,
-}
-
-fn setup() -> Setup {
-    let blue = Backend::start("blue");
-    let green = Backend::start("green");
-    let config = pinned_config(&[&blue], &[&green], "    stickiness: {header: x-client-id}");
-    let gw = Gateway::start(&config);
-    let admin = Admin::new(&gw);
-    let dir = tempfile::tempdir().unwrap();
-    let cutover = Cutover::new(dir.path());
-    Setup {
-        blue,
-        green,
-        gw,
-        admin,
-        cutover,
-        dir,
-    }
-}
-
-impl Setup {
-    fn plan(&self, steps: &str, gates: &str) -> String {
-        let path = self.dir.path().join("plan.yaml");
-        std::fs::write(
-            &path,
-            test_plan(&[self.gw.admin_url("")], self.gw.proxy, steps, gates),
-        )
-        .unwrap();
-        path.display().to_string()
-    }
-
-    fn load(&self) -> Load {
-        Load::start(self.gw.url("/"), 4, Duration::from_millis(10))
-    }
-
-    async fn split(&self) -> f64 {
-        self.admin.state().await["routes"]["web"]["green_percent"]
-            .as_f64()
-            .unwrap()
-    }
+fn setup() -> Topology {
+    Topology::start("    stickiness: {header: x-client-id}")
 }
 
 fn events<'a>(records: &'a [Value], name: &str) -> Vec<&'a Value> {
