@@ -296,14 +296,16 @@ impl Admin {
         crate::get_json(&self.client, &format!("{}/v1/state", self.base)).await
     }
 
+    /// `PUT /v1/routes/{route}/split` with the test token and `body`.
+    pub async fn put_split(&self, route: &str, body: serde_json::Value) -> reqwest::Response {
+        self.put(&format!("/v1/routes/{route}/split"), Some(TOKEN), body)
+            .await
+    }
+
     /// Sets one route's split with the test token; panics unless 200.
     pub async fn set_split(&self, route: &str, percent: f64) -> serde_json::Value {
         let resp = self
-            .put(
-                &format!("/v1/routes/{route}/split"),
-                Some(TOKEN),
-                serde_json::json!({ "green_percent": percent }),
-            )
+            .put_split(route, serde_json::json!({ "green_percent": percent }))
             .await;
         let status = resp.status();
         let body: serde_json::Value = resp.json().await.unwrap();

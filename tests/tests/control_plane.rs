@@ -63,9 +63,8 @@ async fn mutations_need_the_token_and_a_refused_call_changes_nothing() {
     let state = admin.state().await;
     assert_eq!(state["generation"], 1);
     let resp = admin
-        .put(
-            "/v1/routes/web/split",
-            Some(TOKEN),
+        .put_split(
+            "web",
             json!({"green_percent": 90, "expected_generation": 0}),
         )
         .await;

@@ -87,11 +87,7 @@ async fn replicas_follow_the_configmap_and_survive_an_api_server_outage() {
 
     // A write through one replica reaches the other: they converge.
     let resp = admin1
-        .put(
-            "/v1/routes/web/split",
-            Some(TOKEN),
-            json!({"green_percent": 0, "expected_generation": 4}),
-        )
+        .put_split("web", json!({"green_percent": 0, "expected_generation": 4}))
         .await;
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let stored = fake.configmap(NS, NAME).unwrap();
@@ -114,13 +110,7 @@ async fn replicas_follow_the_configmap_and_survive_an_api_server_outage() {
     // A 409 from the API server is a 409 to the caller; nothing changes.
     fake.conflict_next_put();
     let before = admin2.state().await;
-    let resp = admin2
-        .put(
-            "/v1/routes/web/split",
-            Some(TOKEN),
-            json!({"green_percent": 50}),
-        )
-        .await;
+    let resp = admin2.put_split("web", json!({"green_percent": 50})).await;
     assert_eq!(resp.status(), 409);
     assert_eq!(admin2.state().await["generation"], before["generation"]);
     assert_eq!(admin2.state().await["routes"]["web"]["green_percent"], 0.0);
@@ -149,13 +139,7 @@ async fn replicas_follow_the_configmap_and_survive_an_api_server_outage() {
             assert_eq!(backend_of(&client, gw).await, "blue");
         }
     }
-    let resp = admin1
-        .put(
-            "/v1/routes/web/split",
-            Some(TOKEN),
-            json!({"green_percent": 50}),
-        )
-        .await;
+    let resp = admin1.put_split("web", json!({"green_percent": 50})).await;
     assert_eq!(resp.status(), 503, "a write with the store down must fail");
     assert_eq!(admin1.state().await["routes"]["web"]["green_percent"], 0.0);
 
