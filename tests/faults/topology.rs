@@ -146,11 +146,7 @@ smoke:
 convergence_timeout: {}s
 lock_ttl: 30s
 "#,
-        admin_urls
-            .iter()
-            .map(|u| format!("\"{u}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+        e2e::quoted_list(admin_urls),
         steps.join(", "),
         CONVERGENCE_TIMEOUT.as_secs()
     )

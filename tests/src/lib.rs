@@ -344,12 +344,7 @@ impl Admin {
 /// The standard one-route config used by most tests, with the given blue
 /// and green endpoints and extra route-level YAML (indented 4 spaces).
 pub fn one_route_config(blue: &[&Backend], green: &[&Backend], route_extra: &str) -> String {
-    let list = |bs: &[&Backend]| {
-        bs.iter()
-            .map(|b| format!("\"{}\"", b.addr))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |bs: &[&Backend]| quoted_list(bs.iter().map(|b| b.addr));
     format!(
         r#"listeners: [{{address: "{{proxy}}"}}]
 admin: {{address: "{{admin}}"}}
@@ -583,6 +578,15 @@ impl Topology {
     }
 }
 
+/// Items in double quotes, comma-separated: the inside of a YAML flow list.
+pub fn quoted_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|item| format!("\"{item}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A plan for the tests: fast steps and gates, over one route `web`;
 /// `gates` adds or overrides gate fields (", name: value, ...").
 pub fn test_plan(admin_urls: &[String], proxy: SocketAddr, steps: &str, gates: &str) -> String {
@@ -598,11 +602,7 @@ smoke:
 convergence_timeout: 3s
 lock_ttl: 10s
 "#,
-        admin_urls
-            .iter()
-            .map(|u| format!("\"{u}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
+        quoted_list(admin_urls),
         min = if gates.contains("min_requests") {
             ""
         } else {

@@ -38,13 +38,9 @@ fn fleets_with(prod_green: &[&str]) -> Fleets {
 }
 
 fn fleet_yaml(gateways: &[&Gateway]) -> String {
-    let urls: Vec<String> = gateways
-        .iter()
-        .map(|g| format!("\"{}\"", g.admin_url("")))
-        .collect();
     format!(
         "{{admin_urls: [{}], proxy_url: \"http://{}\"}}",
-        urls.join(", "),
+        e2e::quoted_list(gateways.iter().map(|g| g.admin_url(""))),
         gateways[0].proxy
     )
 }

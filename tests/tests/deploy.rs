@@ -83,9 +83,10 @@ fn seconds(d: &str) -> u64 {
     humantime::parse_duration(d).unwrap().as_secs()
 }
 
-/// The gateway config inside the rendered ConfigMap, checked by the real binary.
-fn gateway_config(docs: &[Value]) -> Value {
-    let cm = find(docs, "ConfigMap")
+/// The rendered ConfigMap that holds the gateway's config (its name carries
+/// Kustomize's hash suffix).
+fn gateway_configmap(docs: &[Value]) -> &Value {
+    find(docs, "ConfigMap")
         .into_iter()
         .find(|c| {
             c["metadata"]["name"]
@@ -93,7 +94,12 @@ fn gateway_config(docs: &[Value]) -> Value {
                 .unwrap()
                 .starts_with("gateway-config")
         })
-        .unwrap();
+        .expect("a gateway-config ConfigMap")
+}
+
+/// The gateway config inside the rendered ConfigMap, checked by the real binary.
+fn gateway_config(docs: &[Value]) -> Value {
+    let cm = gateway_configmap(docs);
     let text = cm["data"]["gateway.yaml"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gateway.yaml"), text).unwrap();
@@ -717,15 +723,7 @@ fn the_aks_quick_start_creates_everything_its_manifests_reference() {
 
     // The gateway config passes `gateway check` with the mounted files in
     // place, and its files are where the Secrets are mounted.
-    let cm = find(&aks, "ConfigMap")
-        .into_iter()
-        .find(|c| {
-            c["metadata"]["name"]
-                .as_str()
-                .unwrap()
-                .starts_with("gateway-config")
-        })
-        .unwrap();
+    let cm = gateway_configmap(&aks);
     let config_text = cm["data"]["gateway.yaml"].as_str().unwrap();
     let config: Value = serde_yaml_ng::from_str(config_text).unwrap();
     let mounts = pod["containers"][0]["volumeMounts"].as_array().unwrap();
