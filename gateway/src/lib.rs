@@ -25,4 +25,5 @@ pub mod server;
 pub mod signals;
 pub mod split;
 pub mod state;
+pub mod tls;
 pub mod upstream;

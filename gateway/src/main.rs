@@ -116,16 +116,20 @@ fn main() -> ExitCode {
 
 /// `gateway check`: the config loaded; with `resolve`, its names too.
 fn check(path: &Path, config: &Config, resolve: bool) -> ExitCode {
+    // The listeners' certificates load and match their keys, as at start.
+    let mut errors = gateway::tls::Certificates::load(&config.listeners, Default::default())
+        .err()
+        .unwrap_or_default();
     if resolve {
-        let unresolved = config.unresolved_names();
-        if !unresolved.is_empty() {
-            let errors = gateway::config::ConfigErrors {
-                file: path.to_owned(),
-                errors: unresolved,
-            };
-            eprintln!("error: {errors}");
-            return ExitCode::from(2);
-        }
+        errors.extend(config.unresolved_names());
+    }
+    if !errors.is_empty() {
+        let errors = gateway::config::ConfigErrors {
+            file: path.to_owned(),
+            errors,
+        };
+        eprintln!("error: {errors}");
+        return ExitCode::from(2);
     }
     let names = if resolve {
         "every endpoint name resolves"

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub backend_healthy: IntGaugeVec,
     pub endpoint_resolve_failing: IntGaugeVec,
     pub failover_requests: IntCounterVec,
+    pub tls_certificate_expiry: IntGaugeVec,
+    pub tls_certificate_reloads: IntCounterVec,
 }
 
 /// Latency buckets (seconds) fine enough for a p99 gate in the 5 ms–10 s range.
@@ -104,6 +106,22 @@ impl Metrics {
             &["route", "from", "to"],
         )
         .unwrap();
+        let tls_certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "gateway_tls_certificate_expiry_timestamp_seconds",
+                "When each certificate a TLS listener serves expires (Unix time)",
+            ),
+            &["listener", "cert_file"],
+        )
+        .unwrap();
+        let tls_certificate_reloads = IntCounterVec::new(
+            Opts::new(
+                "gateway_tls_certificate_reloads_total",
+                "Listener certificates re-read: result ok (now served) or refused (the previous ones stay)",
+            ),
+            &["listener", "result"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -115,6 +133,8 @@ impl Metrics {
             Box::new(backend_healthy.clone()),
             Box::new(endpoint_resolve_failing.clone()),
             Box::new(failover_requests.clone()),
+            Box::new(tls_certificate_expiry.clone()),
+            Box::new(tls_certificate_reloads.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -130,6 +150,8 @@ impl Metrics {
             backend_healthy,
             endpoint_resolve_failing,
             failover_requests,
+            tls_certificate_expiry,
+            tls_certificate_reloads,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::http1::Http1App;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
 use crate::signals::ReloadOnHangup;
+use crate::tls::watch::WatchCertificates;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
@@ -76,18 +77,14 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
             // No L4 buffers: the request path reads into buffers of its own,
             // taken only while a request is being read.
             None => proxy.add_listener(endpoint.l4_buffer(L4BufferSettings::unbuffered())),
-            Some(tls) => {
-                let mut settings = TlsSettings::intermediate(
-                    &tls.cert_file.to_string_lossy(),
-                    &tls.key_file.to_string_lossy(),
-                )
-                .map_err(|e| {
-                    anyhow::anyhow!("listener {}: TLS certificate or key: {e}", listener.address)
-                })?;
-                settings.enable_h2();
+            Some(_) => {
+                let certificates = gateway
+                    .certificates
+                    .listener(&listener.address)
+                    .expect("every TLS listener's certificates are loaded at start");
                 // TLS reads whole records (up to 16 KiB): buffer below it.
                 let buffer = L4BufferSettings::default().read(16 * 1024);
-                proxy.add_listener(endpoint.tls(settings).l4_buffer(buffer));
+                proxy.add_listener(endpoint.tls(certificates.settings()?).l4_buffer(buffer));
             }
         }
     }
@@ -109,6 +106,12 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
         "follow the state store",
         FollowStore {
             gateway: gateway.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "watch certificate files",
+        WatchCertificates {
+            certificates: gateway.certificates.clone(),
         },
     ));
     server.add_service(background_service(

@@ -296,6 +296,16 @@ impl Admin {
         crate::get_json(&self.client, &format!("{}/v1/state", self.base)).await
     }
 
+    /// `POST path` with the test token and no body (e.g. `/v1/reload`).
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `PUT /v1/routes/{route}/split` with the test token and `body`.
     pub async fn put_split(&self, route: &str, body: serde_json::Value) -> reqwest::Response {
         self.put(&format!("/v1/routes/{route}/split"), Some(TOKEN), body)

@@ -295,7 +295,24 @@ async fn alerts_pass_promtool_and_every_metric_name_is_exported() {
     // Names the gateway really exports, from a live /metrics.
     let blue = Backend::start("blue");
     let green = Backend::start("green");
-    let gw = Gateway::start(&one_route_config(&[&blue], &[&green], ""));
+    // With a TLS listener too: its certificates have metrics of their own.
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["gateway.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+    let config = one_route_config(&[&blue], &[&green], "").replacen(
+        r#"listeners: [{address: "{proxy}"}]"#,
+        &format!(
+            r#"listeners: [{{address: "{{proxy}}"}}, {{address: "127.0.0.1:{}", tls: {{cert_file: "{{dir}}/tls.crt", key_file: "{{dir}}/tls.key"}}}}]"#,
+            e2e::free_port()
+        ),
+        1,
+    );
+    let gw = Gateway::start_in(dir, &config);
     reqwest::get(gw.url("/")).await.unwrap();
     let metrics = Admin::new(&gw).metrics().await;
     let mut exported = BTreeSet::new();
@@ -758,10 +775,21 @@ fn the_aks_quick_start_creates_everything_its_manifests_reference() {
             .ends_with("/secret"),
         "the key the step creates"
     );
+    // What the Secrets hold: a certificate and its key (the check loads
+    // them), a pin secret.
     let files = tempfile::tempdir().unwrap();
-    for f in ["tls/tls.crt", "tls/tls.key", "pin/secret"] {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["gateway.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    for (f, text) in [
+        ("tls/tls.crt", cert.pem()),
+        ("tls/tls.key", key.serialize_pem()),
+        ("pin/secret", "x".to_string()),
+    ] {
         std::fs::create_dir_all(files.path().join(f).parent().unwrap()).unwrap();
-        std::fs::write(files.path().join(f), "x").unwrap();
+        std::fs::write(files.path().join(f), text).unwrap();
     }
     let local = config_text.replace("/etc/cutover/", &format!("{}/", files.path().display()));
     std::fs::write(files.path().join("gateway.yaml"), local).unwrap();

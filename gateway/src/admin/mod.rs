@@ -125,7 +125,7 @@ impl ServeHttp for AdminApi {
                     Ok(()) => reply(StatusCode::OK, json!({"reloaded": true})),
                     Err(errors) => reply(
                         StatusCode::BAD_REQUEST,
-                        json!({"error": "the new config was refused; the running config stays", "errors": errors}),
+                        json!({"error": "the new config or certificates were refused; the running ones stay", "errors": errors}),
                     ),
                 }
             }

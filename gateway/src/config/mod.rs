@@ -9,10 +9,12 @@
 //! not resolve at start waits unresolved while the others serve).
 
 mod defaults;
+mod listeners;
 mod load;
 mod schema;
 mod validate;
 
+pub use listeners::*;
 pub use load::ConfigErrors;
 pub use schema::*;
 

@@ -4,6 +4,7 @@
 //! `defaults.rs`, the checks serde cannot do in `validate.rs`.
 
 use super::defaults::*;
+use super::listeners::{AdminConfig, ListenerConfig};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,59 +43,6 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The routes, matched by host and the longest path prefix.
     pub routes: Vec<RouteConfig>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerConfig {
-    /// `IP:port` to bind, e.g. `127.0.0.1:8080` or `0.0.0.0:443`.
-    pub address: String,
-    /// Serve TLS (HTTP/1.1 and HTTP/2 via ALPN) with these files.
-    #[serde(default)]
-    pub tls: Option<ListenerTls>,
-    /// Connections start with a PROXY protocol header (v1 or v2) from a
-    /// TCP load balancer naming the client; one without it is closed.
-    #[serde(default)]
-    pub proxy_protocol: bool,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ListenerTls {
-    /// PEM certificate chain.
-    pub cert_file: PathBuf,
-    /// PEM private key.
-    pub key_file: PathBuf,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// `IP:port` of the admin API; loopback by default.
-    #[serde(default = "default_admin_address")]
-    pub address: String,
-    /// File holding the bearer token for mutations. The environment
-    /// variable `GATEWAY_ADMIN_TOKEN` takes precedence. With neither, the
-    /// admin API is read-only.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Serve the admin API over TLS (a fleet driven from another cluster
-    /// or network), optionally only to clients with a certificate.
-    #[serde(default)]
-    pub tls: Option<AdminTls>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AdminTls {
-    /// PEM certificate chain.
-    pub cert_file: PathBuf,
-    /// PEM private key.
-    pub key_file: PathBuf,
-    /// PEM CA bundle: when set, a client must present a certificate it
-    /// signed (mutual TLS), before and besides the bearer token.
-    #[serde(default)]
-    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -310,16 +258,6 @@ impl DnsConfig {
     pub fn resolver(&self) -> crate::resolve::Resolver {
         crate::resolve::Resolver {
             hosts_file: self.hosts_file.clone(),
-        }
-    }
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig {
-            address: default_admin_address(),
-            token_file: None,
-            tls: None,
         }
     }
 }

@@ -20,16 +20,20 @@ impl Config {
         for (i, l) in self.listeners.iter().enumerate() {
             check_bind_address(&format!("listeners[{i}].address"), &l.address, &mut errors);
             if let Some(tls) = &l.tls {
-                check_file(
-                    &format!("listeners[{i}].tls.cert_file"),
-                    &tls.cert_file,
-                    &mut errors,
-                );
-                check_file(
-                    &format!("listeners[{i}].tls.key_file"),
-                    &tls.key_file,
-                    &mut errors,
-                );
+                let sni = tls.sni.iter().enumerate().map(|(j, pair)| {
+                    (
+                        format!("listeners[{i}].tls.sni[{j}]"),
+                        &pair.cert_file,
+                        &pair.key_file,
+                    )
+                });
+                for (at, cert, key) in
+                    std::iter::once((format!("listeners[{i}].tls"), &tls.cert_file, &tls.key_file))
+                        .chain(sni)
+                {
+                    check_file(&format!("{at}.cert_file"), cert, &mut errors);
+                    check_file(&format!("{at}.key_file"), key, &mut errors);
+                }
             }
         }
         check_bind_address("admin.address", &self.admin.address, &mut errors);

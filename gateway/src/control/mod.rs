@@ -9,6 +9,7 @@
 
 mod lock;
 mod operators;
+mod reload;
 mod view;
 
 pub use lock::LockError;
@@ -20,6 +21,7 @@ use crate::pin::PinPolicy;
 use crate::routing::Snapshot;
 use crate::split::GreenPercent;
 use crate::state::{FileStore, KubeStore, KubeTarget, SplitDocument, Store, StoreError};
+use crate::tls::Certificates;
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ use tokio::sync::{Mutex, MutexGuard};
 pub struct Gateway {
     routing: ArcSwap<Snapshot>,
     pub metrics: Arc<Metrics>,
+    /// The TLS listeners' certificates, re-read on reload.
+    pub certificates: Arc<Certificates>,
     control: Mutex<Control>,
     store: Store,
     admin_token: Option<String>,
@@ -125,6 +129,8 @@ impl Gateway {
         let pin = Arc::new(PinPolicy::from_config(&config.pin).map_err(anyhow::Error::msg)?);
         let snapshot = Snapshot::build(&config, pin, &document, None, &metrics)
             .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
+        let certificates = Certificates::load(&config.listeners, metrics.clone())
+            .map_err(|errors| anyhow::anyhow!("{}", errors.join("; ")))?;
         let admin_token = admin_token(&config)?;
         if admin_token.is_none() {
             tracing::warn!("no admin token configured (GATEWAY_ADMIN_TOKEN or admin.token_file): the admin API is read-only");
@@ -133,6 +139,7 @@ impl Gateway {
         let gateway = Gateway {
             routing: ArcSwap::from_pointee(snapshot),
             metrics,
+            certificates: Arc::new(certificates),
             control: Mutex::new(Control { document, config }),
             store,
             admin_token,
@@ -203,43 +210,6 @@ impl Gateway {
             "split changed"
         );
         Ok(next)
-    }
-
-    /// Re-reads the config file. A config that fails validation is refused
-    /// and the running one stays; health state and splits carry over.
-    pub async fn reload(&self) -> Result<(), Vec<String>> {
-        let config = Config::load(&self.config_path).map_err(|e| {
-            e.errors
-                .iter()
-                .map(|m| format!("{}: {m}", e.file.display()))
-                .collect::<Vec<_>>()
-        })?;
-        let mut control = self.lock().await;
-        if config.listeners != control.config.listeners
-            || config.admin != control.config.admin
-            || config.state != control.config.state
-            || config.threads != control.config.threads
-        {
-            return Err(vec![
-                "listeners, admin, state and threads cannot change on reload; restart the gateway for those".into(),
-            ]);
-        }
-        let pin = Arc::new(PinPolicy::from_config(&config.pin).map_err(|e| vec![e])?);
-        let previous = self.snapshot();
-        let snapshot = Snapshot::build(
-            &config,
-            pin,
-            &control.document,
-            Some(&previous),
-            &self.metrics,
-        )?;
-        self.routing.store(Arc::new(snapshot));
-        control.config = config;
-        let generation = control.document.generation;
-        drop(control);
-        self.publish_metrics(generation);
-        tracing::info!(config = %self.config_path.display(), "config reloaded");
-        Ok(())
     }
 
     /// Counts a proxied request until the returned guard drops.
