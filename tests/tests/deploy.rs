@@ -83,6 +83,16 @@ fn seconds(d: &str) -> u64 {
     humantime::parse_duration(d).unwrap().as_secs()
 }
 
+/// A self-signed certificate and its key (PEM) for `gateway.example`.
+fn self_signed() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["gateway.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// The rendered ConfigMap that holds the gateway's config (its name carries
 /// Kustomize's hash suffix).
 fn gateway_configmap(docs: &[Value]) -> &Value {
@@ -297,13 +307,9 @@ async fn alerts_pass_promtool_and_every_metric_name_is_exported() {
     let green = Backend::start("green");
     // With a TLS listener too: its certificates have metrics of their own.
     let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["gateway.example".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    std::fs::write(dir.path().join("tls.crt"), cert.pem()).unwrap();
-    std::fs::write(dir.path().join("tls.key"), key.serialize_pem()).unwrap();
+    let (cert, key) = self_signed();
+    std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.path().join("tls.key"), key).unwrap();
     let config = one_route_config(&[&blue], &[&green], "").replacen(
         r#"listeners: [{address: "{proxy}"}]"#,
         &format!(
@@ -778,14 +784,10 @@ fn the_aks_quick_start_creates_everything_its_manifests_reference() {
     // What the Secrets hold: a certificate and its key (the check loads
     // them), a pin secret.
     let files = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["gateway.example".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let (cert, key) = self_signed();
     for (f, text) in [
-        ("tls/tls.crt", cert.pem()),
-        ("tls/tls.key", key.serialize_pem()),
+        ("tls/tls.crt", cert),
+        ("tls/tls.key", key),
         ("pin/secret", "x".to_string()),
     ] {
         std::fs::create_dir_all(files.path().join(f).parent().unwrap()).unwrap();
