@@ -21,6 +21,9 @@ use tokio::net::TcpStream;
 struct Seen {
     method: String,
     path: String,
+    /// The request target as it arrived (origin- or absolute-form).
+    target: String,
+    host: Option<String>,
     content_length: Option<String>,
     transfer_encoding: Option<String>,
     body: Vec<u8>,
@@ -51,6 +54,8 @@ async fn recording_upstream() -> (SocketAddr, Recorder) {
             let seen = Seen {
                 method: req.method().to_string(),
                 path: req.uri().path().to_owned(),
+                target: req.uri().to_string(),
+                host: header("host"),
                 content_length: header("content-length"),
                 transfer_encoding: header("transfer-encoding"),
                 body: req.body().to_vec(),
@@ -68,11 +73,17 @@ async fn recording_upstream() -> (SocketAddr, Recorder) {
 
 /// A gateway whose blue and green both point at one recording upstream.
 async fn gateway(listener_extra: &str) -> (Gateway, Recorder) {
+    gateway_with_routes(listener_extra, "").await
+}
+
+/// The same, after `routes` (YAML list items) of other upstreams.
+async fn gateway_with_routes(listener_extra: &str, routes: &str) -> (Gateway, Recorder) {
     let (upstream, recorder) = recording_upstream().await;
     let config = format!(
         r#"listeners: [{{address: "{{proxy}}"{listener_extra}}}]
 admin: {{address: "{{admin}}"}}
 routes:
+{routes}
   - name: web
     blue: {{endpoints: ["{upstream}"]}}
     green: {{endpoints: ["{upstream}"]}}
@@ -154,6 +165,47 @@ async fn conflicting_content_lengths_are_refused() {
         b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_goes_upstream_has_one_reading() {
+    let (other, other_seen) = recording_upstream().await;
+    let routes = format!(
+        r#"  - name: other
+    hosts: [other.example]
+    blue: {{endpoints: ["{other}"]}}
+    green: {{endpoints: ["{other}"]}}
+"#
+    );
+    let (gw, web_seen) = gateway_with_routes("", &routes).await;
+
+    // An absolute-form target is routed by its authority, not Host, and
+    // reaches the upstream in origin-form with that authority as Host.
+    let (response, _) = exchange(
+        gw.proxy,
+        b"GET http://other.example/a?b=1 HTTP/1.1\r\nHost: web.example\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status_of(&response), Some(200), "{response}");
+    let seen = other_seen.seen();
+    assert_eq!(seen.len(), 1, "routed by the authority: {seen:?}");
+    assert_eq!(seen[0].target, "/a?b=1");
+    assert_eq!(seen[0].host.as_deref(), Some("other.example"));
+    assert!(web_seen.seen().is_empty());
+
+    // `Content-Length: 3, 3` (one value, written as a list) goes on as 3.
+    let (response, _) = exchange(
+        gw.proxy,
+        b"POST /len HTTP/1.1\r\nHost: web.example\r\nContent-Length: 3, 3\r\nConnection: close\r\n\r\nabc",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status_of(&response), Some(200), "{response}");
+    let seen = web_seen.seen();
+    assert_eq!(seen[0].content_length.as_deref(), Some("3"));
+    assert_eq!(seen[0].body, b"abc");
+    assert_eq!(seen[0].host.as_deref(), Some("web.example"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

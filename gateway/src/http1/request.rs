@@ -128,15 +128,17 @@ pub fn parse(
             !fields.connection.close
         };
 
-    let (host, path) = match target.strip_prefix('/') {
+    // An absolute-form target's authority wins over Host (RFC 9112
+    // 3.2.2): it routes the request and becomes the Host upstream, which
+    // gets the origin-form path (what a request to an origin looks like).
+    let (host, target) = match target.strip_prefix('/') {
         Some(_) => (fields.host.unwrap_or(""), target),
         None => absolute_form(target).unwrap_or((fields.host.unwrap_or(""), target)),
     };
     if fields.host.is_none() && !http10 {
         return Err(Refusal::BadRequest("HTTP/1.1 request without Host"));
     }
-    let host_value = fields.host.unwrap_or(host);
-    let path = path.split_once('?').map_or(path, |(path, _query)| path);
+    let path = target.split_once('?').map_or(target, |(path, _query)| path);
     let believed = snapshot
         .forwarding
         .believe(client.ip, client.tls, &*req.headers);
@@ -159,7 +161,7 @@ pub fn parse(
         b" HTTP/1.1\r\nHost: "
     });
     let host_start = head.len();
-    head.extend_from_slice(host_value.as_bytes());
+    head.extend_from_slice(host.as_bytes());
     let host_range = host_start..head.len();
     head.extend_from_slice(b"\r\n");
     for h in req.headers.iter() {
@@ -168,7 +170,7 @@ pub fn parse(
             || name.eq_ignore_ascii_case("host")
             || name.eq_ignore_ascii_case(X_FORWARDED_PROTO)
             || name.eq_ignore_ascii_case(X_FORWARDED_FOR)
-            || (both && name.eq_ignore_ascii_case("content-length"))
+            || name.eq_ignore_ascii_case("content-length")
             || (fields.expects_continue && name.eq_ignore_ascii_case("expect"))
             || snapshot.pin.is_pin_header(name)
             || fields.connection.names(name)
@@ -179,6 +181,12 @@ pub fn parse(
         head.extend_from_slice(b": ");
         head.extend_from_slice(h.value);
         head.extend_from_slice(b"\r\n");
+    }
+    // One Content-Length, however the client wrote it (`3, 3` or twice):
+    // a strict upstream refuses a list. None when chunked framing wins.
+    if let (Some(length), false) = (fields.content_length, both) {
+        use std::io::Write;
+        write!(head, "Content-Length: {length}\r\n").expect("writing to a Vec");
     }
     write_forwarded(&mut head, req.headers, client.ip, &believed);
     if upgrade {
