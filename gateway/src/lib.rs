@@ -15,6 +15,7 @@ pub mod forwarded;
 pub mod headers;
 pub mod health;
 pub mod http1;
+pub mod limits;
 pub mod metrics;
 pub mod pin;
 pub mod proxy;

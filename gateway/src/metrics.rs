@@ -23,6 +23,9 @@ pub struct Metrics {
     pub failover_requests: IntCounterVec,
     pub tls_certificate_expiry: IntGaugeVec,
     pub tls_certificate_reloads: IntCounterVec,
+    pub client_connections: IntGaugeVec,
+    pub connections_refused: IntCounterVec,
+    pub overload: IntCounterVec,
 }
 
 /// Latency buckets (seconds) fine enough for a p99 gate in the 5 ms–10 s range.
@@ -122,6 +125,30 @@ impl Metrics {
             &["listener", "result"],
         )
         .unwrap();
+        let client_connections = IntGaugeVec::new(
+            Opts::new(
+                "gateway_client_connections",
+                "Client connections open on each proxy listener",
+            ),
+            &["listener"],
+        )
+        .unwrap();
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "gateway_connections_refused_total",
+                "Client connections closed on accept because their listener was at max_connections",
+            ),
+            &["listener"],
+        )
+        .unwrap();
+        let overload = IntCounterVec::new(
+            Opts::new(
+                "gateway_overload_total",
+                "Requests answered 503 because their colour was at max_in_flight",
+            ),
+            &["route", "color"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -135,6 +162,9 @@ impl Metrics {
             Box::new(failover_requests.clone()),
             Box::new(tls_certificate_expiry.clone()),
             Box::new(tls_certificate_reloads.clone()),
+            Box::new(client_connections.clone()),
+            Box::new(connections_refused.clone()),
+            Box::new(overload.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -152,6 +182,9 @@ impl Metrics {
             failover_requests,
             tls_certificate_expiry,
             tls_certificate_reloads,
+            client_connections,
+            connections_refused,
+            overload,
         }
     }
 
@@ -176,6 +209,8 @@ impl Default for Metrics {
 pub struct RouteMetrics {
     route: String,
     requests: IntCounterVec,
+    /// Refused at `max_in_flight`, per colour.
+    overload: [prometheus::IntCounter; 2],
     /// 200s per [color][pinned], the common case.
     ok: [[prometheus::IntCounter; 2]; 2],
     duration: [[prometheus::Histogram; 2]; 2],
@@ -188,6 +223,7 @@ impl RouteMetrics {
         RouteMetrics {
             route: route.to_owned(),
             requests: metrics.requests.clone(),
+            overload: colors.map(|c| metrics.overload.with_label_values(&[route, c.as_str()])),
             ok: colors.map(|c| {
                 pinned.map(|p| {
                     metrics
@@ -203,6 +239,20 @@ impl RouteMetrics {
                 })
             }),
         }
+    }
+
+    /// A request its colour refused at `max_in_flight`: counted as a 503
+    /// of that colour (so the gates see green's own limit as green failing)
+    /// and as overload.
+    pub fn overloaded(&self, color: crate::split::Color, pinned: bool) {
+        self.overload[color as usize].inc();
+        self.record(
+            color,
+            pinned,
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            0.0,
+        );
     }
 
     /// One answered request; `grpc_status` is a gRPC response's status

@@ -14,6 +14,7 @@ use crate::choose::{choose, strip_port, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
 use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::routing::{RouteEntry, Snapshot};
+use crate::upstream::Admission;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use http::HeaderValue;
@@ -49,6 +50,8 @@ pub struct RequestCtx {
     grpc_status: Option<HeaderValue>,
     /// What the peer says about the client, as far as it is believed.
     believed: Option<Believed>,
+    /// The request's place under its colour's `max_in_flight`.
+    admitted: Option<Admission>,
 }
 
 impl RequestCtx {
@@ -110,6 +113,7 @@ impl ProxyHttp for Proxy {
             current: None,
             grpc_status: None,
             believed: None,
+            admitted: None,
         }
     }
 
@@ -137,8 +141,24 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         };
         ctx.attempts = Some(Attempts::new(&choice));
+        let def = snapshot.routes[choice.route].def.clone();
+        ctx.admitted = def.group(choice.color).admit();
+        let overloaded = ctx.admitted.is_none();
+        let (color, pinned) = (choice.color, choice.pinned);
         ctx.choice = Some(choice);
         ctx.snapshot = Some(snapshot);
+        if overloaded {
+            // The colour is at max_in_flight: 503 now, not a queue.
+            let mut response = ResponseHeader::build(503, Some(3))?;
+            response.insert_header("retry-after", "1")?;
+            response.insert_header("content-length", "0")?;
+            session
+                .write_response_header(Box::new(response), true)
+                .await?;
+            def.metrics.overloaded(color, pinned);
+            ctx.choice = None; // recorded: `logging` leaves it alone
+            return Ok(true);
+        }
         Ok(false)
     }
 

@@ -7,6 +7,7 @@ use crate::control::Gateway;
 use crate::follow::FollowStore;
 use crate::health::HealthChecks;
 use crate::http1::Http1App;
+use crate::limits::ConnectionLimits;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
 use crate::signals::ReloadOnHangup;
@@ -61,6 +62,7 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
         config.client_timeouts,
         config.threads,
         proxy_protocol.clone(),
+        ConnectionLimits::new(&config.listeners, &gateway.metrics),
     );
     let mut proxy = Service::new("proxy".to_owned(), app);
     if config

@@ -17,6 +17,11 @@ pub struct ListenerConfig {
     /// TCP load balancer naming the client; one without it is closed.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// Client connections served at once; past it new ones are closed on
+    /// accept and counted. Default: an equal share of half the process's
+    /// descriptor limit, less 256 kept for the admin API and health checks.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -47,6 +52,7 @@ impl ListenerConfig {
     pub fn same_socket(&self, other: &ListenerConfig) -> bool {
         self.address == other.address
             && self.proxy_protocol == other.proxy_protocol
+            && self.max_connections == other.max_connections
             && self.tls.is_some() == other.tls.is_some()
     }
 }

@@ -138,6 +138,11 @@ pub struct GroupConfig {
     /// `h2c` (HTTP/2 in the clear, prior knowledge), e.g. for gRPC.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// Requests in flight to this colour at once; past it the gateway
+    /// answers 503 with `Retry-After` at once instead of queueing. None:
+    /// no limit.
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]

@@ -16,6 +16,7 @@ use super::service::Service;
 use super::workers::{self, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
+use crate::limits::{Admitted, ConnectionLimits};
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
 use async_trait::async_trait;
@@ -35,6 +36,8 @@ pub struct Http1App {
     workers: Option<Workers>,
     /// Plain listeners whose connections start with a PROXY protocol header.
     proxy_protocol: Arc<ProxyProtocol>,
+    /// How many client connections each listener serves at once.
+    limits: ConnectionLimits,
 }
 
 /// What an HTTP/2 client with prior knowledge sends first (RFC 9113 §3.4).
@@ -55,6 +58,7 @@ impl Http1App {
         timeouts: ClientTimeoutConfig,
         threads: usize,
         proxy_protocol: Arc<ProxyProtocol>,
+        limits: ConnectionLimits,
     ) -> Self {
         Http1App {
             service: Service {
@@ -65,6 +69,7 @@ impl Http1App {
             h2: Arc::new(h2),
             workers: (threads > 1).then(Workers::default),
             proxy_protocol,
+            limits,
         }
     }
 
@@ -114,8 +119,14 @@ impl Http1App {
         prefix(client)
     }
 
-    /// Serves a connection from start to end, in the task it runs in.
-    async fn run(self: Arc<Self>, mut client: Client, shutdown: ShutdownWatch) {
+    /// Serves a connection from start to end, in the task it runs in; its
+    /// place under the listener's limit is freed when it ends.
+    async fn run(
+        self: Arc<Self>,
+        mut client: Client,
+        shutdown: ShutdownWatch,
+        _admitted: Admitted,
+    ) {
         // Read here, on the worker the connection stays on (moving it there
         // makes a new stream, which would lose bytes given back).
         if !client.info.tls && self.proxy_protocol.is_used() {
@@ -179,7 +190,14 @@ impl ServerApp for Http1App {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr()?.as_inet().copied());
+        let Some(admitted) = self.limits.admit(local) else {
+            return None; // the listener is full: closed (and counted)
+        };
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            let _admitted = admitted;
             return self.h2.process_new(stream, shutdown).await;
         }
 
@@ -200,7 +218,7 @@ impl ServerApp for Http1App {
         let shutdown = shutdown.clone();
         match &self.workers {
             None => {
-                tokio::spawn(app.run(client, shutdown));
+                tokio::spawn(app.run(client, shutdown, admitted));
             }
             Some(placement) => {
                 let (worker, placed) = placement.place();
@@ -208,7 +226,7 @@ impl ServerApp for Http1App {
                     let _placed = placed;
                     let mut client = client;
                     client.stream = workers::register_here(client.stream);
-                    app.run(client, shutdown).await
+                    app.run(client, shutdown, admitted).await
                 });
             }
         }

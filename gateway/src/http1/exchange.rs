@@ -12,7 +12,7 @@ use super::client::{After, Client};
 use super::forward::{Attempt, Delivered, Failure};
 use super::framing::Framing;
 use super::pool;
-use super::relay::respond;
+use super::relay::{respond, respond_with, RETRY_AFTER};
 use super::request::{self, Refusal, Request};
 use super::response::ClientSide;
 use super::service::Service;
@@ -80,6 +80,17 @@ impl Service {
         let _in_flight = self.gateway.request_started();
         let started = Instant::now();
         let entry = &snapshot.routes[choice.route];
+        let Some(_admitted) = entry.def.group(choice.color).admit() else {
+            // The colour is at max_in_flight: 503 now, not a queue.
+            entry.def.metrics.overloaded(choice.color, choice.pinned);
+            let closing = closing || request.framing != Framing::Empty;
+            respond_with(client, 503, closing, RETRY_AFTER).await;
+            return if closing {
+                After::Close
+            } else {
+                After::KeepAlive
+            };
+        };
         let mut attempts = Attempts::new(choice);
         let delivered = self
             .proxy(client, &request, entry, &mut attempts, closing)

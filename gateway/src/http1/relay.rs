@@ -80,13 +80,21 @@ pub async fn write_all(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()>
 
 /// The gateway's own answer: a status and no body.
 pub async fn respond(client: &mut Client, status: u16, closing: bool) {
+    respond_with(client, status, closing, "").await
+}
+
+/// Tells a client refused for overload when to come back.
+pub const RETRY_AFTER: &str = "Retry-After: 1\r\n";
+
+/// The gateway's own answer with extra header lines (each ending `\r\n`).
+pub async fn respond_with(client: &mut Client, status: u16, closing: bool, extra: &str) {
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
     let connection = if closing { "Connection: close\r\n" } else { "" };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nCache-Control: private, no-store\r\n{connection}\r\n"
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nCache-Control: private, no-store\r\n{extra}{connection}\r\n"
     );
     let _ = write_all(&mut client.stream, head.as_bytes()).await;
 }

@@ -3,8 +3,10 @@
 //! TLS with SNI and a CA bundle), and the endpoint list following what the
 //! configured names resolve to (`resolve`).
 
+mod admission;
 mod checks;
 mod grpc_health;
+pub use admission::Admission;
 
 use crate::config::{DnsConfig, GroupConfig, HealthCheckConfig, TimeoutConfig, UpstreamProtocol};
 use crate::metrics::Metrics;
@@ -54,6 +56,7 @@ pub struct UpstreamGroup {
     /// Milliseconds since `epoch` when names are resolved again.
     next_resolve_ms: AtomicU64,
     epoch: Instant,
+    in_flight: AtomicUsize, // requests sent, not answered yet (admission.rs)
 }
 
 /// One endpoint, with what the request path needs prepared once.
@@ -113,6 +116,7 @@ impl UpstreamGroup {
             next_check_ms: AtomicU64::new(0),
             next_resolve_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            in_flight: AtomicUsize::new(0),
         };
         group.sync_endpoints();
         for (endpoint, state) in group.names.failing() {
@@ -339,6 +343,7 @@ mod tests {
                 tls: None,
                 host_rewrite: None,
                 protocol: Default::default(),
+                max_in_flight: None,
             },
             health: HealthCheckConfig::default(),
             timeouts: TimeoutConfig::default(),
