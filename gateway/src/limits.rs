@@ -92,6 +92,14 @@ impl ConnectionLimits {
         Some(Admitted(Some(listener.clone())))
     }
 
+    /// Client connections open on every listener.
+    pub fn open(&self) -> usize {
+        self.listeners
+            .iter()
+            .map(|l| l.open.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The listener whose address a connection's local address is: its
     /// port, and its IP unless the listener binds every address.
     fn listener_of(&self, local: SocketAddr) -> Option<&Arc<ListenerLimit>> {

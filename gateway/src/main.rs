@@ -26,6 +26,12 @@ struct Cli {
     /// unreadable or corrupt (it is overwritten on the next change).
     #[arg(long)]
     reset_state: bool,
+    /// Take over the listening sockets of the gateway running with the
+    /// same upgrade_socket (it hands them over and drains). The running
+    /// gateway starts this itself on SIGUSR2; by hand, start this, then
+    /// send the old process SIGQUIT.
+    #[arg(long)]
+    upgrade: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -104,7 +110,14 @@ fn main() -> ExitCode {
     };
     match resolve {
         Some(resolve) => check(&path, &config, resolve),
-        None => match gateway::server::run(path, config, cli.reset_state) {
+        None => match gateway::server::run(
+            path,
+            config,
+            gateway::server::Start {
+                reset_state: cli.reset_state,
+                upgrade: cli.upgrade,
+            },
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");

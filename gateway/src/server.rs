@@ -7,6 +7,7 @@ use crate::control::Gateway;
 use crate::follow::FollowStore;
 use crate::health::HealthChecks;
 use crate::http1::Http1App;
+use crate::lifecycle::Lifecycle;
 use crate::limits::ConnectionLimits;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
@@ -14,18 +15,29 @@ use crate::signals::ReloadOnHangup;
 use crate::tls::watch::WatchCertificates;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, SignalKind};
 
-/// Builds everything from a validated config and serves until SIGTERM.
-pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::Result<()> {
-    let gateway = Arc::new(Gateway::start(config_path, config.clone(), reset_state)?);
+/// How this process starts.
+pub struct Start {
+    /// Begin from the config's initial splits (`--reset-state`).
+    pub reset_state: bool,
+    /// Take the listening sockets of the gateway being upgraded (`--upgrade`).
+    pub upgrade: bool,
+}
+
+/// Builds everything from a validated config and serves until SIGTERM (or
+/// until a successor took over, after SIGUSR2).
+pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result<()> {
+    let gateway = Arc::new(Gateway::start(
+        config_path,
+        config.clone(),
+        start.reset_state,
+    )?);
     let conf = ServerConf {
         threads: config.threads,
         // One single-threaded runtime per worker, nginx-style: no task
@@ -35,9 +47,15 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
         // exits the process as soon as the last request is done instead.
         grace_period_seconds: Some(config.shutdown_grace.as_secs() + 1),
         graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: config.upgrade_socket.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade: start.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // With --upgrade: the listening sockets come from the running gateway.
     server.bootstrap();
 
     // HTTP/1 takes the gateway's own lean path; pingora-proxy serves
@@ -56,13 +74,14 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
             .collect(),
         config.client_timeouts.header,
     ));
+    let limits = Arc::new(ConnectionLimits::new(&config.listeners, &gateway.metrics));
     let app = Http1App::new(
         gateway.clone(),
         h2,
         config.client_timeouts,
         config.threads,
         proxy_protocol.clone(),
-        ConnectionLimits::new(&config.listeners, &gateway.metrics),
+        limits.clone(),
     );
     let mut proxy = Service::new("proxy".to_owned(), app);
     if config
@@ -127,7 +146,8 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
         admin = %config.admin.address,
         "gateway starting"
     );
-    let (stop_accepting, stop_signal) = tokio::sync::oneshot::channel();
+    let phases = server.watch_execution_phase();
+    let (stop, stop_signal) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("pingora".into())
         .spawn(move || {
@@ -135,7 +155,14 @@ pub fn run(config_path: PathBuf, config: Config, reset_state: bool) -> anyhow::R
                 shutdown_signal: Box::new(Drain(tokio::sync::Mutex::new(Some(stop_signal)))),
             })
         })?;
-    drain(&gateway, stop_accepting, config.shutdown_grace)
+    let lifecycle = Lifecycle {
+        gateway,
+        limits,
+        phases,
+        grace: config.shutdown_grace,
+        upgrade_socket: config.upgrade_socket,
+    };
+    lifecycle.serve_until_stopped(stop)
 }
 
 /// TLS for the admin listener; with a client CA, only clients holding a
@@ -156,57 +183,15 @@ fn admin_tls(tls: &crate::config::AdminTls) -> anyhow::Result<TlsSettings> {
     Ok(settings)
 }
 
-/// Waits for SIGTERM (or SIGINT), then drains: readiness goes false,
-/// pingora stops accepting, and the process exits as soon as no request is
-/// in flight or the grace period is over, whichever comes first. (pingora
-/// alone would always sleep the whole grace period.)
-fn drain(
-    gateway: &Gateway,
-    stop_accepting: tokio::sync::oneshot::Sender<()>,
-    grace: Duration,
-) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        let started = Instant::now();
-        gateway.start_draining();
-        let _ = stop_accepting.send(());
-        tracing::info!(in_flight = gateway.in_flight(), grace = ?grace, "{name}: draining");
-        // Let connections accepted just before the signal register.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        while gateway.in_flight() > 0 && started.elapsed() < grace {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let left = gateway.in_flight();
-        if left > 0 {
-            tracing::warn!(
-                in_flight = left,
-                "grace period over; exiting with requests in flight"
-            );
-        } else {
-            tracing::info!(after = ?started.elapsed(), "drained; exiting");
-        }
-        anyhow::Ok(())
-    })?;
-    std::process::exit(0)
-}
-
-/// Tells pingora to shut down gracefully once `drain` says so.
-struct Drain(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+/// Tells pingora how to shut down once `Lifecycle` says so.
+struct Drain(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<ShutdownSignal>>>);
 
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for Drain {
     async fn recv(&self) -> ShutdownSignal {
-        if let Some(rx) = self.0.lock().await.take() {
-            let _ = rx.await;
+        match self.0.lock().await.take() {
+            Some(rx) => rx.await.unwrap_or(ShutdownSignal::GracefulTerminate),
+            None => std::future::pending().await,
         }
-        ShutdownSignal::GracefulTerminate
     }
 }

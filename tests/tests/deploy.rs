@@ -400,6 +400,9 @@ fn the_systemd_unit_verifies_and_waits_longer_than_the_drain() {
     .unwrap();
     assert!(stop > seconds(example["shutdown_grace"].as_str().unwrap()));
     assert!(unit.contains("KillSignal=SIGTERM") && unit.contains("NoNewPrivileges=yes"));
+    // The in-place upgrade needs systemd to follow the new main process.
+    assert!(unit.contains("Type=notify") && unit.contains("NotifyAccess=all"));
+    assert!(unit.contains("--signal=SIGUSR2"));
 }
 
 #[test]

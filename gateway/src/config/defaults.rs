@@ -11,6 +11,10 @@ pub(super) fn yes() -> bool {
     true
 }
 
+pub(super) fn default_upgrade_socket() -> std::path::PathBuf {
+    "/tmp/cutover-gateway-upgrade.sock".into()
+}
+
 pub(super) fn default_threads() -> usize {
     1
 }

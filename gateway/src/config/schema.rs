@@ -41,6 +41,10 @@ pub struct Config {
     /// How long a SIGTERM waits for in-flight requests before exiting.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Where a new gateway process takes this one's listening sockets
+    /// from on an in-place upgrade (SIGUSR2, or `gateway --upgrade`).
+    #[serde(default = "default_upgrade_socket")]
+    pub upgrade_socket: PathBuf,
     /// The routes, matched by host and the longest path prefix.
     pub routes: Vec<RouteConfig>,
 }

@@ -31,9 +31,10 @@ impl Gateway {
             || config.admin != control.config.admin
             || config.state != control.config.state
             || config.threads != control.config.threads
+            || config.upgrade_socket != control.config.upgrade_socket
         {
             return Err(vec![
-                "listeners (other than their certificate files), admin, state and threads cannot change on reload; restart the gateway, or upgrade it in place (README), for those".into(),
+                "listeners (other than their certificate files), admin, state, threads and upgrade_socket cannot change on reload; upgrade the gateway in place (SIGUSR2) for those".into(),
             ]);
         }
         let pin = Arc::new(PinPolicy::from_config(&config.pin).map_err(|e| vec![e])?);

@@ -37,7 +37,7 @@ pub struct Http1App {
     /// Plain listeners whose connections start with a PROXY protocol header.
     proxy_protocol: Arc<ProxyProtocol>,
     /// How many client connections each listener serves at once.
-    limits: ConnectionLimits,
+    limits: Arc<ConnectionLimits>,
 }
 
 /// What an HTTP/2 client with prior knowledge sends first (RFC 9113 §3.4).
@@ -58,7 +58,7 @@ impl Http1App {
         timeouts: ClientTimeoutConfig,
         threads: usize,
         proxy_protocol: Arc<ProxyProtocol>,
-        limits: ConnectionLimits,
+        limits: Arc<ConnectionLimits>,
     ) -> Self {
         Http1App {
             service: Service {
