@@ -143,16 +143,33 @@ pub enum Command {
         /// Skip the interactive confirmation.
         #[arg(long)]
         yes: bool,
-        /// Admin URL of a gateway replica (repeat for each).
-        #[arg(long = "gateway", value_name = "URL")]
-        gateways: Vec<String>,
-        /// Or every fleet of a plan file (every stage's; a `kubernetes:`
-        /// fleet is found through its headless Service).
-        #[arg(long, conflicts_with = "gateways")]
-        plan: Option<PathBuf>,
-        /// File with the admin token (else GATEWAY_ADMIN_TOKEN).
+        #[command(flatten)]
+        gateways: GatewayFlags,
+    },
+    /// End what is still open to a colour no route sends traffic to:
+    /// WebSockets, gRPC and HTTP/2 streams opened before the split moved,
+    /// requests in flight. No upstream connection to it is reused from now
+    /// on; at the deadline its tunnels are closed (WebSocket code 1001).
+    /// Waits until nothing is in flight to it on any replica, journals it,
+    /// and says whether it is empty everywhere: the last step before
+    /// deleting that cluster. Refused (exit 3) while a route still sends
+    /// the colour traffic; exit 1 when something is left at the deadline.
+    ///
+    /// Example:
+    ///   cutover drain --color blue --deadline 10m --plan plan.yaml
+    #[command(verbatim_doc_comment)]
+    Drain {
+        /// The colour to empty.
+        #[arg(long, value_enum)]
+        color: Colour,
+        /// When its remaining tunnels and streams are closed.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        deadline: std::time::Duration,
+        /// Why; recorded in the journal and the gateways' logs.
         #[arg(long)]
-        token_file: Option<PathBuf>,
+        reason: Option<String>,
+        #[command(flatten)]
+        gateways: GatewayFlags,
     },
     /// Print a shell completion script.
     ///
@@ -187,6 +204,21 @@ pub struct Remote {
     /// journal lives (e.g. an in-cluster Job's volume).
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
+}
+
+/// Which gateways a command acts on, without a run: `emergency`, `drain`.
+#[derive(clap::Args)]
+pub struct GatewayFlags {
+    /// Admin URL of a gateway replica (repeat for each).
+    #[arg(long = "gateway", value_name = "URL")]
+    pub gateways: Vec<String>,
+    /// Or every fleet of a plan file (every stage's; a `kubernetes:`
+    /// fleet is found through its headless Service).
+    #[arg(long, conflicts_with = "gateways")]
+    pub plan: Option<PathBuf>,
+    /// File with the admin token (else GATEWAY_ADMIN_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

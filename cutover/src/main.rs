@@ -1,7 +1,7 @@
 //! `cutover`: the operator CLI (its commands and flags are in `cli.rs`).
 
 use clap::{CommandFactory, Parser};
-use cutover::cli::{Cli, Colour, Command, ControlFlags, NetworkCommand, PlanCommand};
+use cutover::cli::{Cli, Colour, Command, ControlFlags, GatewayFlags, NetworkCommand, PlanCommand};
 use cutover::commands::{self, EmergencyTarget};
 use cutover::engine::{Engine, EngineError};
 use cutover::fleet::{read_token, Fleet, FleetError};
@@ -162,45 +162,33 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             reason,
             yes,
             gateways,
-            plan,
-            token_file,
         } => {
             let to_green = matches!(to, Colour::Green);
-            let plan_fleets = match &plan {
-                Some(p) => Plan::load(p)?
-                    .schedule()
-                    .stages
-                    .into_iter()
-                    .filter_map(|s| s.fleet)
-                    .collect(),
-                None => Vec::new(),
-            };
-            if plan.is_none() && gateways.is_empty() {
-                return Err(EngineError::Fleet(FleetError::Setup(
-                    "--gateway URL (repeatable) or --plan FILE: which gateways to switch".into(),
-                ))
-                .into());
-            }
+            let fleets = fleets(gateways).await?;
             if !yes && !confirm(if to_green { "green" } else { "blue" })? {
                 eprintln!("not confirmed; nothing changed");
                 return Ok(exit::REFUSED);
             }
-            let mut target = EmergencyTarget { fleets: Vec::new() };
-            if plan.is_none() {
-                let token = read_token("GATEWAY_ADMIN_TOKEN", token_file.as_deref())
-                    .map_err(EngineError::Fleet)?;
-                target.fleets.push(Fleet::new(gateways, token));
-            }
-            for mut fleet in plan_fleets {
-                if token_file.is_some() {
-                    fleet.token_file = token_file.clone();
-                }
-                target
-                    .fleets
-                    .push(Fleet::from_plan(&fleet).await.map_err(EngineError::Fleet)?);
-            }
+            let target = EmergencyTarget { fleets };
             commands::emergency(target, to_green, &reason, &journal, &out).await?;
             return Ok(exit::DONE);
+        }
+        Command::Drain {
+            color,
+            deadline,
+            reason,
+            gateways,
+        } => {
+            let fleets = fleets(gateways).await?;
+            let color = if matches!(color, Colour::Green) {
+                "green"
+            } else {
+                "blue"
+            };
+            let mut out = out;
+            return Ok(
+                commands::drain(&fleets, color, deadline, reason, &journal, &mut out).await?,
+            );
         }
     };
     if let Outcome::Signalled(message) = &outcome {
@@ -209,6 +197,40 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
     }
     Ok(outcome.exit_code())
+}
+
+/// The gateways a command acts on: every stage's fleet of `--plan`, or the
+/// `--gateway` URLs with the token from the environment or `--token-file`.
+async fn fleets(flags: GatewayFlags) -> anyhow::Result<Vec<Fleet>> {
+    let GatewayFlags {
+        gateways,
+        plan,
+        token_file,
+    } = flags;
+    let Some(plan) = plan else {
+        if gateways.is_empty() {
+            return Err(EngineError::Fleet(FleetError::Setup(
+                "--gateway URL (repeatable) or --plan FILE: which gateways".into(),
+            ))
+            .into());
+        }
+        let token =
+            read_token("GATEWAY_ADMIN_TOKEN", token_file.as_deref()).map_err(EngineError::Fleet)?;
+        return Ok(vec![Fleet::new(gateways, token)]);
+    };
+    let mut fleets = Vec::new();
+    for mut fleet in Plan::load(&plan)?
+        .schedule()
+        .stages
+        .into_iter()
+        .filter_map(|s| s.fleet)
+    {
+        if token_file.is_some() {
+            fleet.token_file = token_file.clone();
+        }
+        fleets.push(Fleet::from_plan(&fleet).await.map_err(EngineError::Fleet)?);
+    }
+    Ok(fleets)
 }
 
 /// A control command: through the plan's fleet with --plan, else through

@@ -141,6 +141,12 @@ impl Output {
 
     /// The live view of a stage's wait.
     pub fn waiting(&mut self, stage: &str, until: &str, left: Duration) {
+        let left = humantime::format_duration(Duration::from_secs(left.as_secs() + 1));
+        self.spinner(format!("{stage} begins at {until}: {left} left"));
+    }
+
+    /// A spinner with a message, for a wait of unknown length.
+    pub fn spinner(&mut self, message: String) {
         if self.format != Format::Human {
             return;
         }
@@ -149,8 +155,14 @@ impl Output {
             bar.enable_steady_tick(Duration::from_millis(500));
             bar
         });
-        let left = humantime::format_duration(Duration::from_secs(left.as_secs() + 1));
-        bar.set_message(format!("{stage} begins at {until}: {left} left"));
+        bar.set_message(message);
+    }
+
+    /// Clears a spinner or bar.
+    pub fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
     }
 
     pub fn finish(&mut self, outcome: &Outcome) {
@@ -288,5 +300,21 @@ pub fn human_line(event: &Event) -> Option<String> {
             reason.as_deref().unwrap_or("no reason given")
         ),
         Event::Emergency { to, reason, .. } => format!("EMERGENCY: all traffic to {to}: {reason}"),
+        Event::Drained {
+            color,
+            replicas,
+            left,
+            ..
+        } => drain_summary(color, *replicas, left),
     })
+}
+
+/// `cutover drain`'s last line: the colour empty everywhere, or what is
+/// left and where.
+pub fn drain_summary(color: &str, replicas: usize, left: &[String]) -> String {
+    if left.is_empty() {
+        format!("{color} is empty on all {replicas} replica(s)")
+    } else {
+        format!("{color} is not empty: {}", left.join("; "))
+    }
 }

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod choose;
 pub mod config;
 pub mod control;
+pub mod drain;
 pub mod follow;
 pub mod forwarded;
 pub mod headers;

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub client_connections: IntGaugeVec,
     pub connections_refused: IntCounterVec,
     pub overload: IntCounterVec,
+    pub in_flight: IntGaugeVec,
 }
 
 /// Latency buckets (seconds) fine enough for a p99 gate in the 5 ms–10 s range.
@@ -149,6 +150,14 @@ impl Metrics {
             &["route", "color"],
         )
         .unwrap();
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "gateway_in_flight_requests",
+                "Requests in flight to each route's colour, tunnels and streams included (read at scrape)",
+            ),
+            &["route", "color"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -165,6 +174,7 @@ impl Metrics {
             Box::new(client_connections.clone()),
             Box::new(connections_refused.clone()),
             Box::new(overload.clone()),
+            Box::new(in_flight.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -185,6 +195,7 @@ impl Metrics {
             client_connections,
             connections_refused,
             overload,
+            in_flight,
         }
     }
 

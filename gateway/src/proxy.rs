@@ -309,6 +309,35 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    /// A stream to a drained colour (a gRPC or HTTP/2 stream opened before
+    /// the split moved) is cut when it next carries data after the drain's
+    /// deadline.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if self.gateway.drains.deadline_passed(ctx.color()) {
+            return Error::e_explain(ConnectionClosed, "its colour was drained");
+        }
+        Ok(None)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if self.gateway.drains.deadline_passed(ctx.color()) {
+            return Error::e_explain(ConnectionClosed, "its colour was drained");
+        }
+        Ok(())
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let Some(entry) = ctx.entry() else { return };
         let status = match session.response_written() {

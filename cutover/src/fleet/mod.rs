@@ -11,6 +11,7 @@
 
 mod client;
 mod discovery;
+mod drain;
 mod lock;
 mod operators;
 mod write;

@@ -107,6 +107,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
+    /// `cutover drain`: what was still open to a colour no route sends
+    /// traffic to was ended; `left` names what remained at the deadline
+    /// (empty: the colour is empty everywhere).
+    Drained {
+        color: String,
+        deadline_seconds: f64,
+        replicas: usize,
+        left: Vec<String>,
+        reason: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -174,7 +184,7 @@ impl Event {
 
     /// The event's name as `status` and messages show it.
     /// Every value of [`Event::name`] (kept in step with it by hand).
-    pub const NAMES: [&'static str; 20] = [
+    pub const NAMES: [&'static str; 21] = [
         "started",
         "preflight",
         "smoke",
@@ -195,6 +205,7 @@ impl Event {
         "lock_taken_over",
         "control",
         "emergency",
+        "drained",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -219,6 +230,7 @@ impl Event {
             Event::LockTakenOver { .. } => "lock_taken_over",
             Event::Control { .. } => "control",
             Event::Emergency { .. } => "emergency",
+            Event::Drained { .. } => "drained",
         }
     }
 }

@@ -11,6 +11,7 @@
 //! | PUT    | /v1/run                  | yes   | the lock holder's progress      |
 //! | POST   | /v1/controls             | yes   | queue an operator's command     |
 //! | POST   | /v1/controls/ack         | yes   | the lock holder took commands   |
+//! | POST   | /v1/drain                | yes   | end what is open to a colour    |
 //! | GET    | /metrics                 | no    | Prometheus text format          |
 //! | GET    | /healthz                 | no    | the process is alive            |
 //! | GET    | /readyz                  | no    | ready for traffic               |
@@ -60,11 +61,14 @@ impl ServeHttp for AdminApi {
                     )
                 }
             }
-            (&Method::GET, ["metrics"]) => text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.gateway.metrics.render(),
-            ),
+            (&Method::GET, ["metrics"]) => {
+                self.gateway.publish_in_flight();
+                text(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.gateway.metrics.render(),
+                )
+            }
             (&Method::GET, ["v1", "state"]) => {
                 reply(StatusCode::OK, self.gateway.state_view().await)
             }
@@ -115,6 +119,10 @@ impl ServeHttp for AdminApi {
             | (&Method::POST, ["v1", "controls"])
             | (&Method::POST, ["v1", "controls", "ack"]) => self
                 .operators_call(session, segments.len())
+                .await
+                .unwrap_or_else(ApiError::reply),
+            (&Method::POST, ["v1", "drain"]) => self
+                .drain_call(session)
                 .await
                 .unwrap_or_else(ApiError::reply),
             (&Method::POST, ["v1", "reload"]) => {
@@ -256,6 +264,38 @@ impl AdminApi {
             };
             ApiError::new(status, e)
         })
+    }
+
+    /// `POST /v1/drain`: refused (409) while a route sends the colour
+    /// traffic; what is in flight to it is in the answer.
+    async fn drain_call(&self, session: &mut ServerSession) -> Result<Reply, ApiError> {
+        self.authorize(session)?;
+        let body = read_body(session).await?;
+        let b: DrainBody = parse(&body)?;
+        let color = match b.color.as_str() {
+            "blue" => crate::split::Color::Blue,
+            "green" => crate::split::Color::Green,
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("color: {other:?} is not blue or green"),
+                ))
+            }
+        };
+        let deadline = std::time::Duration::from_secs_f64(b.deadline_seconds.clamp(0.0, 86_400.0));
+        self.gateway
+            .start_drain(color, deadline)
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+        tracing::info!(
+            actor = b.actor.as_deref().unwrap_or("-"),
+            reason = b.reason.as_deref().unwrap_or("-"),
+            color = color.as_str(),
+            "drain asked for"
+        );
+        Ok(reply(
+            StatusCode::OK,
+            json!({"draining": color.as_str(), "deadline_seconds": deadline.as_secs_f64(), "in_flight": self.gateway.in_flight_to(color)}),
+        ))
     }
 
     fn authorize(&self, session: &ServerSession) -> Result<(), ApiError> {

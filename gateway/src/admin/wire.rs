@@ -54,6 +54,17 @@ pub(super) struct RunBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct DrainBody {
+    pub color: String,
+    pub deadline_seconds: f64,
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct AckBody {
     pub holder: String,
     pub ids: Vec<String>,

@@ -7,6 +7,7 @@
 //! lock ([`lock`]) and the channel between operators and the run
 //! ([`operators`]); changing those keeps the generation.
 
+mod drain;
 mod lock;
 mod operators;
 mod reload;
@@ -16,6 +17,7 @@ pub use lock::LockError;
 pub use operators::{ControlError, ControlRequest};
 
 use crate::config::{Config, StateConfig};
+use crate::drain::Drains;
 use crate::metrics::Metrics;
 use crate::pin::PinPolicy;
 use crate::routing::Snapshot;
@@ -34,6 +36,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The TLS listeners' certificates, re-read on reload.
     pub certificates: Arc<Certificates>,
+    /// Colours being drained after a cutover (`POST /v1/drain`).
+    pub drains: Drains,
     control: Mutex<Control>,
     store: Store,
     admin_token: Option<String>,
@@ -140,6 +144,7 @@ impl Gateway {
             routing: ArcSwap::from_pointee(snapshot),
             metrics,
             certificates: Arc::new(certificates),
+            drains: Drains::default(),
             control: Mutex::new(Control { document, config }),
             store,
             admin_token,
@@ -278,8 +283,11 @@ impl Gateway {
                 .any(|r| r.def.blue.has_healthy_endpoint() || r.def.green.has_healthy_endpoint())
     }
 
+    /// After every change of what is served: metrics, and drains of
+    /// colours that get traffic again.
     fn publish_metrics(&self, generation: u64) {
         let snapshot = self.snapshot();
+        self.end_drains_with_traffic(&snapshot);
         self.metrics.state_generation.set(generation as i64);
         self.metrics
             .served_generation

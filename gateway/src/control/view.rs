@@ -21,6 +21,7 @@ impl Gateway {
                 let g = entry.def.group(c);
                 json!({
                     "healthy": g.has_healthy_endpoint(),
+                    "in_flight": g.in_flight(),
                     "endpoints": g.endpoint_health().into_iter()
                         .map(|(address, healthy)| json!({"address": address, "healthy": healthy}))
                         .collect::<Vec<_>>(),
@@ -52,6 +53,19 @@ impl Gateway {
             "loaded": loaded,
             "ready": self.is_ready(),
             "draining": self.is_draining(),
+            "colors": {
+                "blue": self.color_view(Color::Blue),
+                "green": self.color_view(Color::Green),
+            },
+        })
+    }
+
+    /// What is still in flight to a colour, and its drain.
+    fn color_view(&self, color: Color) -> serde_json::Value {
+        json!({
+            "in_flight": self.in_flight_to(color),
+            "draining": self.drains.is_draining(color),
+            "drain_seconds_left": self.drains.time_left(color).map(|d| d.as_secs_f64()),
         })
     }
 }

@@ -165,6 +165,7 @@ impl Service {
             let spec = def.group(attempts.color).spec();
             let attempt = Attempt {
                 endpoint: &endpoint,
+                color: attempts.color,
                 reused,
                 host_rewrite: spec.group.host_rewrite.as_deref(),
                 read_timeout: spec.timeouts.read,

@@ -9,6 +9,7 @@ use super::pool;
 use super::relay::{relay, tunnel, write_all, Relay};
 use super::response::{self, ClientSide};
 use super::service::Service;
+use crate::split::Color;
 use crate::upstream::Endpoint;
 use pingora::protocols::Stream;
 use std::time::Duration;
@@ -146,7 +147,16 @@ impl Service {
         drop(out);
 
         if response.status == 101 && request.upgrade {
-            tunnel(client, &mut upstream, &from_upstream).await;
+            // Open until either side closes, or a drain of its colour ends it.
+            let drained = self.gateway.drains.closing(attempt.color);
+            tunnel(
+                client,
+                &mut upstream,
+                &from_upstream,
+                drained,
+                request.websocket,
+            )
+            .await;
             return Ok(Delivered {
                 status: 101,
                 after: After::Close,
@@ -169,7 +179,9 @@ impl Service {
                 after: After::Close,
             });
         }
-        if response.reusable && from_upstream.is_empty() && framing.is_done() {
+        // A drained colour's connections are not kept for reuse.
+        let draining = self.gateway.drains.is_draining(attempt.color);
+        if response.reusable && from_upstream.is_empty() && framing.is_done() && !draining {
             pool::put(attempt.endpoint.pool_key, upstream);
         }
         let closing = side.closing || response.framing == Framing::UntilClose;
@@ -187,6 +199,7 @@ impl Service {
 /// One endpoint and connection being tried.
 pub(super) struct Attempt<'a> {
     pub endpoint: &'a Endpoint,
+    pub color: Color,
     pub reused: bool,
     pub host_rewrite: Option<&'a str>,
     pub read_timeout: Duration,

@@ -56,8 +56,20 @@ pub async fn relay(
     Ok(())
 }
 
-/// After a 101: bytes flow both ways until either side closes.
-pub async fn tunnel(client: &mut Client, upstream: &mut Stream, early: &Buffer) {
+/// A WebSocket close frame from the server (unmasked), code 1001: "going
+/// away", as a server that shuts down says it (RFC 6455 7.4.1).
+const WEBSOCKET_GOING_AWAY: &[u8] = &[0x88, 0x02, 0x03, 0xe9];
+
+/// After a 101: bytes flow both ways until either side closes, or until
+/// `drained` (the colour's drain deadline): then a WebSocket client is told
+/// the server goes away, and both sides are closed.
+pub async fn tunnel(
+    client: &mut Client,
+    upstream: &mut Stream,
+    early: &Buffer,
+    drained: impl std::future::Future<Output = ()>,
+    websocket: bool,
+) {
     if write_all(&mut client.stream, early.pending())
         .await
         .is_err()
@@ -67,7 +79,15 @@ pub async fn tunnel(client: &mut Client, upstream: &mut Stream, early: &Buffer) 
     }
     let pending = client.buf.pending().len();
     client.buf.consume(pending);
-    let _ = tokio::io::copy_bidirectional(&mut client.stream, upstream).await;
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client.stream, upstream) => {}
+        _ = drained => {
+            if websocket {
+                let _ = write_all(&mut client.stream, WEBSOCKET_GOING_AWAY).await;
+            }
+            tracing::info!("tunnel closed: its colour was drained");
+        }
+    }
 }
 
 pub async fn write_all(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {

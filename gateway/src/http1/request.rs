@@ -43,6 +43,8 @@ pub struct Request {
     pub framing: Framing,
     /// A WebSocket (or other) upgrade was asked for.
     pub upgrade: bool,
+    /// That upgrade is to WebSocket.
+    pub websocket: bool,
     /// The client waits for `100 Continue` before it sends the body; the
     /// gateway answers that itself (as nginx does), so upstream never sees
     /// the expectation.
@@ -207,6 +209,10 @@ pub fn parse(
         keep_alive,
         framing,
         upgrade,
+        websocket: upgrade
+            && fields
+                .upgrade
+                .is_some_and(|u| u.eq_ignore_ascii_case(b"websocket")),
         expects_continue: fields.expects_continue,
         choice,
         https: believed.https,
