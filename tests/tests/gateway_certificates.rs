@@ -249,6 +249,11 @@ async fn a_rotated_certificate_is_served_within_two_seconds_and_a_bad_one_is_ref
     }
     assert_eq!(answered, 100);
     let seen = std::mem::take(&mut *seen.lock().unwrap());
+    println!(
+        "{} new TLS connections answered, {} failed",
+        seen.served.len(),
+        seen.failures.len()
+    );
     assert!(seen.failures.is_empty(), "failed: {:?}", seen.failures);
     assert!(
         seen.served.len() > 300,
