@@ -339,6 +339,27 @@ async fn certificates_are_chosen_by_server_name_and_sighup_rereads_the_config() 
         assert_eq!(served(&tls), expected, "server name {name:?}");
         get(&mut tls).await.unwrap();
     }
+    // A client that comes back resumes its session (TLS 1.3 ticket),
+    // though each handshake switches to the certificate's own context.
+    let mut first = connect(addr, Some("api.test"), b"\x08http/1.1")
+        .await
+        .unwrap();
+    get(&mut first).await.unwrap();
+    let session = first.ssl().session().expect("a session").to_owned();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut ssl = connector(b"\x08http/1.1")
+        .configure()
+        .unwrap()
+        .into_ssl("api.test")
+        .unwrap();
+    // SAFETY: the session comes from a connection of the same connector settings.
+    unsafe { ssl.set_session(&session).unwrap() };
+    let mut again = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+    Pin::new(&mut again).connect().await.unwrap();
+    assert!(again.ssl().session_reused(), "the session was not resumed");
+    assert_eq!(served(&again), "api");
+    get(&mut again).await.unwrap();
+
     // HTTP/2 is still negotiated on a certificate chosen by name.
     let tls = connect(addr, Some("api.test"), b"\x02h2\x08http/1.1")
         .await
