@@ -18,6 +18,10 @@ pub struct SmokeResult {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// The X-Request-Id it was sent with: the gateway's and green's logs
+    /// name the same request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// How smoke requests reach green.
@@ -44,10 +48,20 @@ async fn run_one(
     let method =
         reqwest::Method::from_bytes(check.method.as_bytes()).expect("validated with the plan");
     let url = format!("{}{}", target.proxy_url.trim_end_matches('/'), check.path);
+    let request_id = format!(
+        "smoke-{}-{}",
+        check
+            .name
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
     let mut req = client
         .request(method, url)
         .timeout(check.max_latency * 2)
-        .header(&target.pin_header, "green");
+        .header(&target.pin_header, "green")
+        .header("x-request-id", &request_id);
     if let Some(secret) = &target.pin_secret {
         req = req.header("x-cutover-pin-secret", secret);
     }
@@ -114,7 +128,8 @@ async fn run_one(
         passed: problem.is_none(),
         status,
         latency_ms: latency.as_millis() as u64,
-        problem,
+        problem: problem.map(|p| format!("{p} (request id {request_id})")),
+        request_id: Some(request_id),
     }
 }
 

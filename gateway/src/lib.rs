@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pin;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod request_id;
 pub mod resolve;
 pub mod routing;
 pub mod server;

@@ -13,6 +13,7 @@
 use crate::choose::{choose, strip_port, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
 use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::{RouteEntry, Snapshot};
 use crate::upstream::Admission;
 use async_trait::async_trait;
@@ -52,6 +53,8 @@ pub struct RequestCtx {
     believed: Option<Believed>,
     /// The request's place under its colour's `max_in_flight`.
     admitted: Option<Admission>,
+    /// X-Request-Id: the client's, or generated.
+    request_id: Option<HeaderValue>,
 }
 
 impl RequestCtx {
@@ -114,6 +117,7 @@ impl ProxyHttp for Proxy {
             grpc_status: None,
             believed: None,
             admitted: None,
+            request_id: None,
         }
     }
 
@@ -125,6 +129,10 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.gateway.snapshot();
         let req = session.req_header();
+        ctx.request_id = Some(match req.headers.get(X_REQUEST_ID) {
+            Some(id) if request_id::is_usable(id.as_bytes()) => id.clone(),
+            _ => HeaderValue::from_bytes(&request_id::generate()).expect("hex digits"),
+        });
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let believed = snapshot
             .forwarding
@@ -151,6 +159,9 @@ impl ProxyHttp for Proxy {
             // The colour is at max_in_flight: 503 now, not a queue.
             let mut response = ResponseHeader::build(503, Some(3))?;
             response.insert_header("retry-after", "1")?;
+            if let Some(id) = &ctx.request_id {
+                response.insert_header(X_REQUEST_ID, id)?;
+            }
             response.insert_header("content-length", "0")?;
             session
                 .write_response_header(Box::new(response), true)
@@ -242,6 +253,9 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         let snapshot = ctx.snapshot.as_ref().expect("routed");
         snapshot.pin.strip(upstream);
+        if let Some(id) = &ctx.request_id {
+            upstream.insert_header(X_REQUEST_ID, id)?;
+        }
         let entry = ctx.entry().expect("routed");
         let group = entry.def.group(ctx.color());
         if let Some(host) = &group.spec().group.host_rewrite {
@@ -289,6 +303,9 @@ impl ProxyHttp for Proxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(id) = &ctx.request_id {
+            response.insert_header(X_REQUEST_ID, id)?;
+        }
         // A gRPC error without a body has its status in the headers.
         if let Some(status) = response.headers.get(GRPC_STATUS) {
             ctx.grpc_status = Some(status.clone());

@@ -78,10 +78,17 @@ pub fn parse<T: DeserializeOwned>(
 /// (found in the text: a document read again has no locations of its own).
 fn located(text: &str, path: &serde_path_to_error::Path, e: &serde_yaml_ng::Error) -> String {
     let key = path.iter().next_back().and_then(|s| match s {
-        Segment::Map { key } => Some(format!("{key}:")),
+        Segment::Map { key } => Some(key.as_str()),
         _ => None,
     });
-    let line = key.and_then(|key| text.lines().position(|l| l.contains(&key)));
+    // `key:` where it is written as a block mapping's key; the key alone
+    // where it is not (a flow mapping's `{a, b}`, a key with no value).
+    let line = key.and_then(|key| {
+        let lines = || text.lines();
+        lines()
+            .position(|l| l.contains(&format!("{key}:")))
+            .or_else(|| lines().position(|l| l.contains(key)))
+    });
     match line {
         Some(i) => format!("{path}: {e} at line {}", i + 1),
         None => format!("{path}: {e}"),
@@ -196,6 +203,20 @@ mod tests {
         let errors = parse("bogus: 1\ncount: many\n", no_zero).unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[1].starts_with("count: invalid type"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_without_a_value_is_found_on_its_line() {
+        // Found by the parsers' property test: a flow mapping's key with a
+        // colon and a space in it, and no value.
+        let text = "count: 1\ncolour: red\nitems:\n  - {name: a, hold:0 5s}\n";
+        let errors = parse(text, no_zero).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[1].contains("unknown field `hold:0 5s`"),
+            "{errors:?}"
+        );
+        assert!(errors[1].ends_with("at line 4"), "{errors:?}");
     }
 
     #[test]

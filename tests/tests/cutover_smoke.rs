@@ -73,7 +73,16 @@ fn smoke_problem(records: &[Value]) -> String {
         .find(|r| r["event"] == "smoke")
         .expect("a smoke record");
     assert_eq!(smoke["passed"], false, "{smoke:#}");
-    smoke["results"][0]["problem"].as_str().unwrap().to_owned()
+    // Each check names the request it sent, so the gateway's and green's
+    // logs can be searched for it.
+    let result = &smoke["results"][0];
+    let id = result["request_id"].as_str().expect("a request id");
+    assert!(id.starts_with("smoke-"), "{id}");
+    let problem = result["problem"].as_str().unwrap();
+    problem
+        .strip_suffix(&format!(" (request id {id})"))
+        .unwrap_or_else(|| panic!("the problem does not name the request id: {problem}"))
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

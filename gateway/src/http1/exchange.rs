@@ -24,6 +24,14 @@ use std::time::Instant;
 /// retryable request fails.
 const MAX_RETRIES: usize = 4;
 
+/// The request's ID as a header line, for the gateway's own answers.
+fn id_line(request: &Request) -> String {
+    format!(
+        "X-Request-Id: {}\r\n",
+        String::from_utf8_lossy(request.request_id())
+    )
+}
+
 impl Service {
     pub(super) async fn serve_request(&self, client: &mut Client, draining: bool) -> After {
         let snapshot = self.gateway.snapshot();
@@ -84,7 +92,8 @@ impl Service {
             // The colour is at max_in_flight: 503 now, not a queue.
             entry.def.metrics.overloaded(choice.color, choice.pinned);
             let closing = closing || request.framing != Framing::Empty;
-            respond_with(client, 503, closing, RETRY_AFTER).await;
+            let extra = format!("{RETRY_AFTER}{}", id_line(&request));
+            respond_with(client, 503, closing, &extra).await;
             return if closing {
                 After::Close
             } else {
@@ -226,7 +235,7 @@ impl Service {
         };
         // An unread body cannot be skipped: close.
         let closing = closing || !framing.is_done();
-        respond(client, status, closing).await;
+        respond_with(client, status, closing, &id_line(request)).await;
         Delivered {
             status,
             after: if closing {

@@ -6,6 +6,7 @@ use super::fields::Fields;
 use super::framing::{Chunk, Framing};
 use crate::choose::{choose, strip_port, Choice};
 use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::Snapshot;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
@@ -54,9 +55,11 @@ pub struct Request {
     /// The client used TLS (to the gateway or to a trusted proxy): cookies
     /// the gateway sets are `Secure`.
     pub https: bool,
-    /// The head for upstream, with `host` marking the Host value.
+    /// The head for upstream, with `host` marking the Host value and
+    /// `request_id` the X-Request-Id value.
     upstream_head: Vec<u8>,
     host: Range<usize>,
+    request_id: Range<usize>,
 }
 
 impl Request {
@@ -64,6 +67,11 @@ impl Request {
     /// have changed anything upstream, and there is no body to resend.
     pub fn retryable(&self) -> bool {
         self.idempotent && self.framing == Framing::Empty
+    }
+
+    /// The request's X-Request-Id (the client's, or generated).
+    pub fn request_id(&self) -> &[u8] {
+        &self.upstream_head[self.request_id.clone()]
     }
 
     /// Appends the upstream head, with Host replaced by `host_rewrite`.
@@ -166,8 +174,19 @@ pub fn parse(
     head.extend_from_slice(host.as_bytes());
     let host_range = host_start..head.len();
     head.extend_from_slice(b"\r\n");
+    let mut request_id = None;
     for h in req.headers.iter() {
         let name = h.name;
+        if name.eq_ignore_ascii_case(X_REQUEST_ID) {
+            // The first usable one is kept; others, and odd ones, dropped.
+            if request_id.is_none() && request_id::is_usable(h.value) {
+                head.extend_from_slice(b"X-Request-Id: ");
+                request_id = Some(head.len()..head.len() + h.value.len());
+                head.extend_from_slice(h.value);
+                head.extend_from_slice(b"\r\n");
+            }
+            continue;
+        }
         if is_hop_by_hop(name)
             || name.eq_ignore_ascii_case("host")
             || name.eq_ignore_ascii_case(X_FORWARDED_PROTO)
@@ -190,6 +209,13 @@ pub fn parse(
         use std::io::Write;
         write!(head, "Content-Length: {length}\r\n").expect("writing to a Vec");
     }
+    let request_id = request_id.unwrap_or_else(|| {
+        head.extend_from_slice(b"X-Request-Id: ");
+        let at = head.len();
+        head.extend_from_slice(&request_id::generate());
+        head.extend_from_slice(b"\r\n");
+        at..at + 32
+    });
     write_forwarded(&mut head, req.headers, client.ip, &believed);
     if upgrade {
         head.extend_from_slice(b"Connection: upgrade\r\nUpgrade: ");
@@ -218,6 +244,7 @@ pub fn parse(
         https: believed.https,
         upstream_head: head,
         host: host_range,
+        request_id,
     }))
 }
 

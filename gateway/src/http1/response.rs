@@ -4,6 +4,7 @@
 use super::framing::{Chunk, Framing};
 use super::request::{is_hop_by_hop, Request};
 use crate::pin::SERVED_BY;
+use crate::request_id::X_REQUEST_ID;
 use std::mem::MaybeUninit;
 
 /// Largest response head accepted from upstream.
@@ -135,7 +136,9 @@ fn write_client_head(
         // Content-Length next to chunked is dropped (RFC 9112 6.3).
         let stale_length = matches!(response.framing, Framing::Chunked(_))
             && h.name.eq_ignore_ascii_case("content-length");
-        if (!keep && is_hop_by_hop(h.name)) || stale_length {
+        // The request's own ID goes back below, once.
+        let own_id = h.name.eq_ignore_ascii_case(X_REQUEST_ID);
+        if (!keep && is_hop_by_hop(h.name)) || stale_length || own_id {
             continue;
         }
         out.extend_from_slice(h.name.as_bytes());
@@ -154,6 +157,9 @@ fn write_client_head(
     if let Some(color) = client.served_by {
         write!(out, "{SERVED_BY}: {color}\r\n").expect("writing to a Vec");
     }
+    out.extend_from_slice(b"X-Request-Id: ");
+    out.extend_from_slice(client.request.request_id());
+    out.extend_from_slice(b"\r\n");
     if !upgrading && !response.is_interim() {
         if client.closing || response.framing == Framing::UntilClose {
             out.extend_from_slice(b"Connection: close\r\n");
