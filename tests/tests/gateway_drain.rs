@@ -203,3 +203,57 @@ routes:
     admin.set_split("web", 50.0).await;
     assert_eq!(admin.state().await["colors"]["blue"]["draining"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plans_drain_ends_blue_after_the_run_completes() {
+    let t = e2e::Topology::start("");
+    // A WebSocket to blue, opened before the run.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", t.gw.proxy))
+        .await
+        .unwrap();
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("before"));
+    let plan = t.plan(
+        "[{green_percent: 50, hold: 1s}, {green_percent: 100, hold: 1s}]",
+        ", min_requests: 1",
+    );
+    let text = std::fs::read_to_string(&plan).unwrap() + "drain: {deadline: 2s}\n";
+    std::fs::write(&plan, text).unwrap();
+    let load = t.load();
+    let (code, stdout, stderr) = t.cutover.output(&["run", &plan]).await;
+    load.stop().await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("blue is empty on all 1 replica(s)"),
+        "{stderr}"
+    );
+    // The WebSocket was told blue goes away.
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(closed.unwrap().code), 1001);
+    let records = t.cutover.records();
+    let last = records.last().unwrap();
+    assert_eq!(last["event"], "drained", "{last:#}");
+    assert_eq!(last["left"], serde_json::json!([]));
+    // The run completed; status agrees (exit 0).
+    let (code, _, _) = t.cutover.output(&["status"]).await;
+    assert_eq!(code, 0);
+
+    // A plan that does not end at 100% green cannot drain.
+    let bad = std::fs::read_to_string(&plan).unwrap().replace(
+        "{green_percent: 100, hold: 1s}",
+        "{green_percent: 60, hold: 1s}",
+    );
+    std::fs::write(&plan, bad).unwrap();
+    let (code, _, stderr) = t.cutover.output(&["plan", "check", &plan]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("drain: blue is drained after a run that ends at green_percent 100"),
+        "{stderr}"
+    );
+}

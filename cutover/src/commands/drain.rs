@@ -4,17 +4,13 @@
 //! may be deleted.
 
 use crate::engine::EngineError;
-use crate::fleet::Fleet;
+use crate::fleet::{drain_fleets, Drained, Fleet};
 use crate::journal::{Event, Journal};
 use crate::outcome::exit;
 use crate::output::{drain_summary, Output};
 use serde_json::json;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// How long after the deadline the command still waits for the replicas
-/// to report the colour empty (closing takes a moment).
-const SETTLE: Duration = Duration::from_secs(5);
+use std::time::Duration;
 
 /// Drains `color` on every replica of every fleet, waits until nothing is
 /// in flight to it (or the deadline passed), journals what it found and
@@ -29,41 +25,16 @@ pub async fn drain(
     out: &mut Output,
 ) -> Result<u8, EngineError> {
     let actor = crate::host::actor();
-    for fleet in fleets {
-        if let Err(why) = fleet
-            .drain(color, deadline, &actor, reason.as_deref())
-            .await?
-        {
-            return Err(EngineError::Refused(format!("drain refused: {why}")));
-        }
-    }
-    let replicas: usize = fleets.iter().map(|f| f.replicas.len()).sum();
-    let give_up = Instant::now() + deadline + SETTLE;
-    let left = loop {
-        let mut left = Vec::new();
-        let mut in_flight = 0;
-        for fleet in fleets {
-            for (replica, count) in fleet.in_flight_to(color).await {
-                match count {
-                    Some(0) => {}
-                    Some(n) => {
-                        in_flight += n;
-                        left.push(format!("{replica}: {n} in flight"));
-                    }
-                    None => left.push(format!("{replica}: did not answer")),
-                }
-            }
-        }
-        if left.is_empty() || Instant::now() >= give_up {
-            break left;
-        }
-        let to_deadline = (give_up - SETTLE).saturating_duration_since(Instant::now());
+    let waiting = |in_flight: u64, to_deadline: Duration| {
         out.spinner(format!(
-            "draining {color}: {in_flight} in flight on {} replica(s), tunnels close in {}s",
-            left.len(),
+            "draining {color}: {in_flight} in flight, tunnels close in {}s",
             to_deadline.as_secs()
-        ));
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        ))
+    };
+    let drained = drain_fleets(fleets, color, deadline, &actor, reason.as_deref(), waiting).await?;
+    let (replicas, left) = match drained {
+        Drained::Refused(why) => return Err(EngineError::Refused(format!("drain refused: {why}"))),
+        Drained::Done { replicas, left } => (replicas, left),
     };
     out.clear();
     let mut journal = Journal::open(journal_path)?;

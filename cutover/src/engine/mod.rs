@@ -16,6 +16,7 @@
 
 mod checks;
 mod control;
+mod drain;
 mod hold;
 mod inbox;
 mod publish;
@@ -236,6 +237,9 @@ impl Engine {
         self.record(Event::Completed {
             green_percent: last,
         })?;
+        if let Some(drain) = self.plan.drain.clone() {
+            self.drain_blue(drain.deadline).await?;
+        }
         Ok(Outcome::Completed)
     }
 

@@ -1,14 +1,71 @@
-//! Draining a colour on every replica of a fleet (`POST /v1/drain`), and
-//! what is still in flight to it on each (`GET /v1/state`).
+//! Draining a colour on every replica of some fleets (`POST /v1/drain`),
+//! then waiting until nothing is in flight to it on any of them
+//! (`GET /v1/state`): what `cutover drain` and a plan's `drain:` do.
 
 use super::{Fleet, FleetError};
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long after the deadline the replicas still have to report the
+/// colour empty (closing takes a moment).
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// How a drain ended.
+pub enum Drained {
+    /// A route still sends the colour traffic; nothing was drained.
+    Refused(String),
+    /// What is left at the end, per replica (empty: nothing anywhere).
+    Done { replicas: usize, left: Vec<String> },
+}
+
+/// Drains `color` on every replica of `fleets` and waits (calling
+/// `waiting` with what is in flight and the time to the deadline) until it
+/// is empty everywhere or the deadline passed.
+pub async fn drain_fleets(
+    fleets: &[Fleet],
+    color: &str,
+    deadline: Duration,
+    actor: &str,
+    reason: Option<&str>,
+    mut waiting: impl FnMut(u64, Duration),
+) -> Result<Drained, FleetError> {
+    for fleet in fleets {
+        if let Err(why) = fleet.drain(color, deadline, actor, reason).await? {
+            return Ok(Drained::Refused(why));
+        }
+    }
+    let replicas = fleets.iter().map(|f| f.replicas.len()).sum();
+    let close_at = Instant::now() + deadline;
+    loop {
+        let mut left = Vec::new();
+        let mut in_flight = 0;
+        for fleet in fleets {
+            for (replica, count) in fleet.in_flight_to(color).await {
+                match count {
+                    Some(0) => {}
+                    Some(n) => {
+                        in_flight += n;
+                        left.push(format!("{replica}: {n} in flight"));
+                    }
+                    None => left.push(format!("{replica}: did not answer")),
+                }
+            }
+        }
+        if left.is_empty() || Instant::now() >= close_at + SETTLE {
+            return Ok(Drained::Done { replicas, left });
+        }
+        waiting(
+            in_flight,
+            close_at.saturating_duration_since(Instant::now()),
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
 
 impl Fleet {
     /// Asks every replica to drain `color`. A replica that refuses (a route
     /// still sends the colour traffic) stops it: `Err` in `Ok` says why.
-    pub async fn drain(
+    async fn drain(
         &self,
         color: &str,
         deadline: Duration,
@@ -47,7 +104,7 @@ impl Fleet {
 
     /// Requests (tunnels and streams included) in flight to `color` on each
     /// replica; a replica that does not answer is named with `None`.
-    pub async fn in_flight_to(&self, color: &str) -> Vec<(String, Option<u64>)> {
+    async fn in_flight_to(&self, color: &str) -> Vec<(String, Option<u64>)> {
         let mut counts = Vec::new();
         for replica in &self.replicas {
             let state = async {

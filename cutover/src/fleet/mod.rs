@@ -16,6 +16,8 @@ mod lock;
 mod operators;
 mod write;
 
+pub use drain::{drain_fleets, Drained};
+
 pub use client::read_token;
 use client::tls_client;
 pub use lock::holder_is_dead_here;

@@ -178,6 +178,7 @@ impl Event {
                 | Event::Completed { .. }
                 | Event::Stopped { .. }
                 | Event::Emergency { .. }
+                | Event::Drained { .. }
                 | Event::Preflight { passed: false, .. }
         )
     }

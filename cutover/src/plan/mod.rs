@@ -6,10 +6,12 @@
 //! its field.
 
 mod admin_tls;
+mod drain;
 mod stages;
 mod validate;
 
 pub use admin_tls::AdminTls;
+pub use drain::DrainPlan;
 pub use stages::{Schedule, Stage};
 pub use validate::{check_webhook_url, PlanErrors};
 
@@ -49,6 +51,9 @@ pub struct Plan {
     /// Webhooks told about the run as it goes (never blocking it).
     #[serde(default)]
     pub notify: Vec<Webhook>,
+    /// After the last step (100% green): end what blue still holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainPlan>,
 }
 
 /// One receiver of notifications: a chat webhook, a JSON endpoint, or

@@ -42,6 +42,19 @@ impl Plan {
         } else {
             validate_stages(self, &mut errors);
         }
+        if self.drain.is_some() {
+            let schedule = self.schedule();
+            let last = schedule
+                .len()
+                .checked_sub(1)
+                .map(|i| schedule.step(i).green_percent);
+            if last.is_some_and(|p| p != 100.0) {
+                errors.push(format!(
+                    "drain: blue is drained after a run that ends at green_percent 100; the last step sends {}%",
+                    last.unwrap_or_default()
+                ));
+            }
+        }
         let g = &self.gates;
         if !(0.0..=1.0).contains(&g.success_rate) {
             errors.push(format!(

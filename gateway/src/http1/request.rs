@@ -161,7 +161,9 @@ pub fn parse(
     );
 
     let upgrade = !http10 && fields.connection.upgrade && fields.upgrade.is_some();
-    let mut head = Vec::with_capacity(head_len + 96);
+    // Room for what the gateway adds: X-Request-Id, X-Forwarded-For and
+    // -Proto (a reallocation per request costs more than the bytes).
+    let mut head = Vec::with_capacity(head_len + 160);
     head.extend_from_slice(method.as_bytes());
     head.push(b' ');
     head.extend_from_slice(target.as_bytes());
