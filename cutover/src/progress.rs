@@ -70,7 +70,7 @@ pub fn of(run: &[Record], journal: &str) -> Option<Value> {
         }
     }
     let last = run.last().expect("non-empty");
-    let ended = last.event.ends_run();
+    let ended = journal::last_decisive(run).is_some_and(|r| r.event.ends_run());
     let interval = journal::plan_of(run).map_or(Duration::ZERO, |p| p.gates.interval);
     let hold = match (&schedule, converged_at) {
         (Some(s), Some(at)) if state == "running" && step < s.len() => {

@@ -372,3 +372,41 @@ async fn status_watch_follows_a_run_from_another_terminal_until_it_ends() {
         assert_eq!(load.stop().await.1, 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stages_drain_empties_its_fleet_before_the_next_stage_begins() {
+    let f = fleets();
+    let path = f.plan("");
+    // Staging drains blue once it reached 100%, before prod begins.
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "    steps: [{green_percent: 50, hold: 1s}, {green_percent: 100, hold: 1s}]\n",
+        "    steps: [{green_percent: 50, hold: 1s}, {green_percent: 100, hold: 1s}]\n    drain: {deadline: 1s}\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let loads = f.loads();
+    let (code, stdout, stderr) = f.cutover.output(&["run", &path]).await;
+    for load in loads {
+        load.stop().await;
+    }
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let records = f.cutover.records();
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    let drained = names
+        .iter()
+        .position(|n| *n == "drained")
+        .expect("a drained record");
+    let prod_began = names
+        .iter()
+        .rposition(|n| *n == "stage_started")
+        .expect("prod began");
+    assert!(drained < prod_began, "{names:?}");
+    assert_eq!(records[drained]["replicas"], 1, "staging's fleet only");
+    assert_eq!(records[drained]["left"], serde_json::json!([]));
+    assert_eq!(*names.last().unwrap(), "completed");
+    let (code, _, _) = f.cutover.output(&["status"]).await;
+    assert_eq!(code, 0, "the run completed");
+}

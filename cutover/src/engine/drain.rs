@@ -1,7 +1,8 @@
-//! The plan's `drain:` after a completed run: blue's remaining tunnels and
-//! streams ended on every stage's fleet, journaled like `cutover drain`.
-//! The run has completed by then: what the drain finds (or a fleet that
-//! cannot be drained) is reported, never turned into a rollback.
+//! A stage's `drain:` (a plan's, for a plan without stages) once the stage
+//! reached 100% green: blue's remaining tunnels and streams ended on the
+//! stage's fleet, journaled like `cutover drain`. Traffic has moved by
+//! then: what the drain finds (or a fleet that cannot be drained) is
+//! reported, never turned into a rollback.
 
 use super::{Engine, EngineError};
 use crate::fleet::{drain_fleets, Drained, Fleet};
@@ -10,14 +11,23 @@ use crate::output::drain_summary;
 use std::time::Duration;
 
 impl Engine {
-    pub(super) async fn drain_blue(&mut self, deadline: Duration) -> Result<(), EngineError> {
-        let mut fleets = Vec::new();
-        for fleet in self.schedule.stages.iter().filter_map(|s| s.fleet.as_ref()) {
-            match Fleet::from_plan(fleet).await {
-                Ok(fleet) => fleets.push(fleet),
-                Err(e) => tracing::warn!("drain: a fleet was not found, not drained: {e}"),
+    /// Drains blue on `stage`'s fleet when the stage asks for it.
+    pub(super) async fn drain_stage(&mut self, stage: usize) -> Result<(), EngineError> {
+        let Some(drain) = self.schedule.stages[stage].drain.clone() else {
+            return Ok(());
+        };
+        let deadline = drain.deadline;
+        let fleet = match self.schedule.fleet(stage).map(Fleet::from_plan) {
+            Some(found) => found.await,
+            None => return Ok(()),
+        };
+        let fleets = match fleet {
+            Ok(fleet) => vec![fleet],
+            Err(e) => {
+                tracing::warn!("drain: the stage's fleet was not found, not drained: {e}");
+                return Ok(());
             }
-        }
+        };
         let actor = self.actor.clone();
         let out = &mut self.out;
         let waiting = |in_flight: u64, to_deadline: Duration| {

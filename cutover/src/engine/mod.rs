@@ -153,7 +153,7 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         if journal_path.exists() {
             let records = journal::read_all(journal_path)?;
-            if let Some(last) = journal::last_run(&records).last() {
+            if let Some(last) = journal::last_decisive(journal::last_run(&records)) {
                 if !last.event.ends_run() {
                     let waiting = match &last.event {
                         Event::StageWaiting { stage, name, not_before } => format!(
@@ -223,12 +223,23 @@ impl Engine {
                 true => self.plan.gates.interval * from.held_gates,
                 false => std::time::Duration::ZERO,
             };
+            let last_stage = stage + 1 == self.schedule.stages.len();
             match self.step(step, resumed_applied, held).await? {
-                None => step += 1,
+                None => {
+                    step += 1;
+                    if step == self.schedule.steps_of(stage).end && !last_stage {
+                        self.drain_stage(stage).await?;
+                    }
+                }
                 // Only a promote ends a step `Completed`; before the last
                 // stage it finished this stage only.
-                Some(Outcome::Completed) if stage + 1 < self.schedule.stages.len() => {
+                Some(Outcome::Completed) if !last_stage => {
+                    self.drain_stage(stage).await?;
                     step = self.schedule.steps_of(stage + 1).start;
+                }
+                Some(Outcome::Completed) => {
+                    self.drain_stage(stage).await?;
+                    return Ok(Outcome::Completed);
                 }
                 Some(outcome) => return Ok(outcome),
             }
@@ -237,9 +248,7 @@ impl Engine {
         self.record(Event::Completed {
             green_percent: last,
         })?;
-        if let Some(drain) = self.plan.drain.clone() {
-            self.drain_blue(drain.deadline).await?;
-        }
+        self.drain_stage(self.schedule.stages.len() - 1).await?;
         Ok(Outcome::Completed)
     }
 

@@ -199,7 +199,7 @@ pub fn live_run(journal_path: &Path, to: &str) -> Result<(Plan, Vec<Record>), En
             journal_path.display()
         )));
     };
-    if let Some(last) = run.last().filter(|r| r.event.ends_run()) {
+    if let Some(last) = journal::last_decisive(&run).filter(|r| r.event.ends_run()) {
         return Err(EngineError::Refused(format!(
             "the last cutover in {} has ended ({} at {}); nothing to {to}",
             journal_path.display(),

@@ -178,7 +178,6 @@ impl Event {
                 | Event::Completed { .. }
                 | Event::Stopped { .. }
                 | Event::Emergency { .. }
-                | Event::Drained { .. }
                 | Event::Preflight { passed: false, .. }
         )
     }

@@ -181,6 +181,14 @@ pub fn last_run(records: &[Record]) -> &[Record] {
     }
 }
 
+/// The last record that says where a run stands: a `drained` record (an
+/// account of a colour no route sends traffic to) never changes that.
+pub fn last_decisive(run: &[Record]) -> Option<&Record> {
+    run.iter()
+        .rev()
+        .find(|r| !matches!(r.event, Event::Drained { .. }))
+}
+
 /// The plan a run was started with (its first record).
 pub fn plan_of(run: &[Record]) -> Option<&Plan> {
     match run.first() {

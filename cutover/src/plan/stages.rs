@@ -31,6 +31,10 @@ pub struct Stage {
     /// Wait for `cutover resume` before the stage's first step.
     #[serde(default)]
     pub approval: bool,
+    /// Once the stage's last step (100% green) passed: end what blue still
+    /// holds on this stage's fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<super::DrainPlan>,
 }
 
 /// A plan's stages and every step in run order.
@@ -56,6 +60,7 @@ impl Plan {
                 steps: self.steps.clone(),
                 wait_before: None,
                 approval: false,
+                drain: self.drain.clone(),
             }]
         };
         let mut stage_of = Vec::new();

@@ -42,7 +42,7 @@ impl Plan {
         } else {
             validate_stages(self, &mut errors);
         }
-        if self.drain.is_some() {
+        if self.drain.is_some() && self.stages.is_empty() {
             let schedule = self.schedule();
             let last = schedule
                 .len()
@@ -114,6 +114,12 @@ fn validate_stages(plan: &Plan, errors: &mut Vec<String>) {
                 .into(),
         );
     }
+    if plan.drain.is_some() {
+        errors.push(
+            "drain: a plan with `stages` names each stage's drain (stages[].drain); remove the top-level drain"
+                .into(),
+        );
+    }
     let mut names = std::collections::BTreeSet::new();
     for (i, stage) in plan.stages.iter().enumerate() {
         let at = format!("stages[{i}]");
@@ -132,6 +138,13 @@ fn validate_stages(plan: &Plan, errors: &mut Vec<String>) {
             )),
         }
         validate_steps(&format!("{at}.steps"), &stage.steps, errors);
+        let last = stage.steps.last().map(|s| s.green_percent);
+        if stage.drain.is_some() && last.is_some_and(|p| p != 100.0) {
+            errors.push(format!(
+                "{at}.drain: blue is drained after a stage that ends at green_percent 100; its last step sends {}%",
+                last.unwrap_or_default()
+            ));
+        }
     }
 }
 
