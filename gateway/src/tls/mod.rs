@@ -130,16 +130,24 @@ impl ListenerCertificates {
     /// Loads `tls` and serves it if every pair is good and none expired;
     /// otherwise what is served stays and the errors name the files.
     fn replace(&self, tls: &ListenerTls, metrics: &Metrics) -> Result<(), Vec<String>> {
+        // Taken before reading: a change while reading is seen next time.
+        let seen = watch::Fingerprint::of(tls);
         let set = CertificateSet::load(&self.field, tls)?;
         let expired = set.expired();
         if !expired.is_empty() {
             return Err(expired);
         }
-        self.serve(tls.clone(), set, metrics);
+        self.serve(tls.clone(), seen, set, metrics);
         Ok(())
     }
 
-    fn serve(&self, tls: ListenerTls, set: CertificateSet, metrics: &Metrics) {
+    fn serve(
+        &self,
+        tls: ListenerTls,
+        seen: watch::Fingerprint,
+        set: CertificateSet,
+        metrics: &Metrics,
+    ) {
         count_reload(metrics, &self.address, true);
         for old in self.current.load().all() {
             let file = old.cert_file.to_string_lossy();
@@ -148,7 +156,7 @@ impl ListenerCertificates {
                 .remove_label_values(&[self.address.as_str(), &file]);
         }
         publish_expiry(metrics, &self.address, &set);
-        *self.seen.lock().unwrap() = watch::Fingerprint::of(&tls);
+        *self.seen.lock().unwrap() = seen;
         *self.files.lock().unwrap() = tls;
         self.current.store(Arc::new(set));
     }
@@ -170,6 +178,7 @@ impl Certificates {
         for (i, listener) in listeners.iter().enumerate() {
             let Some(tls) = &listener.tls else { continue };
             let field = format!("listeners[{i}].tls");
+            let seen = watch::Fingerprint::of(tls);
             let set = match CertificateSet::load(&field, tls) {
                 Ok(set) => set,
                 Err(e) => {
@@ -192,7 +201,7 @@ impl Certificates {
                 field,
                 files: Mutex::new(tls.clone()),
                 current: ArcSwap::from_pointee(set),
-                seen: Mutex::new(watch::Fingerprint::of(tls)),
+                seen: Mutex::new(seen),
             };
             loaded.insert(listener.address.clone(), Arc::new(certs));
         }
@@ -219,10 +228,11 @@ impl Certificates {
             let (Some(tls), Some(certs)) = (&listener.tls, self.listener(&listener.address)) else {
                 continue;
             };
+            let seen = watch::Fingerprint::of(tls);
             match CertificateSet::load(&format!("listeners[{i}].tls"), tls) {
                 Ok(set) => {
                     errors.extend(set.expired());
-                    sets.push((certs, tls.clone(), set));
+                    sets.push((certs, tls.clone(), seen, set));
                 }
                 Err(e) => errors.extend(e),
             }
@@ -233,8 +243,8 @@ impl Certificates {
             }
             return Err(errors);
         }
-        for (certs, tls, set) in sets {
-            certs.serve(tls, set, &self.metrics);
+        for (certs, tls, seen, set) in sets {
+            certs.serve(tls, seen, set, &self.metrics);
             tracing::info!(listener = %certs.address, "certificates reloaded");
         }
         Ok(())
