@@ -35,6 +35,15 @@ impl Proxy {
     pub fn new(gateway: Arc<Gateway>) -> Proxy {
         Proxy { gateway }
     }
+
+    /// An error (pingora then ends the stream) once the request's colour
+    /// is drained past its deadline.
+    fn cut_if_drained(&self, ctx: &RequestCtx) -> Result<()> {
+        if self.gateway.drains.deadline_passed(ctx.color()) {
+            return Error::e_explain(ConnectionClosed, "its colour was drained");
+        }
+        Ok(())
+    }
 }
 
 /// Per-request state.
@@ -336,10 +345,7 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
-        if self.gateway.drains.deadline_passed(ctx.color()) {
-            return Error::e_explain(ConnectionClosed, "its colour was drained");
-        }
-        Ok(None)
+        self.cut_if_drained(ctx).map(|()| None)
     }
 
     async fn request_body_filter(
@@ -349,10 +355,7 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if self.gateway.drains.deadline_passed(ctx.color()) {
-            return Error::e_explain(ConnectionClosed, "its colour was drained");
-        }
-        Ok(())
+        self.cut_if_drained(ctx)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -588,6 +588,16 @@ impl Topology {
     }
 }
 
+/// The value of the first sample in a `/metrics` text whose line starts
+/// with `prefix` (a name, or a name and the start of its labels).
+pub fn metric_value(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|v| v.parse().expect("a sample value"))
+}
+
 /// Items in double quotes, comma-separated: the inside of a YAML flow list.
 pub fn quoted_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
     items

@@ -292,15 +292,7 @@ async fn a_rotated_certificate_is_served_within_two_seconds_and_a_bad_one_is_ref
     // Metrics: reloads counted, the expiry of what is served (2031-01-01).
     let metrics = admin.metrics().await;
     let value = |prefix: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
-            .rsplit(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        e2e::metric_value(&metrics, prefix).unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
     };
     assert_eq!(
         value("gateway_tls_certificate_expiry_timestamp_seconds{"),

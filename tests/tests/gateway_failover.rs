@@ -33,12 +33,7 @@ async fn served_by(client: &reqwest::Client, url: &str, n: usize, tag: &str) -> 
 }
 
 fn metric(metrics: &str, prefix: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(0.0)
+    e2e::metric_value(metrics, prefix).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -157,15 +157,7 @@ fn open_files_limit(pid: u32) -> usize {
 }
 
 fn metric(metrics: &str, prefix: &str) -> f64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no {prefix}"))
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    e2e::metric_value(metrics, prefix).unwrap_or_else(|| panic!("no {prefix}"))
 }
 
 /// 20,000 half-open requests against a gateway whose listener takes at

@@ -106,9 +106,6 @@ fn context(
 }
 
 /// ALPN: HTTP/2 when the client offers it, else HTTP/1.1.
-pub fn prefer_h2<'a>(
-    _: &mut openssl::ssl::SslRef,
-    offered: &'a [u8],
-) -> Result<&'a [u8], AlpnError> {
+fn prefer_h2<'a>(_: &mut openssl::ssl::SslRef, offered: &'a [u8]) -> Result<&'a [u8], AlpnError> {
     select_next_proto(b"\x02h2\x08http/1.1", offered).ok_or(AlpnError::NOACK)
 }
