@@ -39,7 +39,8 @@ pub struct Cli {
     )]
     pub journal: PathBuf,
     /// human: lines and a live bar on stderr; json: one JSON document per
-    /// line on stdout; yaml: one YAML document per `---` on stdout.
+    /// line on stdout; yaml: one YAML document per `---` on stdout; md:
+    /// Markdown (`cutover report` only).
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Human)]
     pub output: Format,
     #[command(subcommand)]
@@ -170,6 +171,25 @@ pub enum Command {
         reason: Option<String>,
         #[command(flatten)]
         gateways: GatewayFlags,
+    },
+    /// A run's report from the journal, for a change ticket or a
+    /// post-mortem: the outcome, the split over time, each colour's
+    /// figures against the gate thresholds, every decision with who made
+    /// it and why, smoke and preflight results. Works for finished, failed
+    /// and running runs. Prints Markdown (`-o md`, also the default), or
+    /// `-o json`/`yaml`; `--html FILE` writes one self-contained page
+    /// (inline SVG charts, no outside assets, prints well).
+    ///
+    /// Examples:
+    ///   cutover report --html cutover-report.html
+    ///   cutover report -o md > report.md
+    ///   cutover report --journal /var/lib/cutover/journal.jsonl -o json | jq .outcome
+    #[command(verbatim_doc_comment)]
+    Report {
+        /// Write the HTML page to this file (nothing else is printed but
+        /// where it went).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Print a shell completion script.
     ///

@@ -18,6 +18,7 @@
 //! | 6 | [`progress`] | where a run stands, from its records |
 //! | 6 | [`output`] | what operators see (human or JSON, progress bars) |
 //! | 7 | [`engine`] | the run loop, its control handling, resume and rollback |
+//! | 7 | [`report`] | a run told from its journal: Markdown, JSON, one HTML page |
 //! | 8 | [`commands`], [`status`], [`demo`] | the CLI's commands |
 //! | 9 | [`cli`] | the command line: commands, flags, help texts |
 
@@ -37,5 +38,6 @@ pub mod output;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
+pub mod report;
 pub mod smoke;
 pub mod status;

@@ -7,7 +7,7 @@ use cutover::engine::{Engine, EngineError};
 use cutover::fleet::{read_token, Fleet, FleetError};
 use cutover::journal::ControlCommand;
 use cutover::outcome::{exit, Outcome};
-use cutover::output::Output;
+use cutover::output::{Format, Output};
 use cutover::plan::Plan;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -57,6 +57,12 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
+    if cli.output == Format::Md && !matches!(cli.command, Command::Report { .. }) {
+        eprintln!(
+            "error: --output md is for `cutover report`; this command takes human, json or yaml"
+        );
+        return Ok(exit::BAD_INPUT);
+    }
     let out = Output::new(cli.output);
     let machine = out.is_machine();
     let journal = cli.journal;
@@ -88,11 +94,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     eprintln!("error: {e}");
                     exit::BAD_INPUT
                 }
-                cutover::network::Planned::Report(report) => {
-                    if out.is_machine() {
-                        out.document(&report);
-                    } else {
-                        cutover::network::print_table(&report);
+                cutover::network::Planned::Report(report, shape) => {
+                    match cutover::network::az_script(&args, &report, &shape) {
+                        Some(script) => print!("{script}"),
+                        None if out.is_machine() && args.emit.is_none() => out.document(&report),
+                        None => cutover::network::print_table(&report),
+                    }
+                    if args.emit.is_some() && !report.fits {
+                        eprintln!("no commands emitted: the plan does not fit");
                     }
                     if report.fits {
                         exit::DONE
@@ -172,6 +181,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let target = EmergencyTarget { fleets };
             commands::emergency(target, to_green, &reason, &journal, &out).await?;
             return Ok(exit::DONE);
+        }
+        Command::Report { html } => {
+            return Ok(commands::report(
+                &journal,
+                html.as_deref(),
+                cli.output,
+                &out,
+            )?);
         }
         Command::Drain {
             color,

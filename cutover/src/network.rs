@@ -32,6 +32,19 @@ pub struct PlanArgs {
     /// The sibling cluster's shape, e.g. deploy/examples/cluster.yaml.
     #[arg(long)]
     cluster: PathBuf,
+    /// Print the commands that create what the plan placed instead of the
+    /// table: `az` gives `az network vnet subnet create` for each subnet and
+    /// `az aks create` / `az aks nodepool add` with the network arguments
+    /// (plugin and mode, subnet ids, pod and service CIDRs, DNS IP, max pods).
+    /// The subscription and resource group come from the Azure flags, or
+    /// the script asks for $SUBSCRIPTION and $RESOURCE_GROUP.
+    #[arg(long, value_enum)]
+    pub emit: Option<Emit>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    Az,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -44,7 +57,7 @@ enum Credential {
 
 /// Input errors (exit 2) versus a finished plan.
 pub enum Planned {
-    Report(Box<Report>),
+    Report(Box<Report>, Box<ClusterShape>),
     InputError(String),
 }
 
@@ -89,9 +102,19 @@ pub async fn plan(args: &PlanArgs) -> Planned {
         None => {}
     }
     match planner::plan(&inventory, &shape) {
-        Ok(report) => Planned::Report(Box::new(report)),
+        Ok(report) => Planned::Report(Box::new(report), Box::new(shape)),
         Err(e) => Planned::InputError(e.to_string()),
     }
+}
+
+/// The `az` commands for a plan that fits (`--emit az`), or `None`.
+pub fn az_script(args: &PlanArgs, report: &Report, shape: &ClusterShape) -> Option<String> {
+    let target = planner::az::Target {
+        subscription: args.azure_subscription.clone(),
+        resource_group: args.resource_group.clone(),
+    };
+    (args.emit == Some(Emit::Az) && report.fits)
+        .then(|| planner::az::script(report, shape, &target))
 }
 
 /// The report for people.

@@ -15,6 +15,9 @@ pub enum Format {
     Human,
     Json,
     Yaml,
+    /// Markdown, for `cutover report`.
+    #[value(alias = "markdown")]
+    Md,
 }
 
 pub struct Output {
@@ -64,7 +67,7 @@ impl Output {
     /// A journal record as it happens.
     pub fn record(&mut self, record: &Record) {
         match self.format {
-            Format::Json | Format::Yaml => self.document(record),
+            Format::Json | Format::Yaml | Format::Md => self.document(record),
             Format::Human => {
                 if let Some(line) = human_line(&record.event) {
                     self.println(&line);

@@ -84,13 +84,20 @@ pub fn of(run: &[Record], journal: &str) -> Option<Value> {
         }
         _ => Value::Null,
     };
+    let steps = schedule.as_ref().map_or(0, |s| s.len());
+    let headline = headline(run, state, green_percent, step + 1, steps);
+    let plan_steps = schedule
+        .as_ref()
+        .map(|s| plan_steps(s, run, state, step, &passed));
     Some(json!({
+        "headline": headline,
         "journal": journal,
         "started": first.time, "started_by": first.actor,
         "state": state,
         "ended": ended,
         "step": step + 1,
-        "steps": schedule.as_ref().map_or(0, |s| s.len()),
+        "steps": steps,
+        "plan_steps": plan_steps,
         "green_percent": green_percent,
         "steps_passed": passed,
         "hold": hold,
@@ -98,6 +105,85 @@ pub fn of(run: &[Record], journal: &str) -> Option<Value> {
         "last_event": {"event": last.event.name(), "time": last.time, "actor": last.actor, "record": last},
         "last_gate": last_gate,
     }))
+}
+
+/// One sentence: how the run ended, or where it stands.
+fn headline(run: &[Record], state: &str, green: f64, step: usize, steps: usize) -> String {
+    let begun = humantime::parse_rfc3339_weak(&run[0].time).ok();
+    let last = run
+        .last()
+        .and_then(|r| humantime::parse_rfc3339_weak(&r.time).ok());
+    let took = match (begun, last) {
+        (Some(b), Some(l)) => l.duration_since(b).unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let took = humantime::format_duration(Duration::from_secs(took.as_secs()));
+    let (reason, rolled_back_at) = run
+        .iter()
+        .rev()
+        .find_map(|r| match &r.event {
+            Event::RolledBack { reason, step, .. } => Some((reason.as_str(), step + 1)),
+            Event::Stopped { reason, .. } | Event::Emergency { reason, .. } => {
+                Some((reason.as_str(), step))
+            }
+            _ => None,
+        })
+        .unwrap_or(("no reason recorded", step));
+    match state {
+        "completed" => format!("Completed: green serves {green}% after {took} ({steps} steps)"),
+        "rolled_back" => format!(
+            "Rolled back at step {rolled_back_at} of {steps} to green {green}% after {took}: {reason}"
+        ),
+        "stopped" => format!("Stopped at step {step} of {steps} (green {green}%) after {took}: {reason}"),
+        "emergency" => format!("Emergency: every route forced to green {green}% after {took}: {reason}"),
+        "paused" => format!("Paused: step {step} of {steps} at green {green}%, {took} so far"),
+        "waiting" => format!("Waiting: step {step} of {steps} at green {green}%, {took} so far"),
+        _ => format!("Running: step {step} of {steps} at green {green}%, {took} so far"),
+    }
+}
+
+/// Every step of the plan with its split, hold and how it went:
+/// `passed`, `current`, `rolled_back`, `skipped` (a promotion passed it
+/// by) or `pending`.
+fn plan_steps(
+    schedule: &Schedule,
+    run: &[Record],
+    state: &str,
+    current: usize,
+    passed: &[usize],
+) -> Vec<Value> {
+    let rolled_back = run.iter().rev().find_map(|r| match &r.event {
+        Event::RolledBack { step, .. } => Some(*step),
+        _ => None,
+    });
+    let promoted = run
+        .iter()
+        .any(|r| matches!(r.event, Event::Promoted { .. }));
+    let completed = state == "completed";
+    (0..schedule.len())
+        .map(|i| {
+            let step = schedule.step(i);
+            let how = if passed.contains(&(i + 1)) {
+                "passed"
+            } else if rolled_back == Some(i) && state == "rolled_back" {
+                "rolled_back"
+            } else if completed || (promoted && i > current) {
+                "skipped"
+            } else if i == current && ["running", "paused"].contains(&state) {
+                "current"
+            } else {
+                "pending"
+            };
+            json!({
+                "step": i + 1,
+                "stage": schedule.staged.then(|| schedule.stages[schedule.stage_of(i)].name.clone()),
+                "green_percent": step.green_percent,
+                "hold_seconds": step.hold.as_secs(),
+                "approval": step.approval,
+                "state": how,
+            })
+        })
+        .collect()
 }
 
 /// Each stage of a staged plan: `pending`, `waiting` (until when),

@@ -120,71 +120,121 @@ fn print(doc: &Value, out: &Output) {
         out.document(doc);
         return;
     }
-    println!(
-        "cutover {}: step {} of {} at green {}% (started {} by {})",
-        doc["state"].as_str().unwrap_or("?"),
-        doc["step"],
-        doc["steps"],
-        number(&doc["green_percent"]),
-        doc["started"].as_str().unwrap_or("?"),
-        doc["started_by"].as_str().unwrap_or("?"),
-    );
-    for (i, stage) in doc["stages"].as_array().into_iter().flatten().enumerate() {
-        let mut line = format!(
-            "  stage {} {}: {}",
-            i + 1,
-            stage["name"].as_str().unwrap_or("?"),
-            stage["state"].as_str().unwrap_or("?")
-        );
-        if let Some(t) = stage["not_before"].as_str() {
-            line += &format!(" (not before {t})");
-        }
-        if stage["state"] == "running" && stage["step"].is_number() {
-            line += &format!(
-                " at step {} (green {}%)",
-                stage["step"],
-                number(&stage["green_percent"])
-            );
-        }
-        println!("{line}");
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    if let Some(headline) = doc["headline"].as_str() {
+        println!("{headline}");
     }
+    let mut facts = vec![
+        ("state", text(&doc["state"]).replace('_', " ")),
+        (
+            "step",
+            format!(
+                "{} of {} at green {}%",
+                doc["step"],
+                doc["steps"],
+                number(&doc["green_percent"])
+            ),
+        ),
+        (
+            "started",
+            format!("{} by {}", text(&doc["started"]), text(&doc["started_by"])),
+        ),
+    ];
     if let Some(left) = doc["hold"]["left_seconds"].as_u64() {
-        println!("hold: {left}s left of {}s", doc["hold"]["seconds"]);
+        facts.push((
+            "hold",
+            format!("{left}s left of {}s", doc["hold"]["seconds"]),
+        ));
     }
     if let Some(gate) = doc["last_gate"].as_object() {
         if let Ok(figures) = serde_json::from_value::<Figures>(gate["figures"].clone()) {
-            println!(
-                "figures: {} | {}",
+            let line = format!(
+                "{} | {}",
                 color_line("blue", &figures.blue),
                 color_line("green", &figures.green)
             );
+            facts.push(("figures", line));
         }
-        println!(
-            "last gate: {} at {}",
-            gate["verdict"],
-            gate["time"].as_str().unwrap_or("?")
-        );
+        let verdict = &gate["verdict"];
+        let mut line = format!("{} at {}", text(&verdict["verdict"]), text(&gate["time"]));
+        if let Some(reason) = verdict["reason"].as_str() {
+            line += &format!(": {reason}");
+        }
+        facts.push(("last gate", line));
     }
-    println!("steps passed: {}", doc["steps_passed"]);
     if let Some(source) = doc["source"].as_object() {
         let alive = match (source["alive"] == true, doc["ended"] == true) {
             (true, _) => "alive",
             (false, true) => "ended",
             (false, false) => "not alive (its lock is gone: it died or left off in a wait)",
         };
-        println!(
-            "published by {} at {} ({alive}); journal {}",
-            source["holder"].as_str().unwrap_or("?"),
-            source["published_at"].as_str().unwrap_or("?"),
-            doc["journal"].as_str().unwrap_or("?"),
+        let line = format!(
+            "{} at {} ({alive}); journal {}",
+            text(&source["holder"]),
+            text(&source["published_at"]),
+            text(&doc["journal"]),
         );
+        facts.push(("published by", line));
     }
-    println!(
-        "last event: {} at {} by {}",
-        doc["last_event"]["event"].as_str().unwrap_or("?"),
-        doc["last_event"]["time"].as_str().unwrap_or("?"),
-        doc["last_event"]["actor"].as_str().unwrap_or("?")
+    let last = &doc["last_event"];
+    let line = format!(
+        "{} at {} by {}",
+        text(&last["event"]).replace('_', " "),
+        text(&last["time"]),
+        text(&last["actor"])
     );
+    facts.push(("last event", line));
+    for (name, value) in facts {
+        println!("  {name:<13}{value}");
+    }
+    let stages: Vec<(String, String)> = doc["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|stage| {
+            let mut state = text(&stage["state"]).replace('_', " ");
+            if let Some(t) = stage["not_before"].as_str() {
+                state += &format!(" (not before {t})");
+            }
+            (text(&stage["name"]), state)
+        })
+        .collect();
+    let rows = doc["plan_steps"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return;
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    let mut header = vec!["STEP", "GREEN", "HOLD", "STATE"];
+    if !stages.is_empty() {
+        header.insert(1, "STAGE");
+    }
+    table.set_header(header);
+    for row in rows {
+        let hold = humantime::format_duration(Duration::from_secs(
+            row["hold_seconds"].as_u64().unwrap_or(0),
+        ));
+        let mut state = text(&row["state"]).replace('_', " ");
+        if row["approval"] == true && state == "pending" {
+            state += " (approval)";
+        }
+        let mut cells = vec![
+            row["step"].to_string(),
+            format!("{}%", number(&row["green_percent"])),
+            hold.to_string(),
+            state,
+        ];
+        if !stages.is_empty() {
+            let name = text(&row["stage"]);
+            let stage_state = stages
+                .iter()
+                .find(|s| s.0 == name)
+                .map_or("", |s| s.1.as_str());
+            cells.insert(1, format!("{name} ({stage_state})"));
+        }
+        table.add_row(cells);
+    }
+    println!("{table}");
 }
 
 /// `50` for 50.0, `12.5` for 12.5.

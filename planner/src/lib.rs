@@ -3,8 +3,10 @@
 //!
 //! [`sizing`] turns a cluster shape into address needs, [`inventory`] says
 //! what exists (from a file or [`azure`]), [`space`] does the arithmetic,
-//! and [`report::plan`] puts it together.
+//! and [`report::plan`] puts it together; [`az`] turns a plan that fits
+//! into the `az` commands that create it.
 
+pub mod az;
 pub mod azure;
 pub mod inventory;
 pub mod report;

@@ -4,10 +4,12 @@
 //! The binaries are built by the README's test command before the tests
 //! run; a test that cannot find one fails (it never skips).
 
+pub mod browser;
 pub mod docs;
 pub mod fake_arm;
 pub mod fake_k8s;
 pub mod fake_kube;
+pub mod report;
 pub mod tls;
 pub mod tmpfs;
 

@@ -354,20 +354,38 @@ async fn status_watch_follows_a_run_from_another_terminal_until_it_ends() {
     assert!(watch.status.success());
     let text = String::from_utf8_lossy(&watch.stdout);
     for needle in [
-        "cutover running: step ",
-        "  stage 1 staging: running at step 1 (green 50%)",
-        "  stage 2 prod: pending",
-        "hold: ",
-        "figures: blue ",
-        "last gate: ",
+        "Running: step ",
+        "  hold         ",
+        "  figures      blue ",
+        "  last gate    pass at ",
+        "staging (running)",
+        "prod (pending)",
     ] {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
-    let last_frame = text.rsplit("cutover ").next().unwrap();
+    let last_frame = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("Running:") || l.starts_with("Completed:"))
+        .unwrap();
     assert!(
-        last_frame.starts_with("completed: step 4 of 4 at green 100%"),
+        last_frame.starts_with("Completed: green serves 100% after ")
+            && last_frame.ends_with("(4 steps)"),
         "{last_frame}"
     );
+    // The staged run's report: every stage on the charts, every decision.
+    let checked = e2e::report::check_report(&f.cutover, "staged").await;
+    let stages = checked.json["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    assert!(
+        stages.iter().all(|s| s["began_at_seconds"].is_number()),
+        "{stages:?}"
+    );
+    if !checked.dom.is_empty() {
+        assert!(
+            checked.dom.contains(r#"class="stage-name""#) && checked.dom.contains(">prod</text>")
+        );
+    }
     for load in loads {
         assert_eq!(load.stop().await.1, 0);
     }

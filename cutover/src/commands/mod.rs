@@ -1,15 +1,17 @@
 //! The commands an operator runs from another terminal while (or after) a
-//! cutover runs: pause, resume, approve, promote, abort, emergency, drain (and
-//! `status`, in its own module). Beside the journal, the local way; with
+//! cutover runs: pause, resume, approve, promote, abort, emergency, drain,
+//! report (and `status`, in its own module). Beside the journal, the local way; with
 //! `--plan`, through the plan's fleet ([`remote`]), from any terminal.
 
 mod drain;
 mod emergency;
 pub mod plan_check;
 pub mod remote;
+mod report;
 
 pub use drain::drain;
 pub use emergency::{emergency, EmergencyTarget};
+pub use report::report;
 
 use crate::engine::{Engine, EngineError};
 use crate::fleet::Fleet;
