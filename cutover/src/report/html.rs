@@ -2,25 +2,9 @@
 //! inline SVG, no script and no outside asset, so it can be attached to a
 //! ticket, opened offline and printed.
 
-use super::svg::{self, Chart, Series};
+use super::svg::{self, escape, Chart, Series};
 use super::{Report, Sample};
 use std::fmt::Write;
-
-/// Text made safe for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = r#"
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1c2430; background: #fff; margin: 24px auto; max-width: 920px; padding: 0 16px; }

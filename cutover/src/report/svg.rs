@@ -71,7 +71,7 @@ pub fn render(c: &Chart) -> String {
     let mut svg = format!(
         r#"<svg id="{id}" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}" xmlns="http://www.w3.org/2000/svg">"#,
         id = c.id,
-        title = super::html::escape(c.title),
+        title = escape(c.title),
     );
     for (i, stage) in c.stages.iter().enumerate() {
         let Some(begin) = stage.began_at_seconds else {
@@ -90,7 +90,7 @@ pub fn render(c: &Chart) -> String {
             HEIGHT - TOP - BOTTOM,
             x(begin) + 4.0,
             TOP + 12.0,
-            super::html::escape(&stage.name)
+            escape(&stage.name)
         );
     }
     for i in 0..=ticks {
@@ -129,7 +129,7 @@ pub fn render(c: &Chart) -> String {
             y(*limit),
             WIDTH - RIGHT - 4.0,
             y(*limit) + 12.0,
-            super::html::escape(label)
+            escape(label)
         );
     }
     for s in &c.series {
@@ -166,6 +166,22 @@ pub fn render(c: &Chart) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Text made safe for HTML and SVG content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// 1, 2, 2.5 or 5 × 10^k, the smallest at least `raw`.
