@@ -102,6 +102,18 @@ impl Forwarding {
     }
 }
 
+/// `prior, ip` (or `ip`), built in one buffer: this runs for every request.
+pub fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> http::HeaderValue {
+    use std::fmt::Write;
+    let mut value = bytes::BytesMut::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
+    if let Some(prior) = prior {
+        value.extend_from_slice(prior);
+        value.extend_from_slice(b", ");
+    }
+    write!(value, "{ip}").expect("BytesMut grows as needed");
+    http::HeaderValue::from_maybe_shared(value.freeze()).expect("header bytes and an IP address")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +150,17 @@ mod tests {
         let b = f.believe(Some(stranger), false, &headers);
         assert!(!b.from_proxy && !b.https);
         assert_eq!(b.client, Some(stranger));
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_client() {
+        let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(super::forwarded_for(None, ip), "10.1.2.3");
+        assert_eq!(
+            super::forwarded_for(Some(b"192.0.2.7, 198.51.100.1"), ip),
+            "192.0.2.7, 198.51.100.1, 10.1.2.3"
+        );
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(super::forwarded_for(None, v6), "2001:db8::1");
     }
 }

@@ -19,6 +19,7 @@ pub mod http1;
 pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
+pub mod mirror;
 pub mod pin;
 pub mod proxy;
 pub mod proxy_protocol;

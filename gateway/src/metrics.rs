@@ -27,6 +27,9 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     pub overload: IntCounterVec,
     pub in_flight: IntGaugeVec,
+    pub mirror: IntCounterVec,
+    pub mirror_duration: HistogramVec,
+    pub mirror_errors: IntCounterVec,
 }
 
 /// Latency buckets (seconds) fine enough for a p99 gate in the 5 ms–10 s range.
@@ -158,8 +161,36 @@ impl Metrics {
             &["route", "color"],
         )
         .unwrap();
+        let mirror = IntCounterVec::new(
+            Opts::new(
+                "gateway_mirror_total",
+                "Copies of blue's requests sent to green, by how green's answer compared with blue's (match, status_differs, headers_differ, body_differs, error: green gave none; dropped: not sent or not compared)",
+            ),
+            &["route", "result"],
+        )
+        .unwrap();
+        let mirror_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_mirror_duration_seconds",
+                "Time to the end of the answer, for mirrored requests only: blue's to the client, green's to the copy",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route", "color"],
+        )
+        .unwrap();
+        let mirror_errors = IntCounterVec::new(
+            Opts::new(
+                "gateway_mirror_errors_total",
+                "Mirrored requests a colour answered with 5xx or not at all",
+            ),
+            &["route", "color"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(mirror.clone()),
+            Box::new(mirror_duration.clone()),
+            Box::new(mirror_errors.clone()),
             Box::new(request_duration.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(split_green_percent.clone()),
@@ -196,6 +227,9 @@ impl Metrics {
             connections_refused,
             overload,
             in_flight,
+            mirror,
+            mirror_duration,
+            mirror_errors,
         }
     }
 

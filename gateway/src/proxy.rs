@@ -12,12 +12,13 @@
 
 use crate::choose::{choose, strip_port, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
-use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::forwarded::{forwarded_for, Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::mirror::Tap;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::{RouteEntry, Snapshot};
+use crate::split::Color;
 use crate::upstream::Admission;
 use async_trait::async_trait;
-use bytes::BytesMut;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
@@ -64,6 +65,8 @@ pub struct RequestCtx {
     admitted: Option<Admission>,
     /// X-Request-Id: the client's, or generated.
     request_id: Option<HeaderValue>,
+    /// A copy of the exchange for green, when it is mirrored.
+    mirror: Option<Tap>,
 }
 
 impl RequestCtx {
@@ -99,18 +102,6 @@ fn request_host(req: &RequestHeader) -> &str {
 
 const GRPC_STATUS: &str = "grpc-status";
 
-/// `prior, ip` (or `ip`), built in one buffer: this runs for every request.
-fn forwarded_for(prior: Option<&[u8]>, ip: IpAddr) -> HeaderValue {
-    use std::fmt::Write;
-    let mut value = BytesMut::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
-    if let Some(prior) = prior {
-        value.extend_from_slice(prior);
-        value.extend_from_slice(b", ");
-    }
-    write!(value, "{ip}").expect("BytesMut grows as needed");
-    HeaderValue::from_maybe_shared(value.freeze()).expect("header bytes and an IP address")
-}
-
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
@@ -127,6 +118,7 @@ impl ProxyHttp for Proxy {
             believed: None,
             admitted: None,
             request_id: None,
+            mirror: None,
         }
     }
 
@@ -161,6 +153,11 @@ impl ProxyHttp for Proxy {
         let def = snapshot.routes[choice.route].def.clone();
         ctx.admitted = def.group(choice.color).admit();
         let overloaded = ctx.admitted.is_none();
+        let entry = &snapshot.routes[choice.route];
+        ctx.mirror = match (&entry.def.mirror, choice.color, choice.pinned || overloaded) {
+            (Some(mirror), Color::Blue, false) => Tap::admit(mirror, entry.mirror_percent, req),
+            _ => None,
+        };
         let (color, pinned) = (choice.color, choice.pinned);
         ctx.choice = Some(choice);
         ctx.snapshot = Some(snapshot);
@@ -291,6 +288,9 @@ impl ProxyHttp for Proxy {
         }
         let proto = HeaderValue::from_static(if believed.https { "https" } else { "http" });
         upstream.insert_header(X_FORWARDED_PROTO, proto)?;
+        if let Some(tap) = ctx.mirror.as_mut() {
+            tap.upstream_request(upstream);
+        }
         Ok(())
     }
 
@@ -332,6 +332,9 @@ impl ProxyHttp for Proxy {
         if let Some(pinned) = ctx.choice.as_ref().filter(|c| c.pinned) {
             response.insert_header(crate::pin::SERVED_BY, pinned.color.as_str())?;
         }
+        if let Some(tap) = ctx.mirror.as_mut() {
+            tap.response(response);
+        }
         Ok(())
     }
 
@@ -341,24 +344,31 @@ impl ProxyHttp for Proxy {
     fn response_body_filter(
         &self,
         _session: &mut Session,
-        _body: &mut Option<bytes::Bytes>,
-        _end_of_stream: bool,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
+        if let Some(tap) = ctx.mirror.as_mut() {
+            tap.response_body(body, end_of_stream);
+        }
         self.cut_if_drained(ctx).map(|()| None)
     }
 
     async fn request_body_filter(
         &self,
         _session: &mut Session,
-        _body: &mut Option<bytes::Bytes>,
+        body: &mut Option<bytes::Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(tap) = ctx.mirror.as_mut() {
+            tap.request_body(body);
+        }
         self.cut_if_drained(ctx)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let mirror = ctx.mirror.take();
         let Some(entry) = ctx.entry() else { return };
         let status = match session.response_written() {
             Some(r) => r.status,
@@ -380,20 +390,8 @@ impl ProxyHttp for Proxy {
             grpc,
             ctx.started.elapsed().as_secs_f64(),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn forwarded_for_appends_the_client() {
-        let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
-        assert_eq!(super::forwarded_for(None, ip), "10.1.2.3");
-        assert_eq!(
-            super::forwarded_for(Some(b"192.0.2.7, 198.51.100.1"), ip),
-            "192.0.2.7, 198.51.100.1, 10.1.2.3"
-        );
-        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(super::forwarded_for(None, v6), "2001:db8::1");
+        if let Some(tap) = mirror {
+            tap.finish(e.is_none(), ctx.color(), &entry.def.green);
+        }
     }
 }

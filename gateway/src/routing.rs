@@ -27,6 +27,8 @@ pub struct RouteDef {
     pub failover: FailoverPolicy,
     pub initial: GreenPercent,
     pub metrics: RouteMetrics,
+    /// Copies of blue's requests to green, when the route has `mirror:`.
+    pub mirror: Option<Arc<crate::mirror::Mirror>>,
 }
 
 impl RouteDef {
@@ -57,6 +59,22 @@ impl RouteDef {
 pub struct RouteEntry {
     pub def: Arc<RouteDef>,
     pub green_percent: GreenPercent,
+    /// Share of blue's requests copied to green (0 without `mirror:`).
+    pub mirror_percent: GreenPercent,
+}
+
+impl RouteEntry {
+    fn new(def: Arc<RouteDef>, document: &SplitDocument) -> RouteEntry {
+        let name = &def.name;
+        RouteEntry {
+            green_percent: document.routes.get(name).copied().unwrap_or(def.initial),
+            mirror_percent: match &def.mirror {
+                Some(m) => document.mirrors.get(name).copied().unwrap_or(m.initial),
+                None => GreenPercent::ZERO,
+            },
+            def,
+        }
+    }
 }
 
 /// One consistent version of the routing table.
@@ -129,9 +147,12 @@ impl Snapshot {
                 failover: rc.failover,
                 initial,
                 metrics: RouteMetrics::new(metrics, &rc.name),
+                mirror: rc
+                    .mirror
+                    .as_ref()
+                    .map(|m| Arc::new(crate::mirror::Mirror::new(&rc.name, m, metrics))),
             });
-            let green_percent = document.routes.get(&rc.name).copied().unwrap_or(initial);
-            routes.push(RouteEntry { def, green_percent });
+            routes.push(RouteEntry::new(def, document));
         }
         let forwarding =
             crate::forwarded::Forwarding::new(&config.trusted_proxies).unwrap_or_else(|e| {
@@ -157,14 +178,7 @@ impl Snapshot {
             routes: self
                 .routes
                 .iter()
-                .map(|r| RouteEntry {
-                    def: r.def.clone(),
-                    green_percent: document
-                        .routes
-                        .get(&r.def.name)
-                        .copied()
-                        .unwrap_or(r.def.initial),
-                })
+                .map(|r| RouteEntry::new(r.def.clone(), document))
                 .collect(),
             pin: self.pin.clone(),
             forwarding: self.forwarding.clone(),

@@ -82,9 +82,14 @@ impl ServeHttp for AdminApi {
                             format!("route: unknown route {route:?}"),
                         ));
                     }
+                    let mirrors = match b.mirror_percent {
+                        Some(m) => BTreeMap::from([(route.clone(), percent("mirror_percent", m)?)]),
+                        None => BTreeMap::new(),
+                    };
                     let percent = percent("green_percent", b.green_percent)?;
                     Ok(SplitChange {
                         routes: BTreeMap::from([(route, percent)]),
+                        mirrors,
                         expected_generation: b.expected_generation,
                         actor: b.actor,
                         reason: b.reason,
@@ -100,8 +105,16 @@ impl ServeHttp for AdminApi {
                         .into_iter()
                         .map(|(name, p)| Ok((name.clone(), percent(&format!("routes.{name}"), p)?)))
                         .collect::<Result<_, ApiError>>()?;
+                    let mirrors = b
+                        .mirrors
+                        .into_iter()
+                        .map(|(name, p)| {
+                            Ok((name.clone(), percent(&format!("mirrors.{name}"), p)?))
+                        })
+                        .collect::<Result<_, ApiError>>()?;
                     Ok(SplitChange {
                         routes,
+                        mirrors,
                         expected_generation: b.expected_generation,
                         actor: b.actor,
                         reason: b.reason,
@@ -169,9 +182,9 @@ impl AdminApi {
             Err(e @ ChangeError::Store(crate::state::StoreError::Conflict(_))) => {
                 error(StatusCode::CONFLICT, e)
             }
-            Err(e @ (ChangeError::UnknownRoute(_) | ChangeError::Empty)) => {
-                error(StatusCode::BAD_REQUEST, e)
-            }
+            Err(
+                e @ (ChangeError::UnknownRoute(_) | ChangeError::Empty | ChangeError::NoMirror(_)),
+            ) => error(StatusCode::BAD_REQUEST, e),
             Err(e @ ChangeError::Store(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e),
         }
     }

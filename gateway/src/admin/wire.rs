@@ -15,6 +15,9 @@ const MAX_BODY: usize = 64 * 1024;
 #[serde(deny_unknown_fields)]
 pub(super) struct RouteSplitBody {
     pub green_percent: f64,
+    /// The route's mirror percent, set in the same generation.
+    #[serde(default)]
+    pub mirror_percent: Option<f64>,
     #[serde(default)]
     pub expected_generation: Option<u64>,
     #[serde(default)]
@@ -36,7 +39,11 @@ pub(super) struct LockBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SplitsBody {
+    #[serde(default)]
     pub routes: BTreeMap<String, f64>,
+    /// Mirror percents, by route (routes with a `mirror:` block).
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, f64>,
     #[serde(default)]
     pub expected_generation: Option<u64>,
     #[serde(default)]

@@ -11,11 +11,13 @@
 mod defaults;
 mod listeners;
 mod load;
+mod mirror;
 mod schema;
 mod validate;
 
 pub use listeners::*;
 pub use load::ConfigErrors;
+pub use mirror::*;
 pub use schema::*;
 
 #[cfg(test)]

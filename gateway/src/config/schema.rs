@@ -122,6 +122,10 @@ pub struct RouteConfig {
     pub failover: FailoverPolicy,
     #[serde(default)]
     pub timeouts: TimeoutConfig,
+    /// Copy some of blue's requests to green and compare the answers
+    /// (see `MirrorConfig`); none by default.
+    #[serde(default)]
+    pub mirror: Option<super::MirrorConfig>,
 }
 
 /// One colour's upstream endpoints (a cluster's ingress addresses).

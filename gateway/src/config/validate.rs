@@ -122,6 +122,9 @@ impl Config {
             }
             check_group(&format!("{at}.blue"), &route.blue, &mut errors);
             check_group(&format!("{at}.green"), &route.green, &mut errors);
+            if let Some(mirror) = &route.mirror {
+                errors.extend(mirror.problems(&format!("{at}.mirror")));
+            }
             let s = &route.stickiness;
             if s.cookie.is_some() && s.header.is_some() {
                 errors.push(format!(

@@ -63,6 +63,8 @@ pub enum ChangeError {
     UnknownRoute(String),
     #[error("routes: at least one route must be given")]
     Empty,
+    #[error("mirrors: route {0:?} has no mirror block in the gateway config")]
+    NoMirror(String),
     #[error("the state store refused the change: {0}")]
     Store(#[from] StoreError),
 }
@@ -79,6 +81,8 @@ fn not_loaded() -> StoreError {
 /// A change of one or more routes' splits, applied as one new generation.
 pub struct SplitChange {
     pub routes: BTreeMap<String, GreenPercent>,
+    /// Mirror percents to set (routes with a `mirror:` block).
+    pub mirrors: BTreeMap<String, GreenPercent>,
     pub expected_generation: Option<u64>,
     pub actor: Option<String>,
     pub reason: Option<String>,
@@ -182,12 +186,17 @@ impl Gateway {
                 return Err(ChangeError::StaleGeneration { expected, current });
             }
         }
-        if change.routes.is_empty() {
+        if change.routes.is_empty() && change.mirrors.is_empty() {
             return Err(ChangeError::Empty);
         }
         let snapshot = self.snapshot();
-        if let Some(unknown) = change.routes.keys().find(|r| snapshot.route(r).is_none()) {
+        let named = change.routes.keys().chain(change.mirrors.keys());
+        if let Some(unknown) = named.clone().find(|r| snapshot.route(r).is_none()) {
             return Err(ChangeError::UnknownRoute(unknown.clone()));
+        }
+        let unmirrored = |r: &&String| snapshot.route(r).is_some_and(|e| e.def.mirror.is_none());
+        if let Some(route) = change.mirrors.keys().find(unmirrored) {
+            return Err(ChangeError::NoMirror(route.clone()));
         }
         let mut next = control.document.clone();
         // Routes never changed before keep the split they are served with.
@@ -197,6 +206,7 @@ impl Gateway {
                 .or_insert(entry.green_percent);
         }
         next.routes.extend(change.routes);
+        next.mirrors.extend(change.mirrors);
         next.generation = current + 1;
         next.actor = change.actor;
         next.reason = change.reason;
@@ -212,6 +222,7 @@ impl Gateway {
             actor = next.actor.as_deref().unwrap_or("-"),
             reason = next.reason.as_deref().unwrap_or("-"),
             splits = ?next.routes,
+            mirrors = ?next.mirrors,
             "split changed"
         );
         Ok(next)

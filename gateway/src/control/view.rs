@@ -34,6 +34,8 @@ impl Gateway {
                 entry.def.name.clone(),
                 json!({
                     "green_percent": entry.green_percent,
+                    "mirror_percent": entry.def.mirror.as_ref().map(|_| entry.mirror_percent),
+                    "mirror": entry.def.mirror.as_ref().map(|m| m.tally.view()),
                     "blue": group(Color::Blue),
                     "green": group(Color::Green),
                 }),

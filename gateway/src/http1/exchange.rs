@@ -11,6 +11,7 @@
 use super::client::{After, Client};
 use super::forward::{Attempt, Delivered, Failure};
 use super::framing::Framing;
+use super::mirror::{self, Taps};
 use super::pool;
 use super::relay::{respond, respond_with, RETRY_AFTER};
 use super::request::{self, Refusal, Request};
@@ -101,9 +102,14 @@ impl Service {
             };
         };
         let mut attempts = Attempts::new(choice);
+        let mut mirrored = mirror::admit(&request, entry, choice);
+        let taps = mirrored.as_mut().map(|(_, taps)| taps);
         let delivered = self
-            .proxy(client, &request, entry, &mut attempts, closing)
+            .proxy(client, &request, entry, &mut attempts, closing, taps)
             .await;
+        if let Some((ticket, taps)) = mirrored {
+            mirror::hand_over(ticket, taps, &request, entry, attempts.color);
+        }
         let status =
             http::StatusCode::from_u16(delivered.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
         entry.def.metrics.record(
@@ -123,6 +129,7 @@ impl Service {
         entry: &RouteEntry,
         attempts: &mut Attempts,
         closing: bool,
+        mut taps: Option<&mut Taps>,
     ) -> Delivered {
         let def = &entry.def;
         let metrics = &self.gateway.metrics;
@@ -180,7 +187,14 @@ impl Service {
                 read_timeout: spec.timeouts.read,
             };
             match self
-                .forward(client, &side, &mut framing, upstream, attempt)
+                .forward(
+                    client,
+                    &side,
+                    &mut framing,
+                    upstream,
+                    attempt,
+                    taps.as_deref_mut(),
+                )
                 .await
             {
                 Ok(delivered) => return delivered,

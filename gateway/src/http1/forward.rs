@@ -5,6 +5,7 @@
 use super::buffer::Buffer;
 use super::client::{After, Client};
 use super::framing::{Framing, FramingError};
+use super::mirror::Taps;
 use super::pool;
 use super::relay::{relay, tunnel, write_all, Relay};
 use super::response::{self, ClientSide};
@@ -47,6 +48,7 @@ impl Service {
         framing: &mut Framing,
         mut upstream: Stream,
         attempt: Attempt<'_>,
+        mut taps: Option<&mut Taps>,
     ) -> Result<Delivered, Failure> {
         let request = side.request;
         // The head and whatever of the body already came, in one write.
@@ -56,6 +58,9 @@ impl Service {
             .advance(client.buf.pending())
             .map_err(Failure::BadBody)?;
         out.extend_from_slice(&client.buf.pending()[..n]);
+        if let Some(taps) = taps.as_deref_mut() {
+            taps.request.take(&client.buf.pending()[..n]);
+        }
         client.buf.consume(n);
         if let Err(e) = write_all(&mut upstream, &out).await {
             return Err(attempt.failed(e, false));
@@ -73,6 +78,7 @@ impl Service {
             &mut upstream,
             body_timeout,
             BODY_ROOM,
+            taps.as_deref_mut().map(|t| &mut t.request),
         )
         .await
         .map_err(|e| match e {
@@ -131,12 +137,21 @@ impl Service {
                 }
             }
         };
+        if let Some(taps) = taps.as_deref_mut() {
+            taps.response_head(
+                &from_upstream.pending()[..response.head_len],
+                response.framing,
+            );
+        }
         from_upstream.consume(response.head_len);
         let mut body = response.framing;
         let n = body
             .advance(from_upstream.pending())
             .map_err(|e| Failure::Upstream(502, format!("{}: {e}", attempt.endpoint.addr)))?;
         out.extend_from_slice(&from_upstream.pending()[..n]);
+        if let Some(taps) = taps.as_deref_mut() {
+            taps.response.take(&from_upstream.pending()[..n]);
+        }
         from_upstream.consume(n);
         if write_all(&mut client.stream, &out).await.is_err() {
             return Ok(Delivered {
@@ -169,6 +184,7 @@ impl Service {
             &mut client.stream,
             attempt.read_timeout,
             UPSTREAM_ROOM,
+            taps.as_deref_mut().map(|t| &mut t.response),
         )
         .await;
         if let Err(e) = relayed {
@@ -178,6 +194,9 @@ impl Service {
                 status: response.status,
                 after: After::Close,
             });
+        }
+        if let Some(taps) = taps {
+            taps.complete = true;
         }
         // A drained colour's connections are not kept for reuse.
         let draining = self.gateway.drains.is_draining(attempt.color);

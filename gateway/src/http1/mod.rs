@@ -14,6 +14,7 @@
 //! response   the upstream's head: framing, the client's head
 //! framing    where a body ends (Content-Length, chunked, close)
 //! relay      bodies as they arrive, upgrade tunnels, the gateway's answers
+//! mirror     which requests are copied to green, taps on what is relayed
 //! buffer     bytes read and not used yet, freed while idle
 //! pool       idle upstream connections, per worker thread
 //! workers    which worker thread serves a connection
@@ -25,6 +26,7 @@ mod exchange;
 mod fields;
 mod forward;
 mod framing;
+mod mirror;
 mod pool;
 mod relay;
 mod request;

@@ -4,6 +4,7 @@
 use super::buffer::Buffer;
 use super::client::Client;
 use super::framing::{Framing, FramingError};
+use crate::mirror::Capture;
 use pingora::protocols::Stream;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -29,7 +30,8 @@ impl std::fmt::Debug for Relay {
 }
 
 /// Copies the rest of a body from `from` to `to` as it arrives, until its
-/// framing says it ended (or, for [`Framing::UntilClose`], `from` closes).
+/// framing says it ended (or, for [`Framing::UntilClose`], `from` closes);
+/// a mirrored exchange keeps a copy in `tap`.
 pub async fn relay(
     from: &mut Stream,
     buf: &mut Buffer,
@@ -37,6 +39,7 @@ pub async fn relay(
     to: &mut Stream,
     read_timeout: Duration,
     room: usize,
+    mut tap: Option<&mut Capture>,
 ) -> Result<(), Relay> {
     while !framing.is_done() {
         let read = pingora::time::timeout(read_timeout, buf.read_from(from, room)).await;
@@ -51,6 +54,9 @@ pub async fn relay(
         write_all(to, &buf.pending()[..n])
             .await
             .map_err(Relay::Write)?;
+        if let Some(tap) = tap.as_deref_mut() {
+            tap.take(&buf.pending()[..n]);
+        }
         buf.consume(n);
     }
     Ok(())

@@ -69,6 +69,17 @@ impl Request {
         self.idempotent && self.framing == Framing::Empty
     }
 
+    /// The method, as the request line gives it.
+    pub fn method(&self) -> &[u8] {
+        let end = self.upstream_head.iter().position(|&b| b == b' ');
+        &self.upstream_head[..end.unwrap_or(0)]
+    }
+
+    /// The head as sent upstream (before a group's Host rewrite).
+    pub fn upstream_head(&self) -> &[u8] {
+        &self.upstream_head
+    }
+
     /// The request's X-Request-Id (the client's, or generated).
     pub fn request_id(&self) -> &[u8] {
         &self.upstream_head[self.request_id.clone()]

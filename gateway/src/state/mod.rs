@@ -20,6 +20,10 @@ use std::sync::Arc;
 pub struct SplitDocument {
     pub generation: u64,
     pub routes: BTreeMap<String, GreenPercent>,
+    /// Share of each route's blue requests copied to green (routes with a
+    /// `mirror:` block; absent: the config's `mirror.percent`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mirrors: BTreeMap<String, GreenPercent>,
     /// Who made the last change, and why (free text from the caller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
