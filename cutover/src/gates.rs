@@ -65,6 +65,56 @@ pub fn judge(gates: &Gates, f: &Figures) -> Verdict {
     Verdict::Pass
 }
 
+/// A mirror step's verdict: green's answers to the copies against blue's
+/// answers to the same requests. Nothing of the real traffic is judged:
+/// green serves none of it.
+pub fn judge_mirror(gates: &Gates, f: &Figures) -> Verdict {
+    let Some(m) = &f.mirror else {
+        return Verdict::Inconclusive(
+            "no mirror figures: does the route have a mirror: block on every replica?".into(),
+        );
+    };
+    let green_errors = m.results.get("error").copied().unwrap_or(0);
+    let answered = m.compared + green_errors;
+    if answered < gates.min_requests {
+        return Verdict::Inconclusive(format!(
+            "{answered} mirrored request(s) in the window ({} dropped); at least {} are needed",
+            m.results.get("dropped").copied().unwrap_or(0),
+            gates.min_requests
+        ));
+    }
+    let mismatch = m.mismatch_rate.unwrap_or(0.0);
+    if mismatch > gates.mirror.max_mismatch_rate {
+        let differing = m.compared - m.results.get("match").copied().unwrap_or(0);
+        return Verdict::Fail(format!(
+            "{:.2}% of green's mirrored answers differ from blue's ({differing} of {}); at most {:.2}% may",
+            mismatch * 100.0,
+            m.compared,
+            gates.mirror.max_mismatch_rate * 100.0
+        ));
+    }
+    let rate = |c: &crate::figures::ColorFigures| 1.0 - c.success_rate.unwrap_or(1.0);
+    let (green_rate, blue_rate) = (rate(&m.green), rate(&m.blue));
+    if green_rate > blue_rate + gates.max_error_rate_increase {
+        return Verdict::Fail(format!(
+            "green failed {:.2}% of the mirrored requests, blue {:.2}% of the same ones",
+            green_rate * 100.0,
+            blue_rate * 100.0
+        ));
+    }
+    if let (Some(green), Some(blue)) = (m.green.p99_seconds, m.blue.p99_seconds) {
+        if green > blue + gates.mirror.max_p99_increase.as_secs_f64() {
+            return Verdict::Fail(format!(
+                "green's p99 on the mirrored requests {:.0} ms is more than {} ms above blue's {:.0} ms",
+                green * 1000.0,
+                gates.mirror.max_p99_increase.as_millis(),
+                blue * 1000.0
+            ));
+        }
+    }
+    Verdict::Pass
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +140,7 @@ mod tests {
             blue_healthy_endpoints: 1,
             green_healthy_endpoints: 1,
             failovers_from_green: 0,
+            mirror: None,
         }
     }
 

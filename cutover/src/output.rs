@@ -39,6 +39,27 @@ pub fn color_line(name: &str, c: &ColorFigures) -> String {
     )
 }
 
+/// `120 compared, 2.50% differ (status 2, body 1), 4 dropped | green p99 12ms vs blue 10ms`.
+pub fn mirror_line(m: &crate::figures::MirrorFigures) -> String {
+    let count = |k: &str| m.results.get(k).copied().unwrap_or(0);
+    let p99 = |c: &ColorFigures| {
+        c.p99_seconds
+            .map_or("-".into(), |p| format!("{:.0}ms", p * 1000.0))
+    };
+    format!(
+        "{} compared, {} differ (status {}, headers {}, body {}), {} without answer, {} dropped | green p99 {} vs blue {}",
+        m.compared,
+        m.mismatch_rate.map_or("-".into(), |r| format!("{:.2}%", r * 100.0)),
+        count("status_differs"),
+        count("headers_differ"),
+        count("body_differs"),
+        count("error"),
+        count("dropped"),
+        p99(&m.green),
+        p99(&m.blue),
+    )
+}
+
 impl Output {
     pub fn new(format: Format) -> Output {
         Output { format, bar: None }
@@ -192,11 +213,19 @@ pub fn human_line(event: &Event) -> Option<String> {
                 .stages
                 .iter()
                 .map(|stage| {
-                    let steps: Vec<f64> = stage.steps.iter().map(|s| s.green_percent).collect();
+                    let steps: Vec<String> = stage
+                        .steps
+                        .iter()
+                        .map(|s| match s.mirror_percent {
+                            Some(m) => format!("mirror {m}%"),
+                            None => format!("{}%", s.green_percent),
+                        })
+                        .collect();
+                    let steps = format!("[{}]", steps.join(", "));
                     if schedule.staged {
-                        format!("{} {steps:?}", stage.name)
+                        format!("{} {steps}", stage.name)
                     } else {
-                        format!("{steps:?}")
+                        steps
                     }
                 })
                 .collect();
@@ -266,6 +295,14 @@ pub fn human_line(event: &Event) -> Option<String> {
         Event::StageStarted { stage, name } => format!("stage {} ({name}) begins", stage + 1),
         Event::Applied {
             step,
+            mirror_percent: Some(mirror),
+            ..
+        } => format!(
+            "step {}: {mirror}% of blue's requests mirrored to green",
+            step + 1
+        ),
+        Event::Applied {
+            step,
             green_percent,
             ..
         } => format!("step {}: green {green_percent}% applied", step + 1),
@@ -309,6 +346,11 @@ pub fn human_line(event: &Event) -> Option<String> {
             left,
             ..
         } => drain_summary(color, *replicas, left),
+        Event::MirrorSamples { step, samples } => format!(
+            "step {}: {} differing mirrored answer(s) kept in the journal",
+            step + 1,
+            samples.len()
+        ),
     })
 }
 

@@ -178,6 +178,7 @@ fn plan_steps(
                 "step": i + 1,
                 "stage": schedule.staged.then(|| schedule.stages[schedule.stage_of(i)].name.clone()),
                 "green_percent": step.green_percent,
+                "mirror_percent": step.mirror_percent,
                 "hold_seconds": step.hold.as_secs(),
                 "approval": step.approval,
                 "state": how,

@@ -154,6 +154,9 @@ fn print(doc: &Value, out: &Output) {
                 color_line("green", &figures.green)
             );
             facts.push(("figures", line));
+            if let Some(m) = &figures.mirror {
+                facts.push(("mirror", crate::output::mirror_line(m)));
+            }
         }
         let verdict = &gate["verdict"];
         let mut line = format!("{} at {}", text(&verdict["verdict"]), text(&gate["time"]));
@@ -218,12 +221,11 @@ fn print(doc: &Value, out: &Output) {
         if row["approval"] == true && state == "pending" {
             state += " (approval)";
         }
-        let mut cells = vec![
-            row["step"].to_string(),
-            format!("{}%", number(&row["green_percent"])),
-            hold.to_string(),
-            state,
-        ];
+        let green = match row["mirror_percent"].as_f64() {
+            Some(m) => format!("mirror {m}%"),
+            None => format!("{}%", number(&row["green_percent"])),
+        };
+        let mut cells = vec![row["step"].to_string(), green, hold.to_string(), state];
         if !stages.is_empty() {
             let name = text(&row["stage"]);
             let stage_state = stages

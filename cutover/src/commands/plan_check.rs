@@ -30,7 +30,7 @@ pub async fn check(plan: &Plan, path: &Path, out: &Output) -> u8 {
             .iter()
             .map(|s| {
                 number += 1;
-                json!({"step": number, "green_percent": s.green_percent,
+                json!({"step": number, "green_percent": s.green_percent, "mirror_percent": s.mirror_percent,
                        "hold": humantime::format_duration(s.hold).to_string(), "approval": s.approval})
             })
             .collect();

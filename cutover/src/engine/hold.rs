@@ -4,7 +4,7 @@
 
 use super::{Engine, EngineError};
 use crate::figures::Figures;
-use crate::gates::{judge, Verdict};
+use crate::gates::{judge, judge_mirror, Verdict};
 use crate::journal::Event;
 use crate::outcome::Outcome;
 use crate::plan::InconclusiveAction;
@@ -27,6 +27,8 @@ impl Engine {
         let gates = self.plan.gates.clone();
         let hold = self.schedule.step(step).hold;
         let split = self.schedule.step(step).green_percent;
+        let mirror_step = self.schedule.step(step).is_mirror();
+        let judge = if mirror_step { judge_mirror } else { judge };
         self.source.reset();
         let _ = self.source.figures(&self.fleet).await; // the step's baseline
         let started = Instant::now()
@@ -68,6 +70,7 @@ impl Engine {
                     failures += 1;
                     if failures >= gates.failure_limit {
                         let reason = format!("gate failed {failures} time(s) in a row: {reason}");
+                        self.keep_mirror_samples(step).await?;
                         return Ok(Held::Ended(
                             self.roll_back(step, reason, Some(figures)).await,
                         ));
@@ -84,9 +87,10 @@ impl Engine {
                         );
                         match gates.on_inconclusive_limit {
                             InconclusiveAction::Fail => {
+                                self.keep_mirror_samples(step).await?;
                                 return Ok(Held::Ended(
                                     self.roll_back(step, reason, Some(figures)).await,
-                                ))
+                                ));
                             }
                             InconclusiveAction::Pause => {
                                 self.record(Event::Paused { step, reason })?;
@@ -104,6 +108,7 @@ impl Engine {
                     failures = 0;
                     inconclusive = 0;
                     if started.elapsed() >= hold {
+                        self.keep_mirror_samples(step).await?;
                         self.record(Event::StepPassed {
                             step,
                             green_percent: split,
@@ -114,5 +119,35 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// A mirror step's differing answers, as every replica kept them, to
+    /// the journal (nothing for other steps, or when none differed).
+    async fn keep_mirror_samples(&mut self, step: usize) -> Result<(), EngineError> {
+        if !self.schedule.step(step).is_mirror() {
+            return Ok(());
+        }
+        let states = self.fleet.states().await.unwrap_or_default();
+        let mut samples: Vec<serde_json::Value> = Vec::new();
+        for (_, state) in &states {
+            for route in &self.plan.routes {
+                let kept = state.routes.get(route).and_then(|r| r.mirror.as_ref());
+                for sample in kept
+                    .and_then(|m| m["samples"].as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let mut sample = sample.clone();
+                    sample["route"] = route.as_str().into();
+                    if !samples.contains(&sample) {
+                        samples.push(sample);
+                    }
+                }
+            }
+        }
+        if samples.is_empty() {
+            return Ok(());
+        }
+        self.record(Event::MirrorSamples { step, samples })
     }
 }

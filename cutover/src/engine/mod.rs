@@ -275,14 +275,17 @@ impl Engine {
             }
         }
         let split = self.schedule.step(step).green_percent;
+        let mirror = self.schedule.step(step).mirror_percent;
         self.journal.ensure_room()?;
         let before = self.fleet.splits_now().await.ok();
-        match self.apply(split, &format!("step {}", step + 1)).await {
+        let reason = format!("step {}", step + 1);
+        match self.apply(split, mirror.unwrap_or(0.0), &reason).await {
             Ok(generations) => {
                 checks::failpoint("after-apply", step);
                 let applied = Event::Applied {
                     step,
                     green_percent: split,
+                    mirror_percent: mirror,
                     generations: generations.clone(),
                 };
                 if let Err(e) = self.record_applied(step, applied) {
@@ -308,18 +311,31 @@ impl Engine {
         })
     }
 
+    /// Every route of the plan to `green_percent`; in a stage with mirror
+    /// steps also to `mirror_percent` (0 once real traffic moves).
     async fn apply(
         &self,
         green_percent: f64,
+        mirror_percent: f64,
         reason: &str,
     ) -> Result<Vec<(String, u64)>, FleetError> {
-        let splits: BTreeMap<String, f64> = self
-            .plan
-            .routes
-            .iter()
-            .map(|r| (r.clone(), green_percent))
-            .collect();
-        self.fleet.apply(&splits, &self.actor, reason, true).await
+        let (splits, mirrors) = self.splits(green_percent, mirror_percent);
+        self.fleet
+            .apply_mirrored(&splits, &mirrors, &self.actor, reason, true)
+            .await
+    }
+
+    /// The split of every route, and the mirror percents where this stage
+    /// mirrors (none otherwise: a gateway refuses them for a route without
+    /// a `mirror:` block).
+    fn splits(&self, green: f64, mirror: f64) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+        let each = |p: f64| self.plan.routes.iter().map(|r| (r.clone(), p)).collect();
+        let steps = self.schedule.steps_of(self.stage);
+        let mirrors = match steps.clone().any(|s| self.schedule.step(s).is_mirror()) {
+            true => each(mirror),
+            false => BTreeMap::new(),
+        };
+        (each(green), mirrors)
     }
 
     fn record(&mut self, event: Event) -> Result<(), EngineError> {

@@ -36,12 +36,12 @@ impl Engine {
                     .unwrap_or(0.0)
             }
         };
-        let splits: BTreeMap<String, f64> =
-            self.plan.routes.iter().map(|r| (r.clone(), to)).collect();
+        let (splits, mirrors) = self.splits(to, 0.0);
         let mut reason = reason;
+        let why = format!("rollback: {reason}");
         match self
             .fleet
-            .apply(&splits, &self.actor, &format!("rollback: {reason}"), false)
+            .apply_mirrored(&splits, &mirrors, &self.actor, &why, false)
             .await
         {
             Ok(generations) => {
@@ -71,7 +71,7 @@ impl Engine {
     /// stage is done).
     pub(super) async fn promote(&mut self, step: usize) -> Result<Outcome, EngineError> {
         self.journal.ensure_room()?;
-        let generations = match self.apply(100.0, "promote").await {
+        let generations = match self.apply(100.0, 0.0, "promote").await {
             Ok(g) => g,
             Err(e) => {
                 return Ok(self

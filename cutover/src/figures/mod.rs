@@ -2,8 +2,10 @@
 //! `/metrics` (counter deltas between scrapes) or from a Prometheus server
 //! (PromQL). Pinned (smoke) requests are always left out.
 
+mod mirror;
 mod prometheus;
 
+pub use mirror::MirrorFigures;
 pub use prometheus::Prometheus;
 
 use crate::fleet::{Fleet, FleetError};
@@ -34,6 +36,9 @@ pub struct Figures {
     pub green_healthy_endpoints: u64,
     /// Requests meant for green that blue served in the window.
     pub failovers_from_green: u64,
+    /// Mirrored traffic, where the gateways mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorFigures>,
 }
 
 /// Raw cumulative counters of one replica for one colour.
@@ -67,6 +72,7 @@ struct ReplicaSample {
     failovers_from_green: f64,
     blue_healthy: u64,
     green_healthy: u64,
+    mirror: mirror::MirrorCounters,
 }
 
 /// Parses one replica's scrape, keeping the given routes' samples.
@@ -91,6 +97,9 @@ fn parse_scrape(text: &str, routes: &[String]) -> ReplicaSample {
             | prometheus_parse::Value::Untyped(v) => *v,
             _ => 0.0,
         };
+        if s.mirror.take(&sample, value) {
+            continue;
+        }
         let counters = match l.get("color") {
             Some("green") => &mut s.green,
             _ => &mut s.blue,
@@ -264,6 +273,7 @@ impl GatewayScrapes {
             ..Figures::default()
         };
         let mut failovers = 0.0;
+        let mut mirrored = mirror::MirrorCounters::default();
         for (replica, sample) in latest {
             let base = then.get(replica).cloned().unwrap_or_default();
             let single = self.history.len() == 1;
@@ -284,6 +294,7 @@ impl GatewayScrapes {
             }
             if !single {
                 failovers += increase(sample.failovers_from_green, base.failovers_from_green);
+                mirrored.add(&sample.mirror.since(&base.mirror));
             }
             figures.blue_healthy_endpoints += sample.blue_healthy;
             figures.green_healthy_endpoints += sample.green_healthy;
@@ -291,6 +302,7 @@ impl GatewayScrapes {
         figures.blue = color_figures(&blue, seconds);
         figures.green = color_figures(&green, seconds);
         figures.failovers_from_green = failovers.round() as u64;
+        figures.mirror = mirrored.figures(seconds);
         Ok(figures)
     }
 }

@@ -124,6 +124,8 @@ impl Prometheus {
             blue_healthy_endpoints: healthy.get("blue").copied().unwrap_or(0.0) as u64,
             green_healthy_endpoints: healthy.get("green").copied().unwrap_or(0.0) as u64,
             failovers_from_green: failovers.values().sum::<f64>().round() as u64,
+            // Mirror steps need the gateway source (the plan says so).
+            mirror: None,
         })
     }
 }

@@ -96,6 +96,12 @@ fn loaded_by_default() -> bool {
 #[derive(Clone, Debug, Deserialize)]
 pub struct RouteState {
     pub green_percent: f64,
+    /// Set where the route has a `mirror:` block.
+    #[serde(default)]
+    pub mirror_percent: Option<f64>,
+    /// What mirroring came to: counts and the latest differing samples.
+    #[serde(default)]
+    pub mirror: Option<serde_json::Value>,
     pub blue: GroupState,
     pub green: GroupState,
 }
@@ -118,13 +124,15 @@ impl GatewayState {
         self.store.kind.starts_with("kubernetes")
     }
 
-    /// Serves exactly these splits.
-    fn serves(&self, splits: &BTreeMap<String, f64>) -> bool {
-        splits.iter().all(|(route, p)| {
-            self.routes
-                .get(route)
-                .is_some_and(|r| (r.green_percent - p).abs() < 1e-9)
-        })
+    /// Serves exactly these splits and mirror percents.
+    fn serves(&self, splits: &BTreeMap<String, f64>, mirrors: &BTreeMap<String, f64>) -> bool {
+        let route = |name: &String| self.routes.get(name);
+        splits
+            .iter()
+            .all(|(name, p)| route(name).is_some_and(|r| (r.green_percent - p).abs() < 1e-9))
+            && mirrors.iter().all(|(name, p)| {
+                route(name).is_some_and(|r| (r.mirror_percent.unwrap_or(0.0) - p).abs() < 1e-9)
+            })
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 /// generation read first (an outside change in between is a conflict).
 struct Write<'a> {
     splits: &'a BTreeMap<String, f64>,
+    mirrors: &'a BTreeMap<String, f64>,
     actor: &'a str,
     reason: &'a str,
     guard: bool,
@@ -26,8 +27,23 @@ impl Fleet {
         reason: &str,
         guard: bool,
     ) -> Result<Generations, FleetError> {
+        self.apply_mirrored(splits, &BTreeMap::new(), actor, reason, guard)
+            .await
+    }
+
+    /// [`Fleet::apply`] with the routes' mirror percents set in the same
+    /// generation (routes with a `mirror:` block only).
+    pub async fn apply_mirrored(
+        &self,
+        splits: &BTreeMap<String, f64>,
+        mirrors: &BTreeMap<String, f64>,
+        actor: &str,
+        reason: &str,
+        guard: bool,
+    ) -> Result<Generations, FleetError> {
         let write = Write {
             splits,
+            mirrors,
             actor,
             reason,
             guard,
@@ -76,7 +92,7 @@ impl Fleet {
                     continue;
                 }
             };
-            if state.serves(write.splits) {
+            if state.serves(write.splits, write.mirrors) {
                 return Ok(state.generation); // written already (maybe by a try whose answer was lost)
             }
             if state.generation > baseline && write.guard {
@@ -111,7 +127,7 @@ impl Fleet {
     /// One try at writing a replica with a store of its own.
     async fn write_own(&self, write: &Write<'_>, replica: &str) -> Result<u64, FleetError> {
         let state = self.state(replica).await?;
-        if state.serves(write.splits) {
+        if state.serves(write.splits, write.mirrors) {
             return Ok(state.generation);
         }
         self.put_splits(write, replica, state.generation).await
@@ -127,6 +143,9 @@ impl Fleet {
         let mut body = serde_json::json!({
             "routes": write.splits, "actor": write.actor, "reason": write.reason,
         });
+        if !write.mirrors.is_empty() {
+            body["mirrors"] = serde_json::json!(write.mirrors);
+        }
         if write.guard {
             body["expected_generation"] = expected.into();
         }

@@ -44,6 +44,9 @@ pub enum Event {
     Applied {
         step: usize,
         green_percent: f64,
+        /// A mirror step's share of blue's requests copied to green.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mirror_percent: Option<f64>,
         generations: Vec<(String, u64)>,
     },
     Converged {
@@ -106,6 +109,12 @@ pub enum Event {
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+    },
+    /// A mirror step ended: the differing answers the gateways kept
+    /// (method, path, both statuses, the difference; never a header).
+    MirrorSamples {
+        step: usize,
+        samples: Vec<serde_json::Value>,
     },
     /// `cutover drain`: what was still open to a colour no route sends
     /// traffic to was ended; `left` names what remained at the deadline
@@ -184,7 +193,7 @@ impl Event {
 
     /// The event's name as `status` and messages show it.
     /// Every value of [`Event::name`] (kept in step with it by hand).
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 22] = [
         "started",
         "preflight",
         "smoke",
@@ -206,6 +215,7 @@ impl Event {
         "control",
         "emergency",
         "drained",
+        "mirror_samples",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -231,6 +241,7 @@ impl Event {
             Event::Control { .. } => "control",
             Event::Emergency { .. } => "emergency",
             Event::Drained { .. } => "drained",
+            Event::MirrorSamples { .. } => "mirror_samples",
         }
     }
 }

@@ -7,8 +7,11 @@
 
 mod admin_tls;
 mod drain;
+mod mirror;
 mod stages;
 mod validate;
+
+pub use mirror::MirrorGates;
 
 pub use admin_tls::AdminTls;
 pub use drain::DrainPlan;
@@ -151,8 +154,16 @@ pub struct KubernetesFleet {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    /// Percent of traffic on green during this step (0 < p ≤ 100).
+    /// Percent of traffic on green during this step (0 < p ≤ 100); left
+    /// out (0) in a mirror step.
+    #[serde(default)]
     pub green_percent: f64,
+    /// A mirror step: this percent of blue's requests is copied to green
+    /// (which serves none of them) and the gates judge green's answers
+    /// against blue's (`gates.mirror`). Mirror steps come before a stage's
+    /// first green step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_percent: Option<f64>,
     /// How long to hold and watch the gates before the next step.
     #[serde(default = "default_hold", with = "humantime_serde")]
     pub hold: Duration,
@@ -199,6 +210,9 @@ pub struct Gates {
     pub inconclusive_limit: u32,
     #[serde(default)]
     pub on_inconclusive_limit: InconclusiveAction,
+    /// What a mirror step holds green's answers to.
+    #[serde(default)]
+    pub mirror: MirrorGates,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -350,50 +364,4 @@ fn default_smoke_latency() -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PLAN: &str = r#"
-fleet: {admin_urls: ["http://127.0.0.1:9090"], proxy_url: "http://127.0.0.1:8080"}
-routes: [web]
-steps:
-  - {green_percent: 5, hold: 10s}
-  - {green_percent: 100}
-"#;
-
-    #[test]
-    fn a_minimal_plan_gets_safe_defaults() {
-        let plan: Plan = serde_yaml_ng::from_str(PLAN).unwrap();
-        assert!(plan.validate().is_empty());
-        assert_eq!(plan.gates.failure_limit, 2);
-        assert_eq!(plan.gates.source, GateSource::Gateway);
-        assert_eq!(plan.rollback.to, RollbackTarget::Zero);
-        assert_eq!(plan.fleet.unwrap().token_env, "GATEWAY_ADMIN_TOKEN");
-    }
-
-    #[test]
-    fn the_shipped_plans_are_valid() {
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for file in [
-            "deploy/examples/plan.yaml",
-            "deploy/kubernetes/cutover-job/plan.yaml",
-            "deploy/kubernetes/cutover-staged/plan.yaml",
-        ] {
-            if let Err(e) = Plan::load(&repo.join(file)) {
-                panic!("{e}");
-            }
-        }
-    }
-
-    #[test]
-    fn problems_name_their_fields() {
-        let bad = PLAN
-            .replace("green_percent: 100", "green_percent: 4")
-            .replace("routes: [web]", "routes: []\ngates: {success_rate: 2}");
-        let plan: Plan = serde_yaml_ng::from_str(&bad).unwrap();
-        let errors = plan.validate().join("\n");
-        for needle in ["steps[1].green_percent", "routes:", "gates.success_rate"] {
-            assert!(errors.contains(needle), "{needle} missing in {errors}");
-        }
-    }
-}
+mod tests;

@@ -1,6 +1,7 @@
 //! Loading a plan file and validating it whole: every problem is reported
 //! at once, each naming its field.
 
+use super::mirror::validate_steps;
 use super::{Fleet, GateSource, Plan, Step};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,6 +57,19 @@ impl Plan {
             }
         }
         let g = &self.gates;
+        let mirrored = self
+            .steps
+            .iter()
+            .chain(self.stages.iter().flat_map(|s| &s.steps));
+        if mirrored.clone().any(Step::is_mirror) && g.source != GateSource::Gateway {
+            errors.push("gates.source: mirror steps are judged on the gateways' own figures (source: gateway); the PromQL source has no mirror figures".into());
+        }
+        if !(0.0..=1.0).contains(&g.mirror.max_mismatch_rate) {
+            errors.push(format!(
+                "gates.mirror.max_mismatch_rate: {} must be from 0 to 1",
+                g.mirror.max_mismatch_rate
+            ));
+        }
         if !(0.0..=1.0).contains(&g.success_rate) {
             errors.push(format!(
                 "gates.success_rate: {} must be from 0 to 1",
@@ -169,27 +183,6 @@ fn validate_fleet(at: &str, f: &Fleet, errors: &mut Vec<String>) {
                 "{at}.admin_tls: every admin_urls entry must be https:// (TLS is for the admin API)"
             ));
         }
-    }
-}
-
-/// Steps climb: each above the one before, ending at most at 100%.
-fn validate_steps(at: &str, steps: &[Step], errors: &mut Vec<String>) {
-    if steps.is_empty() {
-        errors.push(format!("{at}: at least one step is required"));
-    }
-    let mut previous = 0.0;
-    for (i, step) in steps.iter().enumerate() {
-        let p = step.green_percent;
-        if !(p > 0.0 && p <= 100.0) || ((p * 100.0).round() - p * 100.0).abs() > 1e-6 {
-            errors.push(format!(
-                "{at}[{i}].green_percent: {p} must be above 0 and at most 100, in steps of 0.01"
-            ));
-        } else if p <= previous {
-            errors.push(format!(
-                "{at}[{i}].green_percent: {p} must be greater than the previous step's {previous}"
-            ));
-        }
-        previous = p;
     }
 }
 

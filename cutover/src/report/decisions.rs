@@ -99,8 +99,19 @@ fn describe(event: &Event) -> Option<(String, Option<String>)> {
         Event::StageStarted { name, .. } => said(format!("stage {name} started")),
         Event::Applied {
             step,
+            mirror_percent: Some(mirror),
+            generations,
+            ..
+        } => said(format!(
+            "{mirror}% of blue's requests mirrored to green for step {} on {} replica(s)",
+            step + 1,
+            generations.len()
+        )),
+        Event::Applied {
+            step,
             green_percent,
             generations,
+            ..
         } => said(format!(
             "green set to {green_percent}% for step {} on {} replica(s)",
             step + 1,
@@ -173,6 +184,11 @@ fn describe(event: &Event) -> Option<(String, Option<String>)> {
                 false => format!("{color} not empty at the deadline: {}", left.join(", ")),
             },
             reason.clone(),
+        )),
+        Event::MirrorSamples { step, samples } => said(format!(
+            "{} differing mirrored answer(s) of step {} journaled",
+            samples.len(),
+            step + 1
         )),
     }
 }

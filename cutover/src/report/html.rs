@@ -38,6 +38,7 @@ pub fn render(report: &Report) -> String {
     facts(&mut page, report);
     charts(&mut page, report);
     decisions(&mut page, report);
+    mirror_samples(&mut page, report);
     smoke(&mut page, report);
     preflight(&mut page, report);
     page.push_str("</body></html>\n");
@@ -163,8 +164,34 @@ fn charts(page: &mut String, report: &Report) {
             stages: &report.stages,
         },
     ];
+    let mirrored: Vec<(f64, f64)> = report
+        .samples
+        .iter()
+        .filter_map(|s| Some((s.seconds, s.mirror.as_ref()?.mismatch_rate? * 100.0)))
+        .collect();
+    let mirror_chart = (!mirrored.is_empty()).then(|| Chart {
+        id: "mirror",
+        title: "Mirrored answers that differ from blue's (%)",
+        series: vec![Series {
+            name: "green",
+            class: "green",
+            points: mirrored,
+            steps: false,
+        }],
+        threshold: t.map(|t| {
+            (
+                t.max_mismatch_rate * 100.0,
+                format!("gate: at most {}%", t.max_mismatch_rate * 100.0),
+            )
+        }),
+        y_floor_from_data: false,
+        y_at_least: 1.0,
+        format: |v| format!("{v:.1}%"),
+        duration,
+        stages: &report.stages,
+    });
     page.push_str("<h2>Timeline</h2>\n<p class=\"legend\"><span><i class=\"sw blue\"></i>blue</span><span><i class=\"sw green\"></i>green</span><span><i class=\"sw limit\"></i>gate threshold</span><span class=\"muted\">time since the run began (m:ss); one point per gate evaluation</span></p>\n");
-    for chart in &charts {
+    for chart in charts.iter().chain(&mirror_chart) {
         let _ = writeln!(
             page,
             "<h3 class=\"muted\">{}</h3>{}",
@@ -199,6 +226,30 @@ fn decisions(page: &mut String, report: &Report) {
             escape(&d.actor),
             escape(&d.what),
             escape(d.reason.as_deref().unwrap_or("")),
+        );
+    }
+    page.push_str("</table>\n");
+}
+
+/// The differing answers mirror steps journaled: never a header or a body
+/// beyond the short difference.
+fn mirror_samples(page: &mut String, report: &Report) {
+    if report.mirror_samples.is_empty() {
+        return;
+    }
+    page.push_str("<h2>Mirror comparison</h2>\n<table id=\"mirror-samples\"><tr><th>step</th><th>request</th><th>blue</th><th>green</th><th>difference</th><th>request id</th></tr>");
+    for s in &report.mirror_samples {
+        let text = |k: &str| escape(s[k].as_str().unwrap_or(""));
+        let _ = write!(
+            page,
+            "<tr><td class=\"num\">{}</td><td><code>{} {}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            s["step"],
+            text("method"),
+            text("path"),
+            s["blue_status"],
+            s["green_status"].as_u64().map_or("none".into(), |v| v.to_string()),
+            text("difference"),
+            text("request_id"),
         );
     }
     page.push_str("</table>\n");

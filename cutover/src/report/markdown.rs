@@ -72,7 +72,10 @@ pub fn render(report: &Report) -> String {
                 format!("{}%", s.green_percent),
                 s.verdict.clone(),
                 color_line("blue", &s.blue),
-                color_line("green", &s.green),
+                match &s.mirror {
+                    Some(m) => format!("mirror: {}", crate::output::mirror_line(m)),
+                    None => color_line("green", &s.green),
+                },
             ]
         }),
     );
@@ -94,6 +97,25 @@ pub fn render(report: &Report) -> String {
             ]
         }),
     );
+    if !report.mirror_samples.is_empty() {
+        out.push_str("## Mirror comparison\n\n");
+        table(
+            &mut out,
+            &["step", "request", "blue", "green", "difference"],
+            report.mirror_samples.iter().map(|s| {
+                let text = |k: &str| s[k].as_str().unwrap_or("").to_owned();
+                vec![
+                    s["step"].to_string(),
+                    format!("{} {}", text("method"), text("path")),
+                    s["blue_status"].to_string(),
+                    s["green_status"]
+                        .as_u64()
+                        .map_or("none".into(), |v| v.to_string()),
+                    text("difference"),
+                ]
+            }),
+        );
+    }
     if !report.smoke.is_empty() {
         out.push_str("## Smoke checks\n\n");
         table(

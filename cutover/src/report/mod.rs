@@ -10,7 +10,7 @@ pub mod html;
 pub mod markdown;
 mod svg;
 
-use crate::figures::ColorFigures;
+use crate::figures::{ColorFigures, MirrorFigures};
 use crate::journal::{self, Event, Record};
 use crate::smoke::SmokeResult;
 use serde::Serialize;
@@ -35,6 +35,9 @@ pub struct Report {
     pub decisions: Vec<Decision>,
     pub smoke: Vec<SmokeRun>,
     pub preflight: Vec<PreflightRun>,
+    /// Differing mirrored answers journaled by mirror steps (each with
+    /// `step`, 1-based).
+    pub mirror_samples: Vec<Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +61,7 @@ pub struct Thresholds {
     pub success_rate: f64,
     pub p99_seconds: f64,
     pub min_requests: u64,
+    pub max_mismatch_rate: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +93,9 @@ pub struct Sample {
     pub verdict: String,
     pub blue: ColorFigures,
     pub green: ColorFigures,
+    /// A mirror step's comparison.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorFigures>,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +133,7 @@ pub fn of(records: &[Record], journal: &str) -> Option<Report> {
             success_rate: p.gates.success_rate,
             p99_seconds: p.gates.p99_latency.as_secs_f64(),
             min_requests: p.gates.min_requests,
+            max_mismatch_rate: p.gates.mirror.max_mismatch_rate,
         }),
         stages: Vec::new(),
         split: vec![SplitPoint {
@@ -139,6 +147,7 @@ pub fn of(records: &[Record], journal: &str) -> Option<Report> {
         decisions: decisions::of(run, at),
         smoke: Vec::new(),
         preflight: Vec::new(),
+        mirror_samples: Vec::new(),
     };
     if let Some(schedule) = plan.map(|p| p.schedule()).filter(|s| s.staged) {
         report.stages = schedule
@@ -201,7 +210,15 @@ pub fn of(records: &[Record], journal: &str) -> Option<Report> {
                 verdict: decisions::verdict_word(verdict).into(),
                 blue: figures.blue.clone(),
                 green: figures.green.clone(),
+                mirror: figures.mirror.clone(),
             }),
+            Event::MirrorSamples { step, samples } => {
+                report.mirror_samples.extend(samples.iter().map(|s| {
+                    let mut s = s.clone();
+                    s["step"] = (step + 1).into();
+                    s
+                }))
+            }
             Event::Smoke {
                 step,
                 passed,
