@@ -113,6 +113,17 @@ async fn green_errors_from_step_two_roll_back_in_time() {
         lag <= Duration::from_millis(1500),
         "rollback took {lag:?} after the failure limit"
     );
+    // The report tells it: step 1 passed, step 2 rolled back and why.
+    let checked = e2e::report::check_report(&s.cutover, "rolled-back").await;
+    let headline = checked.json["outcome"]["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("Rolled back at step 2 of 3"),
+        "{headline}"
+    );
+    // docs/images/report-rolled-back.png is this page's screenshot.
+    if let Some(path) = std::env::var_os("REPORT_PAGE_TO") {
+        std::fs::copy(checked.screenshot.with_extension("html"), path).unwrap();
+    }
     drop(broken);
 }
 

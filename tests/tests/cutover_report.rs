@@ -96,11 +96,6 @@ async fn a_rolled_back_run_reports_why_with_its_figures_against_the_gates() {
     assert!(checked.dom.contains("gate: green ≥ 95%"));
     let green_success = e2e::report::points(&checked.dom, "success-green");
     assert!(green_success.iter().any(|v| *v < 95.0), "{green_success:?}");
-    // The README shows this page (docs/images/report-rolled-back.png is
-    // its screenshot).
-    if let Some(path) = std::env::var_os("REPORT_PAGE_TO") {
-        std::fs::copy(checked.screenshot.with_extension("html"), path).unwrap();
-    }
     let (code, status, _) = s.cutover.output(&["status"]).await;
     assert_eq!(code, 1);
     assert_eq!(status.lines().next().unwrap(), headline, "{status}");
