@@ -111,7 +111,11 @@ async fn the_shipped_plans_are_checked_without_writing_anything() {
         .await
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("step 1: green 5%, hold 5s"), "{text}");
+    assert!(
+        text.contains("step 1: mirror 20% of blue's requests to green, hold 5s"),
+        "{text}"
+    );
+    assert!(text.contains("step 2: green 5%, hold 5s"), "{text}");
     assert!(text.contains("http://127.0.0.1:9090"), "{text}");
     assert!(text.contains("nothing was written"), "{text}");
 }

@@ -310,7 +310,8 @@ async fn alerts_pass_promtool_and_every_metric_name_is_exported() {
     let (cert, key) = self_signed();
     std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
     std::fs::write(dir.path().join("tls.key"), key).unwrap();
-    let config = one_route_config(&[&blue], &[&green], "").replacen(
+    // A mirrored route: the mirror metrics too.
+    let config = one_route_config(&[&blue], &[&green], "    mirror: {percent: 0}").replacen(
         r#"listeners: [{address: "{proxy}"}]"#,
         &format!(
             r#"listeners: [{{address: "{{proxy}}"}}, {{address: "127.0.0.1:{}", tls: {{cert_file: "{{dir}}/tls.crt", key_file: "{{dir}}/tls.key"}}}}]"#,

@@ -114,10 +114,16 @@ fn print_human(doc: &Value) {
             ),
         }
         for step in stage["steps"].as_array().into_iter().flatten() {
+            let what = match step["mirror_percent"].as_f64() {
+                Some(m) => format!("mirror {m}% of blue's requests to green"),
+                None => format!(
+                    "green {}%",
+                    step["green_percent"].as_f64().unwrap_or_default()
+                ),
+            };
             println!(
-                "  step {}: green {}%, hold {}{}",
+                "  step {}: {what}, hold {}{}",
                 step["step"],
-                step["green_percent"].as_f64().unwrap_or_default(),
                 text(&step["hold"]),
                 if step["approval"] == true {
                     ", needs approval"

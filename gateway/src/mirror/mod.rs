@@ -54,6 +54,15 @@ pub struct Ticket {
 
 impl Mirror {
     pub fn new(route: &str, config: &MirrorConfig, metrics: &Arc<Metrics>) -> Mirror {
+        // Every series exists from the start, at 0: a rate over the first
+        // copies is then right, and dashboards show the route at once.
+        for outcome in Outcome::ALL {
+            metrics.mirror.with_label_values(&[route, outcome.as_str()]);
+        }
+        for color in ["blue", "green"] {
+            metrics.mirror_duration.with_label_values(&[route, color]);
+            metrics.mirror_errors.with_label_values(&[route, color]);
+        }
         Mirror {
             route: route.to_owned(),
             initial: GreenPercent::from_percent(config.percent).expect("validated with the config"),
