@@ -16,6 +16,8 @@ fi
 
 if [ "${SETUP_FOR_TESTS:-0}" = 1 ]; then
   command -v systemd-analyze >/dev/null || need_packages+=(systemd)
+  # Headless Chromium for the report tests (screenshots of the HTML page).
+  command -v chromium >/dev/null || need_packages+=(chromium)
   python3 -c 'import venv, ensurepip' 2>/dev/null || need_packages+=(python3-venv)
 fi
 

@@ -24,6 +24,17 @@ async fn a_completed_run_with_a_pause_reports_every_decision_and_point() {
         s.cutover
             .wait_for("paused", |r| r["event"] == "paused")
             .await;
+        // A run that has not ended is reported as it stands.
+        let (code, json, _) = s.cutover.output(&["report", "-o", "json"]).await;
+        assert_eq!(code, 0);
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(report["outcome"]["state"], "paused");
+        assert_eq!(report["outcome"]["ended"], false);
+        let headline = report["outcome"]["headline"].as_str().unwrap();
+        assert!(
+            headline.starts_with("Paused: step 1 of 3 at green 10%"),
+            "{headline}"
+        );
         let resume = s.cutover.output(&["resume", "--reason", "DBA done"]).await;
         assert_eq!(resume.0, 0, "{}", resume.2);
     };
