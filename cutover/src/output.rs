@@ -261,11 +261,7 @@ pub fn human_line(event: &Event) -> Option<String> {
             passed,
             results,
         } => {
-            let failed: Vec<String> = results
-                .iter()
-                .filter(|r| !r.passed)
-                .map(|r| format!("{}: {}", r.name, r.problem.as_deref().unwrap_or("?")))
-                .collect();
+            let failed = crate::smoke::failures(results);
             if *passed {
                 format!(
                     "smoke checks before step {}: {} passed",

@@ -24,6 +24,15 @@ pub struct SmokeResult {
     pub request_id: Option<String>,
 }
 
+/// The failed checks, each as `name: problem`.
+pub fn failures(results: &[SmokeResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("{}: {}", r.name, r.problem.as_deref().unwrap_or("failed")))
+        .collect()
+}
+
 /// How smoke requests reach green.
 pub struct SmokeTarget {
     pub proxy_url: String,

@@ -78,14 +78,7 @@ fn describe(event: &Event) -> Option<(String, Option<String>)> {
             passed,
             results,
         } => {
-            let failed: Vec<String> = results
-                .iter()
-                .filter(|r| !r.passed)
-                .map(|r| match &r.problem {
-                    Some(p) => format!("{}: {p}", r.name),
-                    None => r.name.clone(),
-                })
-                .collect();
+            let failed = crate::smoke::failures(results);
             let verdict = if *passed { "passed" } else { "failed" };
             Some((
                 format!("smoke checks before step {} {verdict}", step + 1),
