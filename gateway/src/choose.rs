@@ -104,6 +104,19 @@ pub fn strip_port(host: &str) -> &str {
     }
 }
 
+/// Host without port, from the URI (HTTP/2) or the Host header (HTTP/1).
+pub fn request_host(req: &pingora::http::RequestHeader) -> &str {
+    let host = match req.uri.host() {
+        Some(h) => return h.trim_start_matches('[').trim_end_matches(']'),
+        None => req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    };
+    strip_port(host)
+}
+
 /// The endpoints one request has tried, and which colour it is on.
 pub struct Attempts {
     pub color: Color,

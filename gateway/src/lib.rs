@@ -6,6 +6,7 @@
 //! colour and endpoint with [`choose`]; the split and stickiness are
 //! [`split`], and every change of state goes through [`control::Gateway`].
 
+pub mod access_log;
 pub mod admin;
 pub mod choose;
 pub mod config;

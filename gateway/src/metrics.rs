@@ -30,6 +30,8 @@ pub struct Metrics {
     pub mirror: IntCounterVec,
     pub mirror_duration: HistogramVec,
     pub mirror_errors: IntCounterVec,
+    pub access_log_lines: prometheus::IntCounter,
+    pub access_log_dropped: IntCounterVec,
 }
 
 /// Latency buckets (seconds) fine enough for a p99 gate in the 5 ms–10 s range.
@@ -186,8 +188,26 @@ impl Metrics {
             &["route", "color"],
         )
         .unwrap();
+        let access_log_lines = prometheus::IntCounter::new(
+            "gateway_access_log_lines_total",
+            "Access log lines written",
+        )
+        .unwrap();
+        let access_log_dropped = IntCounterVec::new(
+            Opts::new(
+                "gateway_access_log_dropped_total",
+                "Access log lines dropped: queue_full (the writer fell behind) or write_failed (the disk refused them)",
+            ),
+            &["reason"],
+        )
+        .unwrap();
+        for reason in ["queue_full", "write_failed"] {
+            access_log_dropped.with_label_values(&[reason]);
+        }
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(access_log_lines.clone()),
+            Box::new(access_log_dropped.clone()),
             Box::new(mirror.clone()),
             Box::new(mirror_duration.clone()),
             Box::new(mirror_errors.clone()),
@@ -230,6 +250,8 @@ impl Metrics {
             mirror,
             mirror_duration,
             mirror_errors,
+            access_log_lines,
+            access_log_dropped,
         }
     }
 

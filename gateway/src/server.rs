@@ -11,7 +11,7 @@ use crate::lifecycle::Lifecycle;
 use crate::limits::ConnectionLimits;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
-use crate::signals::ReloadOnHangup;
+use crate::signals::{ReloadOnHangup, ReopenLogOnUsr1};
 use crate::tls::watch::WatchCertificates;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -138,6 +138,12 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
     server.add_service(background_service(
         "reload on SIGHUP",
         ReloadOnHangup {
+            gateway: gateway.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "reopen the access log on SIGUSR1",
+        ReopenLogOnUsr1 {
             gateway: gateway.clone(),
         },
     ));

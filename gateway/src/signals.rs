@@ -1,4 +1,5 @@
-//! SIGHUP re-reads the config file, as operators expect of a daemon.
+//! SIGHUP re-reads the config file, as operators expect of a daemon;
+//! SIGUSR1 reopens the access log (logrotate's `postrotate`), as nginx does.
 
 use crate::control::Gateway;
 use async_trait::async_trait;
@@ -28,6 +29,35 @@ impl BackgroundService for ReloadOnHangup {
                     if let Err(errors) = self.gateway.reload().await {
                         tracing::error!(?errors, "SIGHUP: the new config was refused; the running config stays");
                     }
+                }
+            }
+        }
+    }
+}
+
+pub struct ReopenLogOnUsr1 {
+    pub gateway: Arc<Gateway>,
+}
+
+#[async_trait]
+impl BackgroundService for ReopenLogOnUsr1 {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(log) = &self.gateway.access_log else {
+            return;
+        };
+        let mut usr1 = match signal(SignalKind::user_defined1()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for SIGUSR1: the access log is not reopened after a rotation: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = usr1.recv() => {
+                    tracing::info!("SIGUSR1: the access log is opened anew");
+                    log.reopen();
                 }
             }
         }

@@ -8,6 +8,7 @@
 //! they resolve is `gateway check --resolve`'s question (a name that does
 //! not resolve at start waits unresolved while the others serve).
 
+mod access_log;
 mod defaults;
 mod listeners;
 mod load;
@@ -15,6 +16,7 @@ mod mirror;
 mod schema;
 mod validate;
 
+pub use access_log::*;
 pub use listeners::*;
 pub use load::ConfigErrors;
 pub use mirror::*;

@@ -45,6 +45,9 @@ pub struct Config {
     /// from on an in-place upgrade (SIGUSR2, or `gateway --upgrade`).
     #[serde(default = "default_upgrade_socket")]
     pub upgrade_socket: PathBuf,
+    /// A line per request (and TCP connection); none by default.
+    #[serde(default)]
+    pub access_log: Option<super::AccessLogConfig>,
     /// The routes, matched by host and the longest path prefix.
     pub routes: Vec<RouteConfig>,
 }

@@ -82,6 +82,9 @@ impl Config {
         }
         check_header_name("pin.header", &self.pin.header, &mut errors);
         check_header_name("pin.secret_header", &self.pin.secret_header, &mut errors);
+        if let Some(log) = &self.access_log {
+            errors.extend(log.problems());
+        }
         if self.routes.is_empty() {
             errors.push("routes: at least one route is required".into());
         }

@@ -16,6 +16,7 @@ mod view;
 pub use lock::LockError;
 pub use operators::{ControlError, ControlRequest};
 
+use crate::access_log::AccessLog;
 use crate::config::{Config, StateConfig};
 use crate::drain::Drains;
 use crate::metrics::Metrics;
@@ -38,6 +39,9 @@ pub struct Gateway {
     pub certificates: Arc<Certificates>,
     /// Colours being drained after a cutover (`POST /v1/drain`).
     pub drains: Drains,
+    /// A line per request, when `access_log:` asks (set at start: a
+    /// reload does not change it).
+    pub access_log: Option<AccessLog>,
     control: Mutex<Control>,
     store: Store,
     admin_token: Option<String>,
@@ -143,8 +147,13 @@ impl Gateway {
         if admin_token.is_none() {
             tracing::warn!("no admin token configured (GATEWAY_ADMIN_TOKEN or admin.token_file): the admin API is read-only");
         }
+        let access_log = match &config.access_log {
+            Some(c) => Some(AccessLog::start(c, &metrics).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
         let generation = document.generation;
         let gateway = Gateway {
+            access_log,
             routing: ArcSwap::from_pointee(snapshot),
             metrics,
             certificates: Arc::new(certificates),

@@ -11,7 +11,8 @@
 use super::client::{After, Client};
 use super::forward::{Attempt, Delivered, Failure};
 use super::framing::Framing;
-use super::mirror::{self, Taps};
+use super::log::{self, Traffic};
+use super::mirror;
 use super::pool;
 use super::relay::{respond, respond_with, RETRY_AFTER};
 use super::request::{self, Refusal, Request};
@@ -80,6 +81,15 @@ impl Service {
         let Some(choice) = &request.choice else {
             let closing = closing || request.framing != Framing::Empty;
             respond(client, 404, closing).await;
+            let outcome = log::Outcome {
+                status: 404,
+                started: Instant::now(),
+                route: None,
+                color: None,
+                pinned: false,
+                traffic: Traffic::default(),
+            };
+            self.log(&client.info, request, outcome);
             return if closing {
                 After::Close
             } else {
@@ -95,6 +105,15 @@ impl Service {
             let closing = closing || request.framing != Framing::Empty;
             let extra = format!("{RETRY_AFTER}{}", id_line(&request));
             respond_with(client, 503, closing, &extra).await;
+            let outcome = log::Outcome {
+                status: 503,
+                started,
+                route: Some(entry),
+                color: Some(choice.color),
+                pinned: choice.pinned,
+                traffic: Traffic::default(),
+            };
+            self.log(&client.info, request, outcome);
             return if closing {
                 After::Close
             } else {
@@ -102,12 +121,22 @@ impl Service {
             };
         };
         let mut attempts = Attempts::new(choice);
-        let mut mirrored = mirror::admit(&request, entry, choice);
-        let taps = mirrored.as_mut().map(|(_, taps)| taps);
+        let (ticket, taps) = mirror::admit(&request, entry, choice).unzip();
+        let mut traffic = Traffic {
+            taps,
+            ..Traffic::default()
+        };
         let delivered = self
-            .proxy(client, &request, entry, &mut attempts, closing, taps)
+            .proxy(
+                client,
+                &request,
+                entry,
+                &mut attempts,
+                closing,
+                &mut traffic,
+            )
             .await;
-        if let Some((ticket, taps)) = mirrored {
+        if let (Some(ticket), Some(taps)) = (ticket, traffic.taps.take()) {
             mirror::hand_over(ticket, taps, &request, entry, attempts.color);
         }
         let status =
@@ -119,6 +148,15 @@ impl Service {
             None,
             started.elapsed().as_secs_f64(),
         );
+        let outcome = log::Outcome {
+            status: delivered.status,
+            started,
+            route: Some(entry),
+            color: Some(attempts.color),
+            pinned: choice.pinned,
+            traffic,
+        };
+        self.log(&client.info, request, outcome);
         delivered.after
     }
 
@@ -129,7 +167,7 @@ impl Service {
         entry: &RouteEntry,
         attempts: &mut Attempts,
         closing: bool,
-        mut taps: Option<&mut Taps>,
+        traffic: &mut Traffic,
     ) -> Delivered {
         let def = &entry.def;
         let metrics = &self.gateway.metrics;
@@ -162,6 +200,7 @@ impl Service {
                     break Failure::Upstream(503, why);
                 }
             };
+            traffic.tries += 1;
             let (upstream, reused) = match pool::take(endpoint.pool_key) {
                 Some(stream) => (stream, true),
                 None => match self.connector.new_stream(&endpoint.peer).await {
@@ -187,14 +226,7 @@ impl Service {
                 read_timeout: spec.timeouts.read,
             };
             match self
-                .forward(
-                    client,
-                    &side,
-                    &mut framing,
-                    upstream,
-                    attempt,
-                    taps.as_deref_mut(),
-                )
+                .forward(client, &side, &mut framing, upstream, attempt, traffic)
                 .await
             {
                 Ok(delivered) => return delivered,

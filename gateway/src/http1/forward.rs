@@ -5,7 +5,7 @@
 use super::buffer::Buffer;
 use super::client::{After, Client};
 use super::framing::{Framing, FramingError};
-use super::mirror::Taps;
+use super::log::Traffic;
 use super::pool;
 use super::relay::{relay, tunnel, write_all, Relay};
 use super::response::{self, ClientSide};
@@ -48,9 +48,10 @@ impl Service {
         framing: &mut Framing,
         mut upstream: Stream,
         attempt: Attempt<'_>,
-        mut taps: Option<&mut Taps>,
+        traffic: &mut Traffic,
     ) -> Result<Delivered, Failure> {
         let request = side.request;
+        traffic.upstream = Some(attempt.endpoint.addr);
         // The head and whatever of the body already came, in one write.
         let mut out = Vec::with_capacity(512 + client.buf.pending().len());
         request.write_upstream_head(&mut out, attempt.host_rewrite);
@@ -58,7 +59,8 @@ impl Service {
             .advance(client.buf.pending())
             .map_err(Failure::BadBody)?;
         out.extend_from_slice(&client.buf.pending()[..n]);
-        if let Some(taps) = taps.as_deref_mut() {
+        traffic.bytes_in += n as u64;
+        if let Some(taps) = traffic.taps.as_mut() {
             taps.request.take(&client.buf.pending()[..n]);
         }
         client.buf.consume(n);
@@ -71,14 +73,14 @@ impl Service {
                 .map_err(|_| Failure::ClientGone)?;
         }
         let body_timeout = self.timeouts.keepalive;
-        relay(
+        traffic.bytes_in += relay(
             &mut client.stream,
             &mut client.buf,
             framing,
             &mut upstream,
             body_timeout,
             BODY_ROOM,
-            taps.as_deref_mut().map(|t| &mut t.request),
+            traffic.taps.as_mut().map(|t| &mut t.request),
         )
         .await
         .map_err(|e| match e {
@@ -137,7 +139,7 @@ impl Service {
                 }
             }
         };
-        if let Some(taps) = taps.as_deref_mut() {
+        if let Some(taps) = traffic.taps.as_mut() {
             taps.response_head(
                 &from_upstream.pending()[..response.head_len],
                 response.framing,
@@ -149,9 +151,10 @@ impl Service {
             .advance(from_upstream.pending())
             .map_err(|e| Failure::Upstream(502, format!("{}: {e}", attempt.endpoint.addr)))?;
         out.extend_from_slice(&from_upstream.pending()[..n]);
-        if let Some(taps) = taps.as_deref_mut() {
+        if let Some(taps) = traffic.taps.as_mut() {
             taps.response.take(&from_upstream.pending()[..n]);
         }
+        traffic.bytes_out += out.len() as u64;
         from_upstream.consume(n);
         if write_all(&mut client.stream, &out).await.is_err() {
             return Ok(Delivered {
@@ -184,9 +187,10 @@ impl Service {
             &mut client.stream,
             attempt.read_timeout,
             UPSTREAM_ROOM,
-            taps.as_deref_mut().map(|t| &mut t.response),
+            traffic.taps.as_mut().map(|t| &mut t.response),
         )
         .await;
+        let relayed = relayed.map(|n| traffic.bytes_out += n);
         if let Err(e) = relayed {
             // The response started: all that is left is to cut it off.
             tracing::debug!(endpoint = %attempt.endpoint.addr, error = ?e, "response cut off");
@@ -195,7 +199,7 @@ impl Service {
                 after: After::Close,
             });
         }
-        if let Some(taps) = taps {
+        if let Some(taps) = traffic.taps.as_mut() {
             taps.complete = true;
         }
         // A drained colour's connections are not kept for reuse.

@@ -15,6 +15,7 @@
 //! framing    where a body ends (Content-Length, chunked, close)
 //! relay      bodies as they arrive, upgrade tunnels, the gateway's answers
 //! mirror     which requests are copied to green, taps on what is relayed
+//! log        the access log's line of an exchange
 //! buffer     bytes read and not used yet, freed while idle
 //! pool       idle upstream connections, per worker thread
 //! workers    which worker thread serves a connection
@@ -26,6 +27,7 @@ mod exchange;
 mod fields;
 mod forward;
 mod framing;
+mod log;
 mod mirror;
 mod pool;
 mod relay;

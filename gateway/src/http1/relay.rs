@@ -30,8 +30,9 @@ impl std::fmt::Debug for Relay {
 }
 
 /// Copies the rest of a body from `from` to `to` as it arrives, until its
-/// framing says it ended (or, for [`Framing::UntilClose`], `from` closes);
-/// a mirrored exchange keeps a copy in `tap`.
+/// framing says it ended (or, for [`Framing::UntilClose`], `from` closes),
+/// and says how many bytes it relayed; a mirrored exchange keeps a copy in
+/// `tap`.
 pub async fn relay(
     from: &mut Stream,
     buf: &mut Buffer,
@@ -40,11 +41,12 @@ pub async fn relay(
     read_timeout: Duration,
     room: usize,
     mut tap: Option<&mut Capture>,
-) -> Result<(), Relay> {
+) -> Result<u64, Relay> {
+    let mut relayed = 0;
     while !framing.is_done() {
         let read = pingora::time::timeout(read_timeout, buf.read_from(from, room)).await;
         match read {
-            Ok(Ok(0)) if *framing == Framing::UntilClose => return Ok(()),
+            Ok(Ok(0)) if *framing == Framing::UntilClose => return Ok(relayed),
             Ok(Ok(0)) => return Err(Relay::ReadClosed),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(Relay::Read(e)),
@@ -58,8 +60,9 @@ pub async fn relay(
             tap.take(&buf.pending()[..n]);
         }
         buf.consume(n);
+        relayed += n as u64;
     }
-    Ok(())
+    Ok(relayed)
 }
 
 /// A WebSocket close frame from the server (unmasked), code 1001: "going

@@ -75,6 +75,11 @@ impl Request {
         &self.upstream_head[..end.unwrap_or(0)]
     }
 
+    /// The head as sent upstream, given away (to the access log).
+    pub fn into_head(self) -> Vec<u8> {
+        self.upstream_head
+    }
+
     /// The head as sent upstream (before a group's Host rewrite).
     pub fn upstream_head(&self) -> &[u8] {
         &self.upstream_head

@@ -10,7 +10,7 @@
 //! where pingora put them: their socket is inside the TLS stream.)
 
 use pingora::protocols::l4::stream::Stream as TcpStream;
-use pingora::protocols::Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,5 +77,10 @@ pub fn register_here(stream: Stream) -> Stream {
         return stream;
     };
     drop(stream);
-    Box::new(TcpStream::from(tcp))
+    let mut moved = TcpStream::from(tcp);
+    // The socket's addresses, as the listener gave them (pingora-proxy
+    // reads the client's address from them after an h2c hand-over).
+    let fd = moved.as_raw_fd();
+    moved.set_socket_digest(SocketDigest::from_raw_fd(fd));
+    Box::new(moved)
 }

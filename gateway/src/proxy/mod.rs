@@ -10,7 +10,9 @@
 //! response_filter  issues the stickiness cookie to clients without a key
 //! logging          records the metrics
 
-use crate::choose::{choose, strip_port, Attempts, Choice};
+mod log;
+
+use crate::choose::{choose, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
 use crate::forwarded::{forwarded_for, Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::mirror::Tap;
@@ -67,6 +69,8 @@ pub struct RequestCtx {
     request_id: Option<HeaderValue>,
     /// A copy of the exchange for green, when it is mirrored.
     mirror: Option<Tap>,
+    /// Endpoints tried.
+    tries: u32,
 }
 
 impl RequestCtx {
@@ -85,19 +89,6 @@ impl RequestCtx {
 
 fn client_ip(session: &Session) -> Option<IpAddr> {
     session.client_addr()?.as_inet().map(|a| a.ip())
-}
-
-/// Host without port, from the URI (HTTP/2) or the Host header (HTTP/1).
-fn request_host(req: &RequestHeader) -> &str {
-    let host = match req.uri.host() {
-        Some(h) => return h.trim_start_matches('[').trim_end_matches(']'),
-        None => req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(""),
-    };
-    strip_port(host)
 }
 
 const GRPC_STATUS: &str = "grpc-status";
@@ -119,6 +110,7 @@ impl ProxyHttp for Proxy {
             admitted: None,
             request_id: None,
             mirror: None,
+            tries: 0,
         }
     }
 
@@ -141,7 +133,7 @@ impl ProxyHttp for Proxy {
         ctx.believed = Some(believed);
         let Some(choice) = choose(
             &snapshot,
-            request_host(req),
+            crate::choose::request_host(req),
             req.uri.path(),
             believed.client,
             &req.headers,
@@ -189,6 +181,7 @@ impl ProxyHttp for Proxy {
         match attempts.next(&def, &self.gateway.metrics) {
             Ok(endpoint) => {
                 ctx.current = Some(endpoint.addr);
+                ctx.tries += 1;
                 Ok(Box::new(endpoint.peer.clone()))
             }
             Err(none) => Error::e_explain(
@@ -393,5 +386,6 @@ impl ProxyHttp for Proxy {
         if let Some(tap) = mirror {
             tap.finish(e.is_none(), ctx.color(), &entry.def.green);
         }
+        self.log(session, ctx, entry, status, grpc);
     }
 }

@@ -1,0 +1,122 @@
+//! What a log line is made of, as the request path hands it over: owned,
+//! cheap to build (the lean path gives its upstream head away, the writer
+//! reads the fields it needs from it).
+
+use crate::routing::RouteDef;
+use crate::split::Color;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub struct Entry {
+    pub time: SystemTime,
+    pub client: Option<IpAddr>,
+    pub asked: Asked,
+    /// HTTP status (the gateway's own answers included; 499: the client
+    /// went away); 0 for a TCP connection.
+    pub status: u16,
+    pub grpc_status: Option<String>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub duration: Duration,
+    pub upstream: Option<SocketAddr>,
+    /// `None`: no route matched.
+    pub route: Option<Arc<RouteDef>>,
+    pub color: Option<Color>,
+    pub pinned: bool,
+    /// Endpoints tried (connect failures and retries included).
+    pub attempts: u32,
+}
+
+/// What the client asked for.
+pub enum Asked {
+    /// The lean path's request head as sent upstream.
+    Http1Head(Vec<u8>),
+    /// From pingora's request header (HTTP/2 clients).
+    Http {
+        method: String,
+        host: String,
+        target: String,
+        version: &'static str,
+        user_agent: Option<String>,
+        request_id: Option<String>,
+    },
+}
+
+impl Asked {
+    /// From pingora's request header and the request's ID.
+    pub fn of(req: &pingora::http::RequestHeader, request_id: Option<&http::HeaderValue>) -> Asked {
+        let text = |v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+        Asked::Http {
+            method: req.method.to_string(),
+            host: crate::choose::request_host(req).to_owned(),
+            target: req
+                .uri
+                .path_and_query()
+                .map_or("/".into(), |p| p.to_string()),
+            version: match req.version {
+                http::Version::HTTP_2 => "HTTP/2.0",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
+            user_agent: req.headers.get(http::header::USER_AGENT).map(text),
+            request_id: request_id.map(text),
+        }
+    }
+}
+
+/// The fields of a request line, however it was asked.
+pub struct Fields<'a> {
+    pub method: &'a str,
+    pub host: &'a str,
+    pub target: &'a str,
+    pub version: &'a str,
+    pub user_agent: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+}
+
+impl Asked {
+    /// Reads the fields; `with` sees them (borrowed from the head).
+    pub fn fields<T>(&self, with: impl FnOnce(Fields) -> T) -> T {
+        match self {
+            Asked::Http {
+                method,
+                host,
+                target,
+                version,
+                user_agent,
+                request_id,
+            } => with(Fields {
+                method,
+                host,
+                target,
+                version,
+                user_agent: user_agent.as_deref(),
+                request_id: request_id.as_deref(),
+            }),
+            Asked::Http1Head(head) => {
+                let mut headers = [httparse::EMPTY_HEADER; 128];
+                let mut req = httparse::Request::new(&mut headers);
+                let _ = req.parse(head);
+                let header = |name: &str| {
+                    req.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .and_then(|h| std::str::from_utf8(h.value).ok())
+                };
+                with(Fields {
+                    method: req.method.unwrap_or("-"),
+                    host: header("host").unwrap_or("-"),
+                    target: req.path.unwrap_or("-"),
+                    version: if req.version == Some(0) {
+                        "HTTP/1.0"
+                    } else {
+                        "HTTP/1.1"
+                    },
+                    user_agent: header("user-agent"),
+                    request_id: header(crate::request_id::X_REQUEST_ID),
+                })
+            }
+        }
+    }
+}
