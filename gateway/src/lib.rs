@@ -32,6 +32,7 @@ pub mod signals;
 pub mod split;
 pub mod state;
 pub mod systemd;
+pub mod tcp;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub mirror_errors: IntCounterVec,
     pub access_log_lines: prometheus::IntCounter,
     pub access_log_dropped: IntCounterVec,
+    pub tcp_connections: IntCounterVec,
+    pub tcp_bytes: IntCounterVec,
+    pub tcp_connect_duration: HistogramVec,
+    pub tcp_rejected: IntCounterVec,
 }
 
 /// Latency buckets (seconds) fine enough for a p99 gate in the 5 ms–10 s range.
@@ -204,8 +208,39 @@ impl Metrics {
         for reason in ["queue_full", "write_failed"] {
             access_log_dropped.with_label_values(&[reason]);
         }
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).unwrap()
+        };
+        let tcp_connections = counter(
+            "gateway_tcp_connections_total",
+            "TCP route connections by how they went: ok, refused (no endpoint took it), reset (the upstream failed before sending a byte), no_endpoint (none healthy)",
+            &["route", "color", "result"],
+        );
+        let tcp_bytes = counter(
+            "gateway_tcp_bytes_total",
+            "Bytes relayed on TCP routes: in (client to upstream) and out",
+            &["route", "color", "direction"],
+        );
+        let tcp_connect_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "gateway_tcp_connect_duration_seconds",
+                "Time to connect to a TCP route's upstream",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["route", "color"],
+        )
+        .unwrap();
+        let tcp_rejected = counter(
+            "gateway_tcp_rejected_total",
+            "Connections closed before routing on a TCP listener: no_sni, unknown_sni (no route and no default), bad_client_hello",
+            &["listener", "reason"],
+        );
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(tcp_connections.clone()),
+            Box::new(tcp_bytes.clone()),
+            Box::new(tcp_connect_duration.clone()),
+            Box::new(tcp_rejected.clone()),
             Box::new(access_log_lines.clone()),
             Box::new(access_log_dropped.clone()),
             Box::new(mirror.clone()),
@@ -252,6 +287,10 @@ impl Metrics {
             mirror_errors,
             access_log_lines,
             access_log_dropped,
+            tcp_connections,
+            tcp_bytes,
+            tcp_connect_duration,
+            tcp_rejected,
         }
     }
 

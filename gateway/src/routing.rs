@@ -29,6 +29,8 @@ pub struct RouteDef {
     pub metrics: RouteMetrics,
     /// Copies of blue's requests to green, when the route has `mirror:`.
     pub mirror: Option<Arc<crate::mirror::Mirror>>,
+    /// A TCP route: where its connections arrive (never matched by HTTP).
+    pub tcp: Option<crate::config::TcpConfig>,
 }
 
 impl RouteDef {
@@ -40,11 +42,12 @@ impl RouteDef {
     }
 
     fn matches(&self, host: &str, path: &str) -> bool {
-        (self.hosts.is_empty()
-            || self
-                .hosts
-                .iter()
-                .any(|h| h == "*" || h.eq_ignore_ascii_case(host)))
+        self.tcp.is_none()
+            && (self.hosts.is_empty()
+                || self
+                    .hosts
+                    .iter()
+                    .any(|h| h == "*" || h.eq_ignore_ascii_case(host)))
             && path.starts_with(&self.path_prefix)
     }
 
@@ -117,7 +120,13 @@ impl Snapshot {
                         Color::Blue => rc.blue.clone(),
                         Color::Green => rc.green.clone(),
                     },
-                    health: rc.health_check.clone(),
+                    health: crate::config::HealthCheckConfig {
+                        protocol: Some(rc.health_check.protocol.unwrap_or(match rc.tcp {
+                            Some(_) => crate::config::HealthProtocol::Tcp,
+                            None => crate::config::HealthProtocol::Http,
+                        })),
+                        ..rc.health_check.clone()
+                    },
                     timeouts: rc.timeouts,
                     dns: config.dns.clone(),
                 };
@@ -151,6 +160,7 @@ impl Snapshot {
                     .mirror
                     .as_ref()
                     .map(|m| Arc::new(crate::mirror::Mirror::new(&rc.name, m, metrics))),
+                tcp: rc.tcp.clone(),
             });
             routes.push(RouteEntry::new(def, document));
         }

@@ -12,6 +12,7 @@ use crate::limits::ConnectionLimits;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
 use crate::signals::{ReloadOnHangup, ReopenLogOnUsr1};
+use crate::tcp::TcpApp;
 use crate::tls::watch::WatchCertificates;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
@@ -117,6 +118,24 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
 
     server.add_service(proxy);
     server.add_service(admin);
+    // TCP routes: a listener each (TLS passthrough routes share theirs).
+    let mut tcp_listeners: Vec<&str> = config
+        .routes
+        .iter()
+        .filter_map(|r| Some(r.tcp.as_ref()?.listen.as_str()))
+        .collect();
+    tcp_listeners.sort_unstable();
+    tcp_listeners.dedup();
+    for listen in tcp_listeners {
+        let app = TcpApp::new(
+            gateway.clone(),
+            listen.to_owned(),
+            config.client_timeouts.header,
+        );
+        let mut service = Service::new(format!("tcp {listen}"), app);
+        service.add_tcp(listen);
+        server.add_service(service);
+    }
     server.add_service(background_service(
         "health checks",
         HealthChecks {

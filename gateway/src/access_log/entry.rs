@@ -41,6 +41,12 @@ pub enum Asked {
         user_agent: Option<String>,
         request_id: Option<String>,
     },
+    /// A TCP route's connection: the server name a passthrough client
+    /// asked for, and how it went (`ok`, `refused`, `reset`, …).
+    Tcp {
+        server_name: Option<String>,
+        result: String,
+    },
 }
 
 impl Asked {
@@ -93,6 +99,17 @@ impl Asked {
                 version,
                 user_agent: user_agent.as_deref(),
                 request_id: request_id.as_deref(),
+            }),
+            Asked::Tcp {
+                server_name,
+                result,
+            } => with(Fields {
+                method: if server_name.is_some() { "TLS" } else { "TCP" },
+                host: server_name.as_deref().unwrap_or("-"),
+                target: result,
+                version: "tcp",
+                user_agent: None,
+                request_id: None,
             }),
             Asked::Http1Head(head) => {
                 let mut headers = [httparse::EMPTY_HEADER; 128];

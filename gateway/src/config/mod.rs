@@ -14,6 +14,7 @@ mod listeners;
 mod load;
 mod mirror;
 mod schema;
+mod tcp;
 mod validate;
 
 pub use access_log::*;
@@ -21,6 +22,7 @@ pub use listeners::*;
 pub use load::ConfigErrors;
 pub use mirror::*;
 pub use schema::*;
+pub use tcp::{problems as tcp_problems, TcpConfig};
 
 #[cfg(test)]
 mod tests {

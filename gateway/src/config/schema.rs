@@ -129,6 +129,9 @@ pub struct RouteConfig {
     /// (see `MirrorConfig`); none by default.
     #[serde(default)]
     pub mirror: Option<super::MirrorConfig>,
+    /// A TCP route: connections on a listener of its own (see `TcpConfig`).
+    #[serde(default)]
+    pub tcp: Option<super::TcpConfig>,
 }
 
 /// One colour's upstream endpoints (a cluster's ingress addresses).
@@ -192,10 +195,12 @@ pub struct StickinessConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
-    /// `http` (GET `path`, a 200 is healthy) or `grpc` (the gRPC health
-    /// protocol, `grpc.health.v1.Health/Check`: SERVING is healthy).
+    /// `http` (GET `path`, a 200 is healthy), `grpc` (the gRPC health
+    /// protocol, `grpc.health.v1.Health/Check`: SERVING is healthy) or
+    /// `tcp` (a connection is accepted). Default: `http`, `tcp` for a TCP
+    /// route.
     #[serde(default)]
-    pub protocol: HealthProtocol,
+    pub protocol: Option<HealthProtocol>,
     /// With `grpc`: the service asked about; empty means the whole server.
     #[serde(default)]
     pub service: String,
@@ -220,6 +225,7 @@ pub enum HealthProtocol {
     #[default]
     Http,
     Grpc,
+    Tcp,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -319,7 +325,7 @@ impl Default for TimeoutConfig {
 impl Default for HealthCheckConfig {
     fn default() -> Self {
         HealthCheckConfig {
-            protocol: HealthProtocol::default(),
+            protocol: None,
             service: String::new(),
             path: default_health_path(),
             interval: default_health_interval(),

@@ -82,6 +82,9 @@ impl Config {
         }
         check_header_name("pin.header", &self.pin.header, &mut errors);
         check_header_name("pin.secret_header", &self.pin.secret_header, &mut errors);
+        let http_listeners: Vec<String> =
+            self.listeners.iter().map(|l| l.address.clone()).collect();
+        errors.extend(super::tcp_problems(&self.routes, &http_listeners));
         if let Some(log) = &self.access_log {
             errors.extend(log.problems());
         }
@@ -108,7 +111,7 @@ impl Config {
             }
             let mut hosts: Vec<&str> = route.hosts.iter().map(String::as_str).collect();
             hosts.sort_unstable();
-            if !matchers.insert((hosts, route.path_prefix.as_str())) {
+            if route.tcp.is_none() && !matchers.insert((hosts, route.path_prefix.as_str())) {
                 errors.push(format!(
                     "{at}: another route already matches the same hosts and path_prefix {:?}",
                     route.path_prefix
@@ -139,7 +142,8 @@ impl Config {
             }
             let hc = &route.health_check;
             for (color, group) in [("blue", &route.blue), ("green", &route.green)] {
-                if hc.protocol == HealthProtocol::Grpc && group.protocol == UpstreamProtocol::Http1
+                if hc.protocol == Some(HealthProtocol::Grpc)
+                    && group.protocol == UpstreamProtocol::Http1
                 {
                     errors.push(format!(
                         "{at}.health_check.protocol: grpc needs HTTP/2 upstreams; set {at}.{color}.protocol to h2 or h2c"

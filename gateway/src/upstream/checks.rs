@@ -11,7 +11,7 @@ use crate::split::Color;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
-use pingora::lb::health_check::{HealthCheck, HttpHealthCheck};
+use pingora::lb::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::Backend;
 use pingora::prelude::HttpPeer;
 use std::collections::HashMap;
@@ -48,13 +48,22 @@ pub(crate) fn health_check(
     o.connection_timeout = Some(hc.timeout);
     o.total_connection_timeout = Some(hc.timeout);
     o.read_timeout = Some(hc.timeout);
-    let check: Box<dyn HealthCheck + Send + Sync> = if hc.protocol == HealthProtocol::Grpc {
-        let mut check = GrpcHealthCheck::new(peer, host, hc.service.clone());
-        check.consecutive_success = hc.healthy_threshold;
-        check.consecutive_failure = hc.unhealthy_threshold;
-        Box::new(check)
-    } else {
-        Box::new(http_check(peer, &host, hc))
+    let check: Box<dyn HealthCheck + Send + Sync> = match hc.protocol.unwrap_or_default() {
+        HealthProtocol::Grpc => {
+            let mut check = GrpcHealthCheck::new(peer, host, hc.service.clone());
+            check.consecutive_success = hc.healthy_threshold;
+            check.consecutive_failure = hc.unhealthy_threshold;
+            Box::new(check)
+        }
+        HealthProtocol::Tcp => {
+            let mut check = TcpHealthCheck::new();
+            check.consecutive_success = hc.healthy_threshold;
+            check.consecutive_failure = hc.unhealthy_threshold;
+            check.peer_template.options.connection_timeout = Some(hc.timeout);
+            check.peer_template.options.total_connection_timeout = Some(hc.timeout);
+            check
+        }
+        HealthProtocol::Http => Box::new(http_check(peer, &host, hc)),
     };
     Box::new(Reported {
         check,

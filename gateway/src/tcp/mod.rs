@@ -1,0 +1,275 @@
+//! TCP routes: connections on a route's own listener, split per
+//! connection between blue and green with the same split document, admin
+//! API and generation as HTTP routes (so a plan moves them too).
+//!
+//! TcpApp     one listener: which route (the only one, or by the
+//!            ClientHello's server name on a TLS passthrough listener,
+//!            [`sni`]), which colour (the client address's bucket against
+//!            the split: a client moves blue→green at most once), which
+//!            endpoint (healthy, not tried yet, failing over as HTTP does)
+//! relay      bytes both ways until done, idle or drained ([`relay`])
+
+mod relay;
+pub mod sni;
+
+use crate::access_log::{Asked, Entry};
+use crate::choose::{Attempts, Choice};
+use crate::control::Gateway;
+use crate::routing::{RouteEntry, Snapshot};
+use crate::split::{bucket_of, Color};
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::connectors::TransportConnector;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::io::AsyncWriteExt;
+
+pub struct TcpApp {
+    gateway: Arc<Gateway>,
+    /// The listener's address, as the routes' `tcp.listen` names it.
+    listen: String,
+    connector: TransportConnector,
+    /// How long a passthrough client may take to send its ClientHello.
+    hello_timeout: std::time::Duration,
+}
+
+impl TcpApp {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        listen: String,
+        hello_timeout: std::time::Duration,
+    ) -> TcpApp {
+        TcpApp {
+            gateway,
+            listen,
+            connector: TransportConnector::new(None),
+            hello_timeout,
+        }
+    }
+
+    fn rejected(&self, reason: &str) -> Option<Stream> {
+        let m = &self.gateway.metrics.tcp_rejected;
+        m.with_label_values(&[&self.listen, reason]).inc();
+        None
+    }
+}
+
+/// The route a connection takes: on a passthrough listener by server name
+/// (exact or `*.`, else the default), otherwise the listener's one route.
+fn route_for<'a>(
+    snapshot: &'a Snapshot,
+    listen: &str,
+    server_name: Option<&str>,
+) -> Option<&'a RouteEntry> {
+    let here = || {
+        snapshot
+            .routes
+            .iter()
+            .filter(move |r| r.def.tcp.as_ref().is_some_and(|t| t.listen == listen))
+    };
+    let named = server_name.and_then(|name| {
+        here().find(|r| {
+            r.def
+                .tcp
+                .as_ref()
+                .is_some_and(|t| t.sni.iter().any(|p| sni::names(p, name)))
+        })
+    });
+    named.or_else(|| {
+        here().find(|r| {
+            r.def
+                .tcp
+                .as_ref()
+                .is_some_and(|t| t.sni_default || t.sni.is_empty())
+        })
+    })
+}
+
+#[async_trait]
+impl ServerApp for TcpApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut client: Stream,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let started = Instant::now();
+        let snapshot = self.gateway.snapshot();
+        let passthrough = snapshot
+            .routes
+            .iter()
+            .filter_map(|r| r.def.tcp.as_ref())
+            .any(|t| t.listen == self.listen && (!t.sni.is_empty() || t.sni_default));
+        let (early, server_name) = match passthrough {
+            false => (Vec::new(), None),
+            true => match sni::read_hello(&mut client, self.hello_timeout).await {
+                sni::Hello::Read { bytes, server_name } => (bytes, server_name),
+                sni::Hello::Bad(why) => {
+                    tracing::debug!(listener = %self.listen, "connection closed: {why}");
+                    return self.rejected("bad_client_hello");
+                }
+                sni::Hello::Gone => return None,
+            },
+        };
+        let Some(entry) = route_for(&snapshot, &self.listen, server_name.as_deref()) else {
+            let reason = if server_name.is_some() {
+                "unknown_sni"
+            } else {
+                "no_sni"
+            };
+            return self.rejected(reason);
+        };
+        let client_ip = peer(&client).map(|a| a.ip());
+        let key = client_ip.map_or_else(String::new, |ip| ip.to_string());
+        let color = match entry
+            .green_percent
+            .sends_to_green(bucket_of(key.as_bytes()))
+        {
+            true => Color::Green,
+            false => Color::Blue,
+        };
+        let choice = Choice {
+            route: 0,
+            color,
+            pinned: false,
+            issued_key: None,
+        };
+        let mut connection = Connection {
+            app: self,
+            entry,
+            attempts: Attempts::new(&choice),
+            client_ip,
+            server_name,
+            started,
+            tries: 0,
+            upstream: None,
+        };
+        connection.serve(client, &early).await;
+        None
+    }
+}
+
+/// One client connection on its route.
+struct Connection<'a> {
+    app: &'a TcpApp,
+    entry: &'a RouteEntry,
+    attempts: Attempts,
+    client_ip: Option<IpAddr>,
+    server_name: Option<String>,
+    started: Instant,
+    tries: u32,
+    upstream: Option<SocketAddr>,
+}
+
+impl Connection<'_> {
+    async fn serve(&mut self, mut client: Stream, early: &[u8]) {
+        let def = self.entry.def.clone();
+        let metrics = &self.app.gateway.metrics;
+        let Some(mut upstream) = self.connect().await else {
+            return self.close(&mut client, "refused", 0, 0).await;
+        };
+        let color = self.attempts.color;
+        let Some(_admitted) = def.group(color).admit() else {
+            def.metrics.overloaded(color, false);
+            return self.close(&mut client, "overload", 0, 0).await;
+        };
+        if upstream.write_all(early).await.is_err() {
+            return self.close(&mut client, "reset", 0, 0).await;
+        }
+        let idle = def
+            .tcp
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(600), |t| t.idle_timeout);
+        let drained = self.app.gateway.drains.closing(color);
+        let relayed = relay::both_ways(&mut client, &mut upstream, idle, drained).await;
+        let bytes_in = relayed.bytes_in + early.len() as u64;
+        let result = match relayed.ended {
+            relay::Ended::Failed(e) if relayed.bytes_out == 0 => {
+                tracing::debug!(route = %def.name, "upstream failed before its first byte: {e}");
+                "reset"
+            }
+            _ => "ok",
+        };
+        for (direction, n) in [("in", bytes_in), ("out", relayed.bytes_out)] {
+            metrics
+                .tcp_bytes
+                .with_label_values(&[&def.name, color.as_str(), direction])
+                .inc_by(n);
+        }
+        self.close(&mut client, result, bytes_in, relayed.bytes_out)
+            .await;
+    }
+
+    /// A healthy endpoint that takes the connection: tried one after the
+    /// other (each within the group's connect timeout), failing over to the
+    /// other colour as the route allows.
+    async fn connect(&mut self) -> Option<Stream> {
+        let def = self.entry.def.clone();
+        let metrics = &self.app.gateway.metrics;
+        loop {
+            let endpoint = self.attempts.next(&def, metrics).ok()?;
+            self.tries += 1;
+            self.upstream = Some(endpoint.addr);
+            let began = Instant::now();
+            match self.app.connector.new_stream(&endpoint.peer).await {
+                Ok(stream) => {
+                    metrics
+                        .tcp_connect_duration
+                        .with_label_values(&[&def.name, self.attempts.color.as_str()])
+                        .observe(began.elapsed().as_secs_f64());
+                    return Some(stream);
+                }
+                Err(e) => {
+                    tracing::debug!(endpoint = %endpoint.addr, "connect failed: {e}");
+                    self.attempts.failed(endpoint.addr);
+                }
+            }
+        }
+    }
+
+    /// Counts the connection, logs it, and closes the client.
+    async fn close(&mut self, client: &mut Stream, result: &str, bytes_in: u64, bytes_out: u64) {
+        let def = &self.entry.def;
+        let color = self.attempts.color;
+        let result = if result == "refused" && self.tries == 0 {
+            "no_endpoint"
+        } else {
+            result
+        };
+        let metrics = &self.app.gateway.metrics;
+        metrics
+            .tcp_connections
+            .with_label_values(&[&def.name, color.as_str(), result])
+            .inc();
+        let _ = client.shutdown().await;
+        let Some(log) = self.app.gateway.access_log.as_ref().filter(|l| l.wants()) else {
+            return;
+        };
+        log.record(Entry {
+            time: SystemTime::now(),
+            client: self.client_ip,
+            asked: Asked::Tcp {
+                server_name: self.server_name.take(),
+                result: result.to_owned(),
+            },
+            status: 0,
+            grpc_status: None,
+            bytes_in,
+            bytes_out,
+            duration: self.started.elapsed(),
+            upstream: self.upstream,
+            route: Some(def.clone()),
+            color: Some(color),
+            pinned: false,
+            attempts: self.tries,
+        });
+    }
+}
+
+fn peer(stream: &Stream) -> Option<SocketAddr> {
+    stream
+        .get_socket_digest()
+        .and_then(|d| d.peer_addr()?.as_inet().copied())
+}
