@@ -294,6 +294,20 @@ impl Metrics {
         }
     }
 
+    /// A TCP route's series, at 0 from the start (a rate over its first
+    /// connections is then right, and dashboards show the route at once).
+    pub fn tcp_series(&self, route: &str) {
+        for color in ["blue", "green"] {
+            for result in ["ok", "refused", "reset", "no_endpoint"] {
+                self.tcp_connections.with_label_values(&[route, color, result]);
+            }
+            for direction in ["in", "out"] {
+                self.tcp_bytes.with_label_values(&[route, color, direction]);
+            }
+            self.tcp_connect_duration.with_label_values(&[route, color]);
+        }
+    }
+
     /// The text exposition format for a scrape.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -144,6 +144,9 @@ impl Snapshot {
             let (Some(blue), Some(green)) = (group(Color::Blue), group(Color::Green)) else {
                 continue;
             };
+            if rc.tcp.is_some() {
+                metrics.tcp_series(&rc.name);
+            }
             let initial = GreenPercent::from_percent(rc.initial_green_percent)
                 .expect("validated with the config");
             let def = Arc::new(RouteDef {

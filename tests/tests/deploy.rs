@@ -310,8 +310,14 @@ async fn alerts_pass_promtool_and_every_metric_name_is_exported() {
     let (cert, key) = self_signed();
     std::fs::write(dir.path().join("tls.crt"), cert).unwrap();
     std::fs::write(dir.path().join("tls.key"), key).unwrap();
-    // A mirrored route: the mirror metrics too.
-    let config = one_route_config(&[&blue], &[&green], "    mirror: {percent: 0}").replacen(
+    // A mirrored route and a TCP route: their metrics too.
+    let tcp = format!(
+        "    mirror: {{percent: 0}}\n  - name: db\n    tcp: {{listen: \"127.0.0.1:{}\"}}\n    blue: {{endpoints: [\"{}\"]}}\n    green: {{endpoints: [\"{}\"]}}",
+        e2e::free_port(),
+        blue.addr,
+        green.addr
+    );
+    let config = one_route_config(&[&blue], &[&green], &tcp).replacen(
         r#"listeners: [{address: "{proxy}"}]"#,
         &format!(
             r#"listeners: [{{address: "{{proxy}}"}}, {{address: "127.0.0.1:{}", tls: {{cert_file: "{{dir}}/tls.crt", key_file: "{{dir}}/tls.key"}}}}]"#,
