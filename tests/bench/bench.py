@@ -20,7 +20,12 @@ how requests/s grows with workers. Then: 100+ split changes at full load
 each proxy (RSS growth per connection).
 Last, user-space instructions per request for each proxy, counted by valgrind:
 a deterministic figure where timings on a shared VM drift by 15% or more
-(--instructions-only runs just this).
+(--instructions-only runs just this): small and 16 KiB responses; small ones
+with each proxy's access log on (gateway combined to a file, nginx combined
+to a file, HAProxy httplog to its standard output); and TCP relaying (the
+gateway's TCP route, nginx's stream module, HAProxy's mode tcp) per
+connection (one request, Connection: close) and per MiB (1 MiB responses on
+one connection).
 
 Run through tests/bench/run.sh, which installs what this needs.
 """
@@ -47,6 +52,7 @@ TOKEN = "bench-token"
 BACKEND_PORTS = (18091, 18092)
 PROXY_PORT = 18080
 ADMIN_PORT = 18090
+TCP_PORT = 18093
 CONNECTIONS = 64
 PROXY_CPU = "0"
 LOAD_CPU = "1" if os.cpu_count() and os.cpu_count() > 1 else "0"
@@ -156,6 +162,7 @@ def backend(work, workers=1, cpu=LOAD_CPU):
     os.makedirs(f"{work}/backend/html", exist_ok=True)
     write(f"{work}/backend/html/small", "ok")
     write(f"{work}/backend/html/16k", "x" * 16384)
+    write(f"{work}/backend/html/1m", "x" * (1 << 20))
     write(f"{work}/backend/html/healthz", "ok")
     listens = "\n".join(f"listen 127.0.0.1:{p} reuseport;" for p in BACKEND_PORTS)
     write(
@@ -170,10 +177,10 @@ http {{ access_log off; keepalive_requests 1000000; default_type text/plain;
     return Server("backend", [sbin("nginx"), "-c", f"{work}/backend/nginx.conf", "-p", f"{work}/backend"], BACKEND_PORTS[0], cpu=cpu)
 
 
-def start_gateway(work, green_percent, under=None, workers=1, cpu=PROXY_CPU):
+def start_gateway(work, green_percent, under=None, workers=1, cpu=PROXY_CPU, extra="", port=PROXY_PORT):
     write(
         f"{work}/gateway.yaml",
-        f"""
+        f"""{extra}
 listeners: [{{address: "127.0.0.1:{PROXY_PORT}"}}]
 admin: {{address: "127.0.0.1:{ADMIN_PORT}"}}
 threads: {workers}
@@ -184,20 +191,25 @@ routes:
     green: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[1]}"]}}
     stickiness: {{header: x-client-id}}
     health_check: {{path: /healthz, interval: 1s}}
+  - name: db
+    tcp: {{listen: "127.0.0.1:{TCP_PORT}"}}
+    blue: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[0]}"]}}
+    green: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[1]}"]}}
+    health_check: {{interval: 1s}}
 """,
     )
     env = dict(os.environ, GATEWAY_ADMIN_TOKEN=TOKEN, RUST_LOG="error")
-    return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], PROXY_PORT, cpu=cpu, cwd=work, env=env, under=under)
+    return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], port, cpu=cpu, cwd=work, env=env, under=under)
 
 
-def start_nginx(work, under=None, workers=1, cpu=PROXY_CPU):
+def start_nginx(work, under=None, workers=1, cpu=PROXY_CPU, log="off"):
     os.makedirs(f"{work}/nginx", exist_ok=True)
     write(
         f"{work}/nginx/nginx.conf",
         f"""
 worker_processes {workers}; daemon off; pid {work}/nginx/nginx.pid; error_log /dev/null crit;
 events {{ worker_connections 20000; }}
-http {{ access_log off; keepalive_requests 1000000;
+http {{ access_log {log}; keepalive_requests 1000000;
   upstream blue {{ server 127.0.0.1:{BACKEND_PORTS[0]}; keepalive 128; }}
   server {{ listen 127.0.0.1:{PROXY_PORT};
     location / {{ proxy_pass http://blue; proxy_http_version 1.1; proxy_set_header Connection ""; }} }} }}
@@ -208,7 +220,23 @@ http {{ access_log off; keepalive_requests 1000000;
     return Server("nginx", [sbin("nginx"), "-c", f"{work}/nginx/nginx.conf", "-p", f"{work}/nginx"] + single, PROXY_PORT, cpu=cpu, under=under)
 
 
-def start_haproxy(work, under=None, workers=1, cpu=PROXY_CPU):
+def start_nginx_stream(work, under=None, cpu=PROXY_CPU):
+    """nginx's stream module relaying TCP to the backend."""
+    os.makedirs(f"{work}/nginx-stream", exist_ok=True)
+    write(
+        f"{work}/nginx-stream/nginx.conf",
+        f"""
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1; daemon off; pid {work}/nginx-stream/nginx.pid; error_log /dev/null crit;
+events {{ worker_connections 20000; }}
+stream {{ server {{ listen 127.0.0.1:{TCP_PORT}; proxy_pass 127.0.0.1:{BACKEND_PORTS[0]}; }} }}
+""",
+    )
+    single = ["-g", "master_process off;"] if under else []
+    return Server("nginx stream", [sbin("nginx"), "-c", f"{work}/nginx-stream/nginx.conf", "-p", f"{work}/nginx-stream"] + single, TCP_PORT, cpu=cpu, under=under)
+
+
+def start_haproxy(work, under=None, workers=1, cpu=PROXY_CPU, mode="http", log=False):
     # This sandbox caps open files at 20,000; HAProxy needs 2 per connection.
     # (valgrind keeps some descriptors for itself: no raised limit under it.)
     limits = "  maxconn 1000\n" if under else "  maxconn 9990\n  ulimit-n 20000\n"
@@ -217,20 +245,21 @@ def start_haproxy(work, under=None, workers=1, cpu=PROXY_CPU):
         f"""
 global
   nbthread {workers}
-{limits}defaults
-  mode http
-  timeout connect 5s
+{"  log stdout format raw daemon" + chr(10) if log else ""}{limits}defaults
+  mode {mode}
+{"  log global" + chr(10) + "  option httplog" + chr(10) if log else ""}  timeout connect 5s
   timeout client 60s
   timeout server 60s
   http-reuse always
 frontend fe
-  bind 127.0.0.1:{PROXY_PORT}
+  bind 127.0.0.1:{TCP_PORT if mode == "tcp" else PROXY_PORT}
   default_backend be
 backend be
   server blue 127.0.0.1:{BACKEND_PORTS[0]}
 """,
     )
-    return Server("haproxy", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], PROXY_PORT, cpu=cpu, under=under)
+    port = TCP_PORT if mode == "tcp" else PROXY_PORT
+    return Server(f"haproxy {mode}", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], port, cpu=cpu, under=under)
 
 
 def wrk(url, duration, headers=(), cpu=LOAD_CPU, threads=1):
@@ -346,6 +375,49 @@ def fixed_requests(n, path="/small", connections=8):
         s.close()
 
 
+def tcp_connections(n, path="/small"):
+    """n connections to the TCP port, each one request to its end (close)."""
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode()
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", TCP_PORT)) as s:
+            s.sendall(request)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+            if b" 200 " not in answer.split(b"\r\n", 1)[0]:
+                raise RuntimeError(f"tcp relay: {answer[:80]!r}")
+
+
+def tcp_mebibytes(n):
+    """n responses of 1 MiB on one connection through the TCP port."""
+    request = b"GET /1m HTTP/1.1\r\nHost: bench\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", TCP_PORT)) as s:
+        for _ in range(n):
+            s.sendall(request)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(65536)
+            head, body = buf.split(b"\r\n\r\n", 1)
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(body) < length:
+                body += s.recv(1 << 20)
+
+
+def instructions(work, start, run, counts):
+    """User-space instructions of `run(n)` for the two counts, their
+    difference per unit of the second minus the first (valgrind)."""
+    totals = []
+    for n in counts:
+        out = f"{work}/cachegrind.out"
+        server = start(["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"])
+        try:
+            run(n)
+        finally:
+            server.stop(signal.SIGTERM)
+        totals.append(next(int(line.split()[1]) for line in open(out) if line.startswith("summary:")))
+    return (totals[1] - totals[0]) / (counts[1] - counts[0])
+
+
 def instructions_per_request(work, start, path):
     """User-space instructions per request, counted by valgrind (cachegrind,
     no cache simulation): deterministic, unlike timings on a shared VM. Two
@@ -373,9 +445,9 @@ def main():
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--instructions-only", action="store_true", help="only count instructions per request (valgrind)")
     args = ap.parse_args()
-    for port in (PROXY_PORT, ADMIN_PORT) + BACKEND_PORTS:
+    for port in (PROXY_PORT, ADMIN_PORT, TCP_PORT) + BACKEND_PORTS:
         if not port_free(port):
-            sys.exit(f"port {port} is busy; the benchmark needs 18080, 18090, 18091, 18092")
+            sys.exit(f"port {port} is busy; the benchmark needs 18080, 18090, 18091, 18092, 18093")
     work = tempfile.mkdtemp(prefix="cutover-bench-")
     # nginx workers drop to an unprivileged user: they must read the files.
     os.chmod(work, 0o755)
@@ -410,6 +482,23 @@ def main():
         for name in ("gateway-0", "nginx", "haproxy"):
             instructions[name] = {size: instructions_per_request(work, starters[name], f"/{size}") for size in ("small", "16k")}
             print(f"instructions {name:10} {instructions[name]['small']:.0f} per small request, {instructions[name]['16k']:.0f} per 16k", flush=True)
+        logged = {
+            "gateway-0": lambda under=None: start_gateway(work, 0, under, extra=f'access_log: {{path: "{work}/gateway-access.log", format: combined}}'),
+            "nginx": lambda under=None: start_nginx(work, under, log=f"{work}/nginx/access.log combined"),
+            "haproxy": lambda under=None: start_haproxy(work, under, log=True),
+        }
+        for name, start in logged.items():
+            instructions[name]["small, access log on"] = instructions_per_request(work, start, "/small")
+            print(f"instructions {name:10} {instructions[name]['small, access log on']:.0f} per small request with its access log on", flush=True)
+        relays = {
+            "gateway-0": lambda under=None: start_gateway(work, 0, under, port=TCP_PORT),
+            "nginx": lambda under=None: start_nginx_stream(work, under),
+            "haproxy": lambda under=None: start_haproxy(work, under, mode="tcp"),
+        }
+        for name, start in relays.items():
+            instructions[name]["tcp connection"] = instructions(work, start, tcp_connections, (100, 600))
+            instructions[name]["tcp MiB"] = instructions(work, start, tcp_mebibytes, (10, 60))
+            print(f"instructions {name:10} {instructions[name]['tcp connection']:.0f} per TCP connection, {instructions[name]['tcp MiB']:.0f} per MiB relayed", flush=True)
     finally:
         be.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -465,11 +554,12 @@ def report(results, scaling, split, idle, instructions, args):
         report_timed(results, split, idle, args)
     if scaling:
         report_scaling(scaling)
-    print("\nuser-space instructions per request (valgrind; kernel work not included):")
-    print("| proxy | small | 16 KiB |")
-    print("|---|---:|---:|")
+    print("\nuser-space instructions (valgrind; kernel work not included):")
+    print("| proxy | per small request | per 16 KiB request | per small request, access log on | per TCP connection | per MiB relayed over TCP |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, i in instructions.items():
-        print(f"| {name} | {i['small']:.0f} | {i['16k']:.0f} |")
+        cells = [i.get(k) for k in ("small", "16k", "small, access log on", "tcp connection", "tcp MiB")]
+        print(f"| {name} | " + " | ".join("-" if c is None else f"{c:.0f}" for c in cells) + " |")
 
 
 def report_scaling(scaling):
