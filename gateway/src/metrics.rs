@@ -299,7 +299,8 @@ impl Metrics {
     pub fn tcp_series(&self, route: &str) {
         for color in ["blue", "green"] {
             for result in ["ok", "refused", "reset", "no_endpoint"] {
-                self.tcp_connections.with_label_values(&[route, color, result]);
+                self.tcp_connections
+                    .with_label_values(&[route, color, result]);
             }
             for direction in ["in", "out"] {
                 self.tcp_bytes.with_label_values(&[route, color, direction]);

@@ -31,7 +31,7 @@ pub struct Entry {
 /// What the client asked for.
 pub enum Asked {
     /// The lean path's request head as sent upstream.
-    Http1Head(Vec<u8>),
+    Http1(Http1Head),
     /// From pingora's request header (HTTP/2 clients).
     Http {
         method: String,
@@ -69,6 +69,14 @@ impl Asked {
             request_id: request_id.map(text),
         }
     }
+}
+
+/// The lean path's request head, and where the logged fields are in it.
+pub struct Http1Head {
+    pub head: Vec<u8>,
+    pub host: std::ops::Range<usize>,
+    pub request_id: std::ops::Range<usize>,
+    pub user_agent: Option<std::ops::Range<usize>>,
 }
 
 /// The fields of a request line, however it was asked.
@@ -111,27 +119,24 @@ impl Asked {
                 user_agent: None,
                 request_id: None,
             }),
-            Asked::Http1Head(head) => {
-                let mut headers = [httparse::EMPTY_HEADER; 128];
-                let mut req = httparse::Request::new(&mut headers);
-                let _ = req.parse(head);
-                let header = |name: &str| {
-                    req.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .and_then(|h| std::str::from_utf8(h.value).ok())
+            Asked::Http1(h) => {
+                let text = |r: &std::ops::Range<usize>| {
+                    h.head
+                        .get(r.clone())
+                        .and_then(|b| std::str::from_utf8(b).ok())
                 };
+                // `METHOD TARGET HTTP/1.x` is the head's first line.
+                let line = h.head.split(|&b| b == b'\r').next().unwrap_or_default();
+                let line = std::str::from_utf8(line).unwrap_or("- - HTTP/1.1");
+                let (method, rest) = line.split_once(' ').unwrap_or(("-", "-"));
+                let (target, version) = rest.rsplit_once(' ').unwrap_or((rest, "HTTP/1.1"));
                 with(Fields {
-                    method: req.method.unwrap_or("-"),
-                    host: header("host").unwrap_or("-"),
-                    target: req.path.unwrap_or("-"),
-                    version: if req.version == Some(0) {
-                        "HTTP/1.0"
-                    } else {
-                        "HTTP/1.1"
-                    },
-                    user_agent: header("user-agent"),
-                    request_id: header(crate::request_id::X_REQUEST_ID),
+                    method,
+                    host: text(&h.host).unwrap_or("-"),
+                    target,
+                    version,
+                    user_agent: h.user_agent.as_ref().and_then(text),
+                    request_id: text(&h.request_id),
                 })
             }
         }

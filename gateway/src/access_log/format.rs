@@ -36,70 +36,134 @@ struct Line<'a> {
     user_agent: Option<&'a str>,
 }
 
-/// Appends `entry`'s line (with its newline) to `out`.
-pub fn line(out: &mut Vec<u8>, entry: &Entry, format: AccessLogFormat, include_query: bool) {
-    let time = humantime::format_rfc3339_millis(entry.time).to_string();
-    entry.asked.fields(|f: Fields| {
-        let path = match include_query {
-            true => f.target,
-            false => f.target.split_once('?').map_or(f.target, |(path, _)| path),
-        };
-        let line = Line {
-            time: &time,
-            client: entry.client.map(|c| c.to_string()),
-            method: f.method,
-            host: f.host,
-            path,
-            protocol: f.version,
-            status: entry.status,
-            grpc_status: entry.grpc_status.as_deref(),
-            bytes_in: entry.bytes_in,
-            bytes_out: entry.bytes_out,
-            duration_ms: (entry.duration.as_secs_f64() * 1e6).round() / 1e3,
-            upstream: entry.upstream.map(|u| u.to_string()),
-            route: entry.route.as_ref().map(|r| r.name.as_str()),
-            color: entry.color.map(|c| c.as_str()),
-            pinned: entry.pinned,
-            attempts: entry.attempts,
-            request_id: f.request_id,
-            user_agent: f.user_agent,
-        };
-        match format {
-            AccessLogFormat::Json => {
-                serde_json::to_writer(&mut *out, &line).expect("a line serializes");
-            }
-            AccessLogFormat::Combined => combined(out, &line),
+/// Formats lines; remembers the last second's time text (a line per
+/// request costs a lookup, not a calendar computation).
+#[derive(Default)]
+pub struct Formatter {
+    second: u64,
+    /// `2026-12-07T02:56:36` and `07/Dec/2026:02:56:36 +0000` of `second`.
+    rfc3339: String,
+    clf: String,
+}
+
+impl Formatter {
+    /// Appends `entry`'s line (with its newline) to `out`.
+    pub fn line(
+        &mut self,
+        out: &mut Vec<u8>,
+        entry: &Entry,
+        format: AccessLogFormat,
+        include_query: bool,
+    ) {
+        let since = entry
+            .time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        if since.as_secs() != self.second || self.rfc3339.is_empty() {
+            self.second = since.as_secs();
+            let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.second);
+            self.rfc3339 = humantime::format_rfc3339_seconds(whole).to_string();
+            self.rfc3339.pop(); // the Z
+            self.clf = clf_time(&self.rfc3339);
         }
-        out.push(b'\n');
-    });
+        let millis = since.subsec_millis();
+        entry.asked.fields(|f: Fields| {
+            let path = match include_query {
+                true => f.target,
+                false => f.target.split_once('?').map_or(f.target, |(path, _)| path),
+            };
+            match format {
+                AccessLogFormat::Json => {
+                    let time = format!("{}.{millis:03}Z", self.rfc3339);
+                    let line = Line {
+                        time: &time,
+                        client: entry.client.map(|c| c.to_string()),
+                        method: f.method,
+                        host: f.host,
+                        path,
+                        protocol: f.version,
+                        status: entry.status,
+                        grpc_status: entry.grpc_status.as_deref(),
+                        bytes_in: entry.bytes_in,
+                        bytes_out: entry.bytes_out,
+                        duration_ms: (entry.duration.as_secs_f64() * 1e6).round() / 1e3,
+                        upstream: entry.upstream.map(|u| u.to_string()),
+                        route: entry.route.as_ref().map(|r| r.name.as_str()),
+                        color: entry.color.map(|c| c.as_str()),
+                        pinned: entry.pinned,
+                        attempts: entry.attempts,
+                        request_id: f.request_id,
+                        user_agent: f.user_agent,
+                    };
+                    serde_json::to_writer(&mut *out, &line).expect("a line serializes");
+                }
+                AccessLogFormat::Combined => combined(out, entry, &f, path, &self.clf),
+            }
+            out.push(b'\n');
+        });
+    }
 }
 
 /// `client - - [07/Dec/2026:02:56:36 +0000] "GET /path HTTP/1.1" 200 512 "-" "agent"`
-/// then the gateway's own fields.
-fn combined(out: &mut Vec<u8>, l: &Line) {
-    let quoted = |s: &str| s.replace(['"', '\\'], "_");
-    let _ = write!(
-        out,
-        "{} - - [{}] \"{} {} {}\" {} {} \"-\" \"{}\" request_id={} route={} color={} upstream={} duration_ms={} attempts={} pinned={}",
-        l.client.as_deref().unwrap_or("-"),
-        clf_time(l.time),
-        l.method,
-        quoted(l.path),
-        l.protocol,
-        l.status,
-        l.bytes_out,
-        quoted(l.user_agent.unwrap_or("-")),
-        l.request_id.unwrap_or("-"),
-        l.route.unwrap_or("-"),
-        l.color.unwrap_or("-"),
-        l.upstream.as_deref().unwrap_or("-"),
-        l.duration_ms,
-        l.attempts,
-        l.pinned,
+/// then the gateway's own fields, written piece by piece.
+fn combined(out: &mut Vec<u8>, entry: &Entry, f: &Fields, path: &str, clf: &str) {
+    let mut number = itoa::Buffer::new();
+    let text = |out: &mut Vec<u8>, s: &str| {
+        out.extend(
+            s.bytes()
+                .map(|b| if b == b'"' || b == b'\\' { b'_' } else { b }),
+        );
+    };
+    match entry.client {
+        Some(ip) => write!(out, "{ip}").expect("writing to a Vec"),
+        None => out.push(b'-'),
+    }
+    out.extend_from_slice(b" - - [");
+    out.extend_from_slice(clf.as_bytes());
+    out.extend_from_slice(b"] \"");
+    out.extend_from_slice(f.method.as_bytes());
+    out.push(b' ');
+    text(out, path);
+    out.push(b' ');
+    out.extend_from_slice(f.version.as_bytes());
+    out.extend_from_slice(b"\" ");
+    out.extend_from_slice(number.format(entry.status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(number.format(entry.bytes_out).as_bytes());
+    out.extend_from_slice(b" \"-\" \"");
+    text(out, f.user_agent.unwrap_or("-"));
+    out.extend_from_slice(b"\" request_id=");
+    out.extend_from_slice(f.request_id.unwrap_or("-").as_bytes());
+    out.extend_from_slice(b" route=");
+    out.extend_from_slice(
+        entry
+            .route
+            .as_ref()
+            .map_or("-", |r| r.name.as_str())
+            .as_bytes(),
     );
+    out.extend_from_slice(b" color=");
+    out.extend_from_slice(entry.color.map_or("-", |c| c.as_str()).as_bytes());
+    out.extend_from_slice(b" upstream=");
+    match entry.upstream {
+        Some(u) => write!(out, "{u}").expect("writing to a Vec"),
+        None => out.push(b'-'),
+    }
+    let micros = entry.duration.as_micros();
+    out.extend_from_slice(b" duration_ms=");
+    out.extend_from_slice(number.format(micros / 1000).as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(format!("{:03}", micros % 1000).as_bytes());
+    out.extend_from_slice(b" attempts=");
+    out.extend_from_slice(number.format(entry.attempts).as_bytes());
+    out.extend_from_slice(if entry.pinned {
+        b" pinned=true"
+    } else {
+        b" pinned=false"
+    });
 }
 
-/// `2026-12-07T02:56:36.123Z` → `07/Dec/2026:02:56:36 +0000`.
+/// `2026-12-07T02:56:36` → `07/Dec/2026:02:56:36 +0000`.
 fn clf_time(rfc3339: &str) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -121,13 +185,13 @@ fn clf_time(rfc3339: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access_log::Asked;
+    use crate::access_log::{Asked, Http1Head};
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn the_common_log_time_is_built_from_rfc3339() {
         assert_eq!(
-            clf_time("2026-12-07T02:56:36.123Z"),
+            clf_time("2026-12-07T02:56:36"),
             "07/Dec/2026:02:56:36 +0000"
         );
     }
@@ -136,10 +200,22 @@ mod tests {
     fn a_combined_line_is_nginxs_then_the_gateways_fields() {
         let head =
             b"GET /a?q=1 HTTP/1.1\r\nHost: shop\r\nUser-Agent: curl/8\r\nX-Request-Id: abc\r\n\r\n";
+        let at = |s: &str| {
+            let i = head
+                .windows(s.len())
+                .position(|w| w == s.as_bytes())
+                .unwrap();
+            i..i + s.len()
+        };
         let entry = Entry {
             time: UNIX_EPOCH + Duration::from_secs(1_796_612_196),
             client: Some("10.1.2.3".parse().unwrap()),
-            asked: Asked::Http1Head(head.to_vec()),
+            asked: Asked::Http1(Http1Head {
+                head: head.to_vec(),
+                host: at("shop"),
+                request_id: at("abc"),
+                user_agent: Some(at("curl/8")),
+            }),
             status: 200,
             grpc_status: None,
             bytes_in: 80,
@@ -152,8 +228,8 @@ mod tests {
             attempts: 1,
         };
         let mut out = Vec::new();
-        line(&mut out, &entry, AccessLogFormat::Combined, false);
-        let expected = "10.1.2.3 - - [07/Dec/2026:02:56:36 +0000] \"GET /a HTTP/1.1\" 200 512 \"-\" \"curl/8\" request_id=abc route=- color=green upstream=10.0.0.5:80 duration_ms=1.5 attempts=1 pinned=false\n";
+        Formatter::default().line(&mut out, &entry, AccessLogFormat::Combined, false);
+        let expected = "10.1.2.3 - - [07/Dec/2026:02:56:36 +0000] \"GET /a HTTP/1.1\" 200 512 \"-\" \"curl/8\" request_id=abc route=- color=green upstream=10.0.0.5:80 duration_ms=1.500 attempts=1 pinned=false\n";
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }
 }

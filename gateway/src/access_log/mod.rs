@@ -12,7 +12,7 @@ mod entry;
 mod format;
 mod writer;
 
-pub use entry::{Asked, Entry};
+pub use entry::{Asked, Entry, Http1Head};
 
 use crate::config::AccessLogConfig;
 use crate::metrics::Metrics;

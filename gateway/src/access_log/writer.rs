@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// Bytes gathered before a write, at most.
 const BATCH: usize = 64 * 1024;
+/// How long lines gather after the first before they are written.
+const GATHER: Duration = Duration::from_millis(10);
 
 pub struct Writer {
     path: String,
@@ -65,6 +67,7 @@ impl Writer {
     pub fn run(mut self, lines: Receiver<Entry>) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut count = 0u64;
+        let mut formatter = format::Formatter::default();
         loop {
             let first = match lines.recv_timeout(Duration::from_millis(200)) {
                 Ok(entry) => Some(entry),
@@ -74,11 +77,16 @@ impl Writer {
             if self.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen_file();
             }
+            if first.is_some() {
+                // Let lines gather: one write (and no wake-up of this
+                // thread per request) for what comes meanwhile.
+                std::thread::sleep(GATHER);
+            }
             for entry in first
                 .into_iter()
                 .chain(std::iter::from_fn(|| lines.try_recv().ok()))
             {
-                format::line(&mut batch, &entry, self.format, self.include_query);
+                formatter.line(&mut batch, &entry, self.format, self.include_query);
                 count += 1;
                 if batch.len() >= BATCH {
                     self.write(&mut batch, &mut count);

@@ -46,7 +46,7 @@ impl Service {
         log.record(Entry {
             time: SystemTime::now(),
             client: client.ip,
-            asked: Asked::Http1Head(request.into_head()),
+            asked: Asked::Http1(request.into_logged()),
             status: outcome.status,
             grpc_status: None,
             bytes_in: head_len + outcome.traffic.bytes_in,

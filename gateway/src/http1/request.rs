@@ -60,6 +60,8 @@ pub struct Request {
     upstream_head: Vec<u8>,
     host: Range<usize>,
     request_id: Range<usize>,
+    /// Where the User-Agent value is in `upstream_head` (for the access log).
+    user_agent: Option<Range<usize>>,
 }
 
 impl Request {
@@ -75,9 +77,15 @@ impl Request {
         &self.upstream_head[..end.unwrap_or(0)]
     }
 
-    /// The head as sent upstream, given away (to the access log).
-    pub fn into_head(self) -> Vec<u8> {
-        self.upstream_head
+    /// What the access log needs of the request: its head as sent
+    /// upstream (given away) and where the fields it logs are in it.
+    pub fn into_logged(self) -> crate::access_log::Http1Head {
+        crate::access_log::Http1Head {
+            head: self.upstream_head,
+            host: self.host,
+            request_id: self.request_id,
+            user_agent: self.user_agent,
+        }
     }
 
     /// The head as sent upstream (before a group's Host rewrite).
@@ -193,6 +201,7 @@ pub fn parse(
     let host_range = host_start..head.len();
     head.extend_from_slice(b"\r\n");
     let mut request_id = None;
+    let mut user_agent = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case(X_REQUEST_ID) {
@@ -218,6 +227,9 @@ pub fn parse(
         }
         head.extend_from_slice(name.as_bytes());
         head.extend_from_slice(b": ");
+        if user_agent.is_none() && name.eq_ignore_ascii_case("user-agent") {
+            user_agent = Some(head.len()..head.len() + h.value.len());
+        }
         head.extend_from_slice(h.value);
         head.extend_from_slice(b"\r\n");
     }
@@ -263,6 +275,7 @@ pub fn parse(
         upstream_head: head,
         host: host_range,
         request_id,
+        user_agent,
     }))
 }
 

@@ -10,8 +10,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Buffer per direction.
-const BUFFER: usize = 64 * 1024;
+/// Buffer per direction: nginx's `proxy_buffer_size` for streams. Each is
+/// allocated (and zeroed, by tokio) per connection, so larger ones cost
+/// every short connection (64 KiB: ~130k instructions) for little gain
+/// on long ones.
+const BUFFER: usize = 16 * 1024;
 
 pub enum Ended {
     /// Both sides finished.
