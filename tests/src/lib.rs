@@ -670,3 +670,24 @@ where
     });
     addr
 }
+
+/// A TCP service on a fresh loopback port that greets each connection with
+/// `name` and a newline, then echoes what it gets: the tests' TCP upstream.
+pub async fn tcp_greeter(name: &'static str) -> SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
+                let (r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut tokio::io::BufReader::new(r), &mut w).await;
+            });
+        }
+    });
+    addr
+}

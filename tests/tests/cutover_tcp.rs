@@ -8,23 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-async fn echo(name: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Connections from ever new client addresses until stopped: (ok, failed).
 fn tcp_load(listen: SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
@@ -55,7 +39,10 @@ fn tcp_load(listen: SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHandl
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plan_takes_an_http_and_a_tcp_route_to_green_together() {
     let (blue, green) = (Backend::start("blue"), Backend::start("green"));
-    let (db_blue, db_green) = (echo("blue").await, echo("green").await);
+    let (db_blue, db_green) = (
+        e2e::tcp_greeter("blue").await,
+        e2e::tcp_greeter("green").await,
+    );
     let listen: SocketAddr = format!("127.0.0.1:{}", e2e::free_port()).parse().unwrap();
     let config = pinned_config(&[&blue], &[&green], "").replace(
         "routes:\n",

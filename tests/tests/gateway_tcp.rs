@@ -10,25 +10,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// A TCP service that says its name, then echoes every line.
-async fn echo(name: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let _ = s.write_all(format!("{name}\n").as_bytes()).await;
-                let (r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut BufReader::new(r), &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
 /// A connection from `source` (a 127/8 address): the colour it met.
 async fn connect_from(
     gateway: SocketAddr,
@@ -58,7 +39,10 @@ struct Tcp {
 }
 
 async fn topology() -> Tcp {
-    let (blue, green) = (echo("blue").await, echo("green").await);
+    let (blue, green) = (
+        e2e::tcp_greeter("blue").await,
+        e2e::tcp_greeter("green").await,
+    );
     let web = [Backend::start("blue"), Backend::start("green")];
     let listen: SocketAddr = format!("127.0.0.1:{}", e2e::free_port()).parse().unwrap();
     let config = format!(
@@ -166,7 +150,10 @@ async fn connections_split_by_client_address_and_never_move_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_endpoint_is_skipped_and_a_colour_without_any_fails_over() {
-    let (blue, _green) = (echo("blue").await, echo("green").await);
+    let (blue, _green) = (
+        e2e::tcp_greeter("blue").await,
+        e2e::tcp_greeter("green").await,
+    );
     let dead = format!("127.0.0.1:{}", e2e::free_port());
     let listen: SocketAddr = format!("127.0.0.1:{}", e2e::free_port()).parse().unwrap();
     let config = format!(
