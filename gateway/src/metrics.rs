@@ -205,9 +205,6 @@ impl Metrics {
             &["reason"],
         )
         .unwrap();
-        for reason in ["queue_full", "write_failed"] {
-            access_log_dropped.with_label_values(&[reason]);
-        }
         let counter = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels).unwrap()
         };
