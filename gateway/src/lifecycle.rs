@@ -98,6 +98,10 @@ impl Lifecycle {
         self.gateway.start_draining();
         self.wait_for(|p| matches!(p, ExecutionPhase::ShutdownStarted))
             .await;
+        // Connections accepted just before pingora stopped accepting
+        // register with the limits when their tasks start: wait for them,
+        // or the process would exit under them (the client sees a reset).
+        tokio::time::sleep(Duration::from_millis(250)).await;
         tracing::info!(
             in_flight = self.gateway.in_flight(),
             connections = self.limits.open(),
