@@ -32,6 +32,7 @@ pub struct Lifecycle {
     pub phases: broadcast::Receiver<ExecutionPhase>,
     pub grace: Duration,
     pub upgrade_socket: PathBuf,
+    pub _kept: crate::server::KeptUntilExit,
 }
 
 impl Lifecycle {

@@ -14,8 +14,10 @@ use crate::proxy_protocol::ProxyProtocol;
 use crate::signals::{ReloadOnHangup, ReopenLogOnUsr1};
 use crate::tcp::TcpApp;
 use crate::tls::watch::WatchCertificates;
+use pingora::connectors::TransportConnector;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::proxy::HttpProxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
@@ -62,10 +64,19 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
     // HTTP/1 takes the gateway's own lean path; pingora-proxy serves
     // clients that negotiate HTTP/2, or speak it with prior knowledge (h2c:
     // the lean path spots the preface and hands the connection over).
-    let mut h2 = pingora::proxy::http_proxy(&server.configuration, Proxy::new(gateway.clone()));
-    let mut h2_options = pingora::apps::HttpServerOptions::default();
-    h2_options.h2c = true;
-    h2.server_options = Some(h2_options);
+    let mut h2 = pingora::proxy::http_proxy(
+        &server.configuration,
+        Proxy::new(gateway.clone(), config.http2.send_timeout),
+    );
+    let mut h2_server = pingora::apps::HttpServerOptions::default();
+    h2_server.h2c = true;
+    h2_server.h2_idle_timeout = Some(config.http2.idle_timeout);
+    h2.server_options = Some(h2_server);
+    h2.h2_options = Some(config.http2.h2_options());
+    let kept = KeptUntilExit {
+        h2: Arc::new(h2),
+        connector: Arc::new(TransportConnector::new(None)),
+    };
     let proxy_protocol = Arc::new(ProxyProtocol::new(
         config
             .listeners
@@ -78,7 +89,8 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
     let limits = Arc::new(ConnectionLimits::new(&config.listeners, &gateway.metrics));
     let app = Http1App::new(
         gateway.clone(),
-        h2,
+        kept.h2.clone(),
+        kept.connector.clone(),
         config.client_timeouts,
         config.threads,
         proxy_protocol.clone(),
@@ -130,10 +142,13 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         let app = TcpApp::new(
             gateway.clone(),
             listen.to_owned(),
+            kept.connector.clone(),
             config.client_timeouts.header,
         );
         let mut service = Service::new(format!("tcp {listen}"), app);
-        service.add_tcp(listen);
+        // No L4 read buffer: the relay reads into its own, and pingora's
+        // default (64 KiB, zeroed) was half of a connection's cost.
+        service.add_listener(ListenerConfig::tcp(listen).l4_buffer(L4BufferSettings::unbuffered()));
         server.add_service(service);
     }
     server.add_service(background_service(
@@ -186,8 +201,19 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         phases,
         grace: config.shutdown_grace,
         upgrade_socket: config.upgrade_socket,
+        _kept: kept,
     };
     lifecycle.serve_until_stopped(stop)
+}
+
+/// What costs much to free (each TLS client context holds the system's CA
+/// store, ~100k instructions to free): kept until `exit`, so a stopping
+/// process does not spend its last moments freeing it, and the benchmark's
+/// instruction counts do not depend on how far that got before the exit.
+pub struct KeptUntilExit {
+    h2: Arc<HttpProxy<Proxy>>,
+    /// Upstream connections of the HTTP/1 path and TCP routes.
+    connector: Arc<TransportConnector>,
 }
 
 /// TLS for the admin listener; with a client CA, only clients holding a

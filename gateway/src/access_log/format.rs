@@ -5,6 +5,7 @@ use super::entry::{Entry, Fields};
 use crate::config::AccessLogFormat;
 use serde::Serialize;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 
 /// One JSON line's fields (absent ones left out).
 #[derive(Serialize)]
@@ -115,7 +116,7 @@ fn combined(out: &mut Vec<u8>, entry: &Entry, f: &Fields, path: &str, clf: &str)
         );
     };
     match entry.client {
-        Some(ip) => write!(out, "{ip}").expect("writing to a Vec"),
+        Some(ip) => address(out, ip),
         None => out.push(b'-'),
     }
     out.extend_from_slice(b" - - [");
@@ -146,6 +147,11 @@ fn combined(out: &mut Vec<u8>, entry: &Entry, f: &Fields, path: &str, clf: &str)
     out.extend_from_slice(entry.color.map_or("-", |c| c.as_str()).as_bytes());
     out.extend_from_slice(b" upstream=");
     match entry.upstream {
+        Some(SocketAddr::V4(u)) => {
+            address(out, IpAddr::V4(*u.ip()));
+            out.push(b':');
+            out.extend_from_slice(number.format(u.port()).as_bytes());
+        }
         Some(u) => write!(out, "{u}").expect("writing to a Vec"),
         None => out.push(b'-'),
     }
@@ -153,7 +159,10 @@ fn combined(out: &mut Vec<u8>, entry: &Entry, f: &Fields, path: &str, clf: &str)
     out.extend_from_slice(b" duration_ms=");
     out.extend_from_slice(number.format(micros / 1000).as_bytes());
     out.push(b'.');
-    out.extend_from_slice(format!("{:03}", micros % 1000).as_bytes());
+    let thousandths = (micros % 1000) as u16;
+    out.extend(
+        [thousandths / 100, thousandths / 10 % 10, thousandths % 10].map(|d| b'0' + d as u8),
+    );
     out.extend_from_slice(b" attempts=");
     out.extend_from_slice(number.format(entry.attempts).as_bytes());
     out.extend_from_slice(if entry.pinned {
@@ -161,6 +170,23 @@ fn combined(out: &mut Vec<u8>, entry: &Entry, f: &Fields, path: &str, clf: &str)
     } else {
         b" pinned=false"
     });
+}
+
+/// An address as `Display` writes it; IPv4 without `core::fmt` (which cost
+/// ~1,500 instructions a line, a third of the line's formatting).
+fn address(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut number = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(number.format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(_) => write!(out, "{ip}").expect("writing to a Vec"),
+    }
 }
 
 /// `2026-12-07T02:56:36` → `07/Dec/2026:02:56:36 +0000`.
@@ -231,5 +257,14 @@ mod tests {
         Formatter::default().line(&mut out, &entry, AccessLogFormat::Combined, false);
         let expected = "10.1.2.3 - - [07/Dec/2026:02:56:36 +0000] \"GET /a HTTP/1.1\" 200 512 \"-\" \"curl/8\" request_id=abc route=- color=green upstream=10.0.0.5:80 duration_ms=1.500 attempts=1 pinned=false\n";
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn addresses_and_thousandths_are_written_as_display_would() {
+        for ip in ["10.1.2.3", "255.0.10.100", "::1", "2001:db8::5"] {
+            let mut out = Vec::new();
+            address(&mut out, ip.parse().unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), ip);
+        }
     }
 }

@@ -10,6 +10,7 @@
 
 mod access_log;
 mod defaults;
+mod http2;
 mod listeners;
 mod load;
 mod mirror;
@@ -18,6 +19,7 @@ mod tcp;
 mod validate;
 
 pub use access_log::*;
+pub use http2::Http2Config;
 pub use listeners::*;
 pub use load::ConfigErrors;
 pub use mirror::*;

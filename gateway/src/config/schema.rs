@@ -35,6 +35,10 @@ pub struct Config {
     /// between requests on a keep-alive connection.
     #[serde(default)]
     pub client_timeouts: ClientTimeoutConfig,
+    /// Limits on each HTTP/2 client connection (streams, header size,
+    /// windows, resets, idle and stalled clients).
+    #[serde(default)]
+    pub http2: super::Http2Config,
     /// How endpoint names are resolved, and how often again.
     #[serde(default)]
     pub dns: DnsConfig,

@@ -57,6 +57,7 @@ impl Config {
                     .into(),
             );
         }
+        errors.extend(self.http2.problems());
         if self.dns.resolve_interval < Duration::from_secs(1) {
             errors.push("dns.resolve_interval: must be at least 1s (e.g. 30s)".into());
         }

@@ -54,7 +54,8 @@ enum Served {
 impl Http1App {
     pub fn new(
         gateway: Arc<Gateway>,
-        h2: HttpProxy<Proxy>,
+        h2: Arc<HttpProxy<Proxy>>,
+        connector: Arc<TransportConnector>,
         timeouts: ClientTimeoutConfig,
         threads: usize,
         proxy_protocol: Arc<ProxyProtocol>,
@@ -63,10 +64,10 @@ impl Http1App {
         Http1App {
             service: Service {
                 gateway,
-                connector: TransportConnector::new(None),
+                connector,
                 timeouts,
             },
-            h2: Arc::new(h2),
+            h2,
             workers: (threads > 1).then(Workers::default),
             proxy_protocol,
             limits,

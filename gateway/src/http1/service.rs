@@ -11,6 +11,6 @@ use std::sync::Arc;
 pub struct Service {
     pub gateway: Arc<Gateway>,
     /// Opens upstream connections (TCP or TLS, as the endpoint's peer says).
-    pub connector: TransportConnector,
+    pub connector: Arc<TransportConnector>,
     pub timeouts: ClientTimeoutConfig,
 }

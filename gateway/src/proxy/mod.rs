@@ -28,15 +28,20 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct Proxy {
     gateway: Arc<Gateway>,
+    /// `http2.send_timeout`: a client that stops opening its window is cut.
+    send_timeout: Duration,
 }
 
 impl Proxy {
-    pub fn new(gateway: Arc<Gateway>) -> Proxy {
-        Proxy { gateway }
+    pub fn new(gateway: Arc<Gateway>, send_timeout: Duration) -> Proxy {
+        Proxy {
+            gateway,
+            send_timeout,
+        }
     }
 
     /// An error (pingora then ends the stream) once the request's colour
@@ -120,6 +125,7 @@ impl ProxyHttp for Proxy {
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        session.set_write_timeout(Some(self.send_timeout));
         let snapshot = self.gateway.snapshot();
         let req = session.req_header();
         ctx.request_id = Some(match req.headers.get(X_REQUEST_ID) {

@@ -31,7 +31,7 @@ pub struct TcpApp {
     gateway: Arc<Gateway>,
     /// The listener's address, as the routes' `tcp.listen` names it.
     listen: String,
-    connector: TransportConnector,
+    connector: Arc<TransportConnector>,
     /// How long a passthrough client may take to send its ClientHello.
     hello_timeout: std::time::Duration,
 }
@@ -40,12 +40,13 @@ impl TcpApp {
     pub fn new(
         gateway: Arc<Gateway>,
         listen: String,
+        connector: Arc<TransportConnector>,
         hello_timeout: std::time::Duration,
     ) -> TcpApp {
         TcpApp {
             gateway,
             listen,
-            connector: TransportConnector::new(None),
+            connector,
             hello_timeout,
         }
     }
