@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The gateway against nginx and HAProxy on this machine, one command:
 #   tests/bench/run.sh [--rounds N] [--duration SECONDS] [--idle N] [--instructions-only]
-# Installs nginx, HAProxy and wrk from Debian when missing, builds the
+# Installs nginx, HAProxy, wrk, h2load and valgrind from Debian when missing, builds the
 # gateway in release, then runs tests/bench/bench.py (see its docstring).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +14,8 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v valgrind >/dev/null || missing+=(valgrind)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
   echo "bench: installing ${missing[*]}" >&2
   sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)

@@ -92,7 +92,10 @@ impl Http1App {
                     Ok(false) | Err(_) => return Served::Closed,
                 }
             }
-            if std::mem::take(&mut first) && !client.info.tls && self.h2c_preface(client).await {
+            if std::mem::take(&mut first)
+                && !client.info.tls
+                && Box::pin(self.h2c_preface(client)).await
+            {
                 return Served::ToPingora;
             }
             let draining = *shutdown.borrow() || self.service.gateway.is_draining();
@@ -131,7 +134,11 @@ impl Http1App {
         // Read here, on the worker the connection stays on (moving it there
         // makes a new stream, which would lose bytes given back).
         if !client.info.tls && self.proxy_protocol.is_used() {
-            let Some((stream, source)) = self.read_proxy_header(client.stream).await else {
+            // Boxed, as every state a connection passes through once: the
+            // task's size is what an idle connection holds, and this
+            // future (a 256-byte read buffer, a timer) would set it.
+            let header = Box::pin(self.read_proxy_header(client.stream));
+            let Some((stream, source)) = header.await else {
                 return;
             };
             if let Some(source) = source {
