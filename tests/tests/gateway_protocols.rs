@@ -248,3 +248,35 @@ routes:
         "green.internal"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_of_every_size_arrive_whole_on_one_connection() {
+    // Sizes around the point where the first body bytes stop being copied
+    // behind the response head and go out with writev instead.
+    let upstream = e2e::http_server(|req: http::Request<Bytes>| async move {
+        let size: usize = req.uri().query().and_then(|q| q.parse().ok()).unwrap_or(0);
+        let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        http::Response::new(Full::new(Bytes::from(body)))
+    })
+    .await;
+    let gw = Gateway::start(&format!(
+        "listeners: [{{address: \"{{proxy}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nroutes:\n  - name: web\n    blue: {{endpoints: [\"{upstream}\"]}}\n    green: {{endpoints: [\"{upstream}\"]}}\n"
+    ));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for size in [0, 100, 2048, 2049, 16 * 1024, 200 * 1024, 5] {
+        let body = client
+            .get(gw.url(&format!("/bytes?{size}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        assert_eq!(body.len(), size);
+        assert!(body[..] == expected[..], "{size} bytes arrived altered");
+    }
+}

@@ -7,7 +7,7 @@ use super::client::{After, Client};
 use super::framing::{Framing, FramingError};
 use super::log::Traffic;
 use super::pool;
-use super::relay::{relay, tunnel, write_all, Relay};
+use super::relay::{relay, tunnel, write_all, write_all_after, Relay};
 use super::response::{self, ClientSide};
 use super::service::Service;
 use crate::split::Color;
@@ -19,6 +19,9 @@ use std::time::Duration;
 const UPSTREAM_ROOM: usize = 32 * 1024;
 /// Room to read a request body into.
 const BODY_ROOM: usize = 16 * 1024;
+/// Up to this many first body bytes are copied behind the response head
+/// (one write); more go out with `writev` from where they were read.
+const SMALL_BODY: usize = 2048;
 /// How one attempt ended, when it did not deliver a response.
 pub(super) enum Failure {
     /// The client sent a body whose chunked framing is broken: 400.
@@ -150,13 +153,21 @@ impl Service {
         let n = body
             .advance(from_upstream.pending())
             .map_err(|e| Failure::Upstream(502, format!("{}: {e}", attempt.endpoint.addr)))?;
-        out.extend_from_slice(&from_upstream.pending()[..n]);
+        let first_body = &from_upstream.pending()[..n];
         if let Some(taps) = traffic.taps.as_mut() {
-            taps.response.take(&from_upstream.pending()[..n]);
+            taps.response.take(first_body);
         }
-        traffic.bytes_out += out.len() as u64;
+        traffic.bytes_out += (out.len() + n) as u64;
+        // A small first piece is copied behind the head (one plain write);
+        // a large one goes out from where it was read.
+        let written = if n <= SMALL_BODY {
+            out.extend_from_slice(first_body);
+            write_all(&mut client.stream, &out).await
+        } else {
+            write_all_after(&mut client.stream, &out, first_body).await
+        };
         from_upstream.consume(n);
-        if write_all(&mut client.stream, &out).await.is_err() {
+        if written.is_err() {
             return Ok(Delivered {
                 status: response.status,
                 after: After::Close,

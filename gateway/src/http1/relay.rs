@@ -99,6 +99,27 @@ pub async fn tunnel(
     }
 }
 
+/// `head`, then `body`, without copying the body behind the head: one
+/// `writev` where the kernel takes both (a 16 KiB body read with its
+/// response head was one more copy of every such response).
+pub async fn write_all_after(
+    stream: &mut Stream,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> std::io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let slices = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+        let n = stream.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    stream.flush().await
+}
+
 pub async fn write_all(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
     if bytes.is_empty() {
         return Ok(());
