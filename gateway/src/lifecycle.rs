@@ -32,7 +32,7 @@ pub struct Lifecycle {
     pub phases: broadcast::Receiver<ExecutionPhase>,
     pub grace: Duration,
     pub upgrade_socket: PathBuf,
-    pub _kept: crate::server::KeptUntilExit,
+    pub _kept: KeptUntilExit,
 }
 
 impl Lifecycle {
@@ -142,4 +142,14 @@ impl Lifecycle {
             }
         }
     }
+}
+
+/// What costs much to free (each TLS client context holds the system's CA
+/// store, ~100k instructions to free): kept until `exit`, so a stopping
+/// process does not spend its last moments freeing it, and the benchmark's
+/// instruction counts do not depend on how far that got before the exit.
+pub struct KeptUntilExit {
+    pub h2: Arc<pingora::proxy::HttpProxy<crate::proxy::Proxy>>,
+    /// Upstream connections of the HTTP/1 path and TCP routes.
+    pub connector: Arc<pingora::connectors::TransportConnector>,
 }

@@ -7,7 +7,7 @@ use crate::control::Gateway;
 use crate::follow::FollowStore;
 use crate::health::HealthChecks;
 use crate::http1::Http1App;
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{KeptUntilExit, Lifecycle};
 use crate::limits::ConnectionLimits;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
@@ -17,7 +17,6 @@ use crate::tls::watch::WatchCertificates;
 use pingora::connectors::TransportConnector;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
-use pingora::proxy::HttpProxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
@@ -204,16 +203,6 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         _kept: kept,
     };
     lifecycle.serve_until_stopped(stop)
-}
-
-/// What costs much to free (each TLS client context holds the system's CA
-/// store, ~100k instructions to free): kept until `exit`, so a stopping
-/// process does not spend its last moments freeing it, and the benchmark's
-/// instruction counts do not depend on how far that got before the exit.
-pub struct KeptUntilExit {
-    h2: Arc<HttpProxy<Proxy>>,
-    /// Upstream connections of the HTTP/1 path and TCP routes.
-    connector: Arc<TransportConnector>,
 }
 
 /// TLS for the admin listener; with a client CA, only clients holding a
