@@ -25,7 +25,10 @@ with each proxy's access log on (gateway combined to a file, nginx combined
 to a file, HAProxy httplog to its standard output); and TCP relaying (the
 gateway's TCP route, nginx's stream module, HAProxy's mode tcp) per
 connection (one request, Connection: close) and per MiB (1 MiB responses on
-one connection).
+one connection).  Then, with h2load as the client: HTTP/2 over TLS, HTTP/1.1 over
+TLS, h2c, a new TLS connection per request, and gRPC unary calls h2c to h2c
+(nginx grpc_pass, HAProxy proto h2, the gateway's h2c route) to a backend
+nginx that answers each with an empty message and grpc-status 0.
 
 Timed runs limit each proxy to --cpu-quota cores per worker (0.4 by
 default; a cgroup's CPU quota: v1's cpu.cfs_quota_us, else v2's cpu.max),
@@ -64,6 +67,10 @@ TLS_PORT = 18094
 # nginx and HAProxy serve h2c on a port of its own; the gateway spots the
 # preface on its plain port.
 H2C_PORT = 18095
+# The backend's gRPC service (h2c): a unary call answered with an empty
+# message and grpc-status 0 in the trailers.
+GRPC_PORT = 18096
+GRPC_PATH = "/grpc.health.v1.Health/Check"
 CONNECTIONS = 64
 PROXY_CPU = "0"
 LOAD_CPU = "1" if os.cpu_count() and os.cpu_count() > 1 else "0"
@@ -219,8 +226,12 @@ def write(path, text):
 
 
 def backend(work, workers=1, cpu=LOAD_CPU):
-    """nginx as the backend: /small (2 bytes) and /16k, on two ports."""
+    """nginx as the backend: /small (2 bytes) and /16k, on two ports; and a
+    gRPC unary call on a third (h2c): any POST is answered with an empty
+    gRPC message (5 zero bytes) and a `grpc-status: 0` trailer."""
     os.makedirs(f"{work}/backend/html", exist_ok=True)
+    with open(f"{work}/backend/html/grpc-empty", "wb") as f:
+        f.write(b"\0" * 5)
     write(f"{work}/backend/html/small", "ok")
     write(f"{work}/backend/html/16k", "x" * 16384)
     write(f"{work}/backend/html/1m", "x" * (1 << 20))
@@ -232,7 +243,10 @@ def backend(work, workers=1, cpu=LOAD_CPU):
 worker_processes {workers}; daemon off; pid {work}/backend/nginx.pid; error_log /dev/null crit;
 events {{ worker_connections 20000; }}
 http {{ access_log off; keepalive_requests 1000000; default_type text/plain;
-  server {{ {listens} root {work}/backend/html; location / {{ }} }} }}
+  server {{ {listens} root {work}/backend/html; location / {{ }} }}
+  server {{ listen 127.0.0.1:{GRPC_PORT} http2; root {work}/backend/html;
+    location / {{ error_page 405 =200 /grpc-empty; return 405; }}
+    location = /grpc-empty {{ internal; default_type application/grpc; add_trailer grpc-status 0 always; }} }} }}
 """,
     )
     return Server("backend", [sbin("nginx"), "-c", f"{work}/backend/nginx.conf", "-p", f"{work}/backend"], BACKEND_PORTS[0], cpu=cpu, limited=False)
@@ -250,9 +264,10 @@ def certificate(work):
 
 
 def start_gateway(work, green_percent, under=None, workers=1, cpu=PROXY_CPU, extra="", port=PROXY_PORT):
-    # The TCP route only when its port is the one measured (its health
-    # check would add work to every other measurement).
-    tcp = f"""
+    # The TCP route only when its port is the one measured, the gRPC route
+    # only with the TLS and HTTP/2 cases (their health checks would add work
+    # to every other measurement).
+    more_routes = f"""
   - name: db
     tcp: {{listen: "127.0.0.1:{TCP_PORT}"}}
     blue: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[0]}"]}}
@@ -260,6 +275,12 @@ def start_gateway(work, green_percent, under=None, workers=1, cpu=PROXY_CPU, ext
     health_check: {{interval: 1s}}""" if port == TCP_PORT else ""
     listeners = f'{{address: "127.0.0.1:{PROXY_PORT}"}}'
     if port == TLS_PORT:
+        more_routes += f"""
+  - name: grpc
+    path_prefix: /grpc.health.v1.Health/
+    blue: {{protocol: h2c, endpoints: ["127.0.0.1:{GRPC_PORT}"]}}
+    green: {{protocol: h2c, endpoints: ["127.0.0.1:{GRPC_PORT}"]}}
+    health_check: {{protocol: tcp, interval: 1s}}"""
         cert, key = certificate(work)
         listeners += f', {{address: "127.0.0.1:{TLS_PORT}", tls: {{cert_file: "{cert}", key_file: "{key}"}}}}'
     write(
@@ -274,7 +295,7 @@ routes:
     blue: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[0]}"]}}
     green: {{endpoints: ["127.0.0.1:{BACKEND_PORTS[1]}"]}}
     stickiness: {{header: x-client-id}}
-    health_check: {{path: /healthz, interval: 1s}}{tcp}
+    health_check: {{path: /healthz, interval: 1s}}{more_routes}
 """,
     )
     env = dict(os.environ, GATEWAY_ADMIN_TOKEN=TOKEN, RUST_LOG="error")
@@ -291,7 +312,9 @@ def start_nginx(work, under=None, workers=1, cpu=PROXY_CPU, log="off", port=PROX
         # only up to 1.2 unless told: a cheaper handshake, not a like one).
         tls = (f"server {{ listen 127.0.0.1:{TLS_PORT} ssl http2; ssl_protocols TLSv1.2 TLSv1.3; "
                f"ssl_certificate {cert}; ssl_certificate_key {key}; {location} }}\n"
-               f"  server {{ listen 127.0.0.1:{H2C_PORT} http2; {location} }}")
+               f"  upstream grpc {{ server 127.0.0.1:{GRPC_PORT}; keepalive 128; }}\n"
+               f"  server {{ listen 127.0.0.1:{H2C_PORT} http2; {location} "
+               f"location /grpc.health.v1.Health/ {{ grpc_pass grpc://grpc; }} }}")
     write(
         f"{work}/nginx/nginx.conf",
         f"""
@@ -328,11 +351,13 @@ def start_haproxy(work, under=None, workers=1, cpu=PROXY_CPU, mode="http", log=F
     # This sandbox caps open files at 20,000; HAProxy needs 2 per connection.
     # (valgrind keeps some descriptors for itself: no raised limit under it.)
     limits = "  maxconn 1000\n" if under else "  maxconn 9990\n  ulimit-n 20000\n"
-    tls = ""
+    tls, grpc_backend = "", ""
     if port == TLS_PORT:
+        grpc_backend = f"backend grpc\n  server g 127.0.0.1:{GRPC_PORT} proto h2\n"
         certificate(work)
         tls = (f"  bind 127.0.0.1:{TLS_PORT} ssl crt {work}/both.pem alpn h2,http/1.1\n"
-               f"  bind 127.0.0.1:{H2C_PORT} proto h2\n")
+               f"  bind 127.0.0.1:{H2C_PORT} proto h2\n"
+               f"  use_backend grpc if {{ path_beg /grpc.health.v1.Health/ }}\n")
     write(
         f"{work}/haproxy.cfg",
         f"""
@@ -349,7 +374,7 @@ frontend fe
 {tls}  default_backend be
 backend be
   server blue 127.0.0.1:{BACKEND_PORTS[0]}
-""",
+{grpc_backend}""",
     )
     port = port or (TCP_PORT if mode == "tcp" else PROXY_PORT)
     return Server(f"haproxy {mode}", [sbin("haproxy"), "-f", f"{work}/haproxy.cfg", "-db"], port, cpu=cpu, under=under, workers=workers)
@@ -543,8 +568,14 @@ def tcp_mebibytes(n):
 
 def h2load(url, n, clients, h1=False):
     """n requests over `clients` connections (one stream at a time each),
-    every answer checked to be 2xx."""
-    argv = ["h2load", "-n", str(n), "-c", str(clients), "-m", "1"] + (["--h1"] if h1 else []) + [url]
+    every answer checked to be 2xx; to the gRPC path, unary gRPC calls."""
+    argv = ["h2load", "-n", str(n), "-c", str(clients), "-m", "1"] + (["--h1"] if h1 else [])
+    if url.endswith(GRPC_PATH):
+        body = os.path.join(tempfile.gettempdir(), "cutover-bench-grpc-request")
+        with open(body, "wb") as f:
+            f.write(b"\0" * 5)  # an empty HealthCheckRequest, gRPC-framed
+        argv += ["-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    argv.append(url)
     out = subprocess.run(argv, capture_output=True, text=True).stdout
     m = re.search(r"status codes: (\d+) 2xx", out)
     if not m or int(m.group(1)) != n:
@@ -558,6 +589,7 @@ TLS_CASES = {
     "h1 TLS": (f"https://127.0.0.1:{TLS_PORT}/small", f"https://127.0.0.1:{TLS_PORT}/small", True, (400, 2400), 8),
     "h2c": (f"http://127.0.0.1:{PROXY_PORT}/small", f"http://127.0.0.1:{H2C_PORT}/small", False, (400, 2400), 8),
     "TLS handshake": (f"https://127.0.0.1:{TLS_PORT}/small", f"https://127.0.0.1:{TLS_PORT}/small", True, (50, 300), None),
+    "gRPC h2c": (f"http://127.0.0.1:{PROXY_PORT}{GRPC_PATH}", f"http://127.0.0.1:{H2C_PORT}{GRPC_PATH}", False, (400, 2400), 8),
 }
 
 
@@ -622,7 +654,7 @@ def main():
                     help="cores each proxy worker may use in the timed runs (a cgroup's CPU quota), so the proxy is the bottleneck; 0: no quota")
     ap.add_argument("--instructions-only", action="store_true", help="only count instructions per request (valgrind)")
     args = ap.parse_args()
-    ports = (PROXY_PORT, ADMIN_PORT, TCP_PORT, TLS_PORT, H2C_PORT) + BACKEND_PORTS
+    ports = (PROXY_PORT, ADMIN_PORT, TCP_PORT, TLS_PORT, H2C_PORT, GRPC_PORT) + BACKEND_PORTS
     for port in ports:
         if not port_free(port):
             sys.exit(f"port {port} is busy; the benchmark needs {', '.join(map(str, sorted(ports)))}")
@@ -835,10 +867,10 @@ def report(results, scaling, split, idle, instructions, args):
     if scaling:
         report_scaling(scaling)
     print("\nuser-space instructions (valgrind; kernel work not included):")
-    print("| proxy | per small request | per 16 KiB request | per small request, access log on | per TCP connection | per MiB relayed over TCP | HTTP/2 over TLS | HTTP/1.1 over TLS | h2c | new TLS connection + request |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| proxy | per small request | per 16 KiB request | per small request, access log on | per TCP connection | per MiB relayed over TCP | HTTP/2 over TLS | HTTP/1.1 over TLS | h2c | new TLS connection + request | gRPC unary, h2c to h2c |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, i in instructions.items():
-        cells = [i.get(k) for k in ("small", "16k", "small, access log on", "tcp connection", "tcp MiB", "h2 TLS", "h1 TLS", "h2c", "TLS handshake")]
+        cells = [i.get(k) for k in ("small", "16k", "small, access log on", "tcp connection", "tcp MiB", "h2 TLS", "h1 TLS", "h2c", "TLS handshake", "gRPC h2c")]
         print(f"| {name} | " + " | ".join("-" if c is None else f"{c:.0f}" for c in cells) + " |")
 
 
