@@ -3,11 +3,13 @@
 //! and the other way goes on), a side fails, the connection idles past its
 //! timeout, or its colour's drain deadline comes.
 
-use bytes::BytesMut;
 use pingora::protocols::Stream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 /// Buffer per direction, taken without zeroing (tokio's
 /// `copy_bidirectional` zeroes its buffers per connection: ~2 instructions
@@ -30,23 +32,62 @@ pub struct Relayed {
     pub ended: Ended,
 }
 
-/// One direction until its reader is done (then the writer is shut down:
-/// the half-close passes on), counting what it moved.
-async fn one_way<R, W>(mut from: R, mut to: W, moved: &AtomicU64) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = BytesMut::with_capacity(BUFFER);
-    loop {
-        buf.clear();
-        if from.read_buf(&mut buf).await? == 0 {
-            return to.shutdown().await;
+/// One direction: bytes read from one side into `buf` (its spare room, not
+/// zeroed) and written to the other, until the reader ends; then the
+/// writer is shut down (the half-close passes on). Polled in place on both
+/// streams, so neither needs splitting (a lock per poll) nor a task.
+struct Pipe {
+    buf: Vec<u8>,
+    written: usize,
+    read_done: bool,
+    done: bool,
+}
+
+impl Pipe {
+    fn new() -> Pipe {
+        Pipe {
+            buf: Vec::with_capacity(BUFFER),
+            written: 0,
+            read_done: false,
+            done: false,
         }
-        moved.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        to.write_all(&buf).await?;
-        // pingora's streams buffer writes: what was read goes out now.
-        to.flush().await?;
+    }
+
+    fn poll_copy(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut Stream,
+        to: &mut Stream,
+        moved: &AtomicU64,
+    ) -> Poll<std::io::Result<()>> {
+        while !self.done {
+            while self.written < self.buf.len() {
+                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.buf[self.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                self.written += n;
+            }
+            if self.written > 0 {
+                // pingora's streams buffer writes: what was read goes out now.
+                ready!(Pin::new(&mut *to).poll_flush(cx))?;
+                self.buf.clear();
+                self.written = 0;
+            }
+            if self.read_done {
+                ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                self.done = true;
+                break;
+            }
+            let n = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut *from),
+                cx,
+                &mut self.buf
+            ))?;
+            self.read_done = n == 0;
+            moved.fetch_add(n as u64, Relaxed);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -56,20 +97,22 @@ pub async fn both_ways(
     idle: Duration,
     drained: impl std::future::Future<Output = ()>,
 ) -> Relayed {
+    // Atomics only because the future must be `Send`; one task uses them.
     let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
     let ended = {
-        let (client_reads, client_writes) = tokio::io::split(&mut *client);
-        let (upstream_reads, upstream_writes) = tokio::io::split(&mut *upstream);
+        let (mut inward, mut outward) = (Pipe::new(), Pipe::new());
         // The first failure ends both directions.
-        let copy = async {
-            tokio::try_join!(
-                one_way(client_reads, upstream_writes, &bytes_in),
-                one_way(upstream_reads, client_writes, &bytes_out),
-            )
-        };
+        let copy = poll_fn(|cx| {
+            let inward = inward.poll_copy(cx, client, upstream, &bytes_in)?;
+            let outward = outward.poll_copy(cx, upstream, client, &bytes_out)?;
+            match (inward, outward) {
+                (Poll::Ready(()), Poll::Ready(())) => Poll::Ready(Ok::<(), std::io::Error>(())),
+                _ => Poll::Pending,
+            }
+        });
         tokio::pin!(copy);
         tokio::pin!(drained);
-        let moved = || bytes_in.load(Ordering::Relaxed) + bytes_out.load(Ordering::Relaxed);
+        let moved = || bytes_in.load(Relaxed) + bytes_out.load(Relaxed);
         let (mut seen, mut since) = (moved(), Instant::now());
         let tick = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         loop {
