@@ -14,6 +14,7 @@ pub mod control;
 pub mod drain;
 pub mod follow;
 pub mod forwarded;
+pub mod h2;
 pub mod headers;
 pub mod health;
 pub mod http1;

@@ -149,7 +149,7 @@ impl Lifecycle {
 /// process does not spend its last moments freeing it, and the benchmark's
 /// instruction counts do not depend on how far that got before the exit.
 pub struct KeptUntilExit {
-    pub h2: Arc<pingora::proxy::HttpProxy<crate::proxy::Proxy>>,
+    pub h2: Arc<crate::h2::H2App>,
     /// Upstream connections of the HTTP/1 path and TCP routes.
     pub connector: Arc<pingora::connectors::TransportConnector>,
 }

@@ -5,6 +5,7 @@ use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::control::Gateway;
 use crate::follow::FollowStore;
+use crate::h2::H2App;
 use crate::health::HealthChecks;
 use crate::http1::Http1App;
 use crate::lifecycle::{KeptUntilExit, Lifecycle};
@@ -72,9 +73,16 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
     h2_server.h2_idle_timeout = Some(config.http2.idle_timeout);
     h2.server_options = Some(h2_server);
     h2.h2_options = Some(config.http2.h2_options());
+    let connector = Arc::new(TransportConnector::new(None));
+    let h2 = H2App::new(
+        h2,
+        gateway.clone(),
+        connector.clone(),
+        config.http2.send_timeout,
+    );
     let kept = KeptUntilExit {
         h2: Arc::new(h2),
-        connector: Arc::new(TransportConnector::new(None)),
+        connector,
     };
     let proxy_protocol = Arc::new(ProxyProtocol::new(
         config

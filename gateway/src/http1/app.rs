@@ -17,21 +17,20 @@ use super::workers::{self, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
 use crate::limits::{Admitted, ConnectionLimits};
-use crate::proxy::Proxy;
+use crate::h2::H2App;
 use crate::proxy_protocol::ProxyProtocol;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::connectors::TransportConnector;
 use pingora::protocols::{Stream, ALPN};
-use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 
 pub struct Http1App {
     /// What serving a request needs: gateway state, connector, timeouts.
     service: Service,
-    /// pingora-proxy, for HTTP/2 clients.
-    h2: Arc<HttpProxy<Proxy>>,
+    /// HTTP/2 clients (and HTTP/1 ones to routes whose upstreams speak HTTP/2).
+    h2: Arc<H2App>,
     /// With more than one worker: where connections go.
     workers: Option<Workers>,
     /// Plain listeners whose connections start with a PROXY protocol header.
@@ -54,7 +53,7 @@ enum Served {
 impl Http1App {
     pub fn new(
         gateway: Arc<Gateway>,
-        h2: Arc<HttpProxy<Proxy>>,
+        h2: Arc<H2App>,
         connector: Arc<TransportConnector>,
         timeouts: ClientTimeoutConfig,
         threads: usize,

@@ -67,12 +67,35 @@ impl Framing {
                 Ok(n as usize)
             }
             Framing::UntilClose => Ok(input.len()),
-            Framing::Chunked(chunk) => advance_chunked(chunk, input),
+            Framing::Chunked(chunk) => advance_chunked(chunk, input, |_| {}),
+        }
+    }
+
+    /// [`Framing::advance`] that also hands over the body's own bytes (a
+    /// chunked body without its chunk lines and trailers), for a client
+    /// that frames bodies itself (HTTP/2).
+    pub fn advance_payload(
+        &mut self,
+        input: &[u8],
+        payload: impl FnMut(&[u8]),
+    ) -> Result<usize, FramingError> {
+        match self {
+            Framing::Chunked(chunk) => advance_chunked(chunk, input, payload),
+            _ => {
+                let mut payload = payload;
+                let n = self.advance(input)?;
+                payload(&input[..n]);
+                Ok(n)
+            }
         }
     }
 }
 
-fn advance_chunked(chunk: &mut Chunk, input: &[u8]) -> Result<usize, FramingError> {
+fn advance_chunked(
+    chunk: &mut Chunk,
+    input: &[u8],
+    mut payload: impl FnMut(&[u8]),
+) -> Result<usize, FramingError> {
     let mut at = 0;
     loop {
         let rest = &input[at..];
@@ -101,6 +124,7 @@ fn advance_chunked(chunk: &mut Chunk, input: &[u8]) -> Result<usize, FramingErro
                     return Ok(at);
                 }
                 let n = left.min(rest.len() as u64);
+                payload(&rest[..n as usize]);
                 at += n as usize;
                 *chunk = if n == left {
                     Chunk::DataEnd

@@ -46,7 +46,7 @@ impl Proxy {
 /// A head's size as HTTP/1 would write it (HTTP/2 compresses heads: this
 /// is what the access log counts on both paths): its first line, each
 /// `name: value` line, the blank line.
-fn head_size(headers: &http::HeaderMap, first_line: usize) -> u64 {
+pub(crate) fn head_size(headers: &http::HeaderMap, first_line: usize) -> u64 {
     let fields: usize = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)

@@ -10,11 +10,14 @@
 //! response_filter  issues the stickiness cookie to clients without a key
 //! logging          records the metrics
 
-mod log;
+mod heads;
+pub(crate) mod log;
+
+pub use heads::{client_response, upstream_request, Exchange};
 
 use crate::choose::{choose, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
-use crate::forwarded::{forwarded_for, Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::forwarded::Believed;
 use crate::mirror::Tap;
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::{RouteEntry, Snapshot};
@@ -256,37 +259,19 @@ impl ProxyHttp for Proxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let snapshot = ctx.snapshot.as_ref().expect("routed");
-        snapshot.pin.strip(upstream);
-        if let Some(id) = &ctx.request_id {
-            upstream.insert_header(X_REQUEST_ID, id)?;
-        }
         let entry = ctx.entry().expect("routed");
-        let group = entry.def.group(ctx.color());
-        if let Some(host) = &group.spec().group.host_rewrite {
-            upstream.insert_header(http::header::HOST, host)?;
-        } else if upstream.headers.get(http::header::HOST).is_none() {
-            // HTTP/2 clients send :authority instead of Host.
-            if let Some(authority) = session.req_header().uri.authority().map(|a| a.to_string()) {
-                upstream.insert_header(http::header::HOST, authority)?;
-            }
-        }
-        // From a trusted proxy its list grows; from anyone else it is
-        // replaced (`forwarded` explains).
-        let believed = ctx.believed.expect("set with the route");
-        if let Some(ip) = client_ip(session) {
-            let prior = upstream
-                .headers
-                .get(X_FORWARDED_FOR)
-                .filter(|_| believed.from_proxy)
-                .map(|v| v.as_bytes());
-            let forwarded = forwarded_for(prior, ip);
-            upstream.insert_header(X_FORWARDED_FOR, forwarded)?;
-        } else {
-            upstream.remove_header(X_FORWARDED_FOR);
-        }
-        let proto = HeaderValue::from_static(if believed.https { "https" } else { "http" });
-        upstream.insert_header(X_FORWARDED_PROTO, proto)?;
+        heads::upstream_request(
+            upstream,
+            &heads::Exchange {
+                snapshot: ctx.snapshot.as_ref().expect("routed"),
+                entry,
+                color: ctx.color(),
+                request_id: ctx.request_id.as_ref(),
+                believed: ctx.believed.expect("set with the route"),
+                client: client_ip(session),
+            },
+            session.req_header().uri.authority(),
+        )?;
         if let Some(tap) = ctx.mirror.as_mut() {
             tap.upstream_request(upstream);
         }
@@ -311,26 +296,17 @@ impl ProxyHttp for Proxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(id) = &ctx.request_id {
-            response.insert_header(X_REQUEST_ID, id)?;
-        }
         // A gRPC error without a body has its status in the headers.
         if let Some(status) = response.headers.get(GRPC_STATUS) {
             ctx.grpc_status = Some(status.clone());
         }
-        let key = ctx.choice.as_ref().and_then(|c| c.issued_key.as_ref());
-        if let (Some(key), Some(entry)) = (key, ctx.entry()) {
-            let secure = ctx.believed.is_some_and(|b| b.https);
-            let cookie = format!(
-                "{}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{}",
-                entry.def.stickiness.issued_cookie,
-                if secure { "; Secure" } else { "" }
-            );
-            response.append_header(http::header::SET_COOKIE, cookie)?;
-        }
-        if let Some(pinned) = ctx.choice.as_ref().filter(|c| c.pinned) {
-            response.insert_header(crate::pin::SERVED_BY, pinned.color.as_str())?;
-        }
+        let routed = ctx.choice.as_ref().zip(ctx.entry());
+        heads::client_response(
+            response,
+            ctx.request_id.as_ref(),
+            routed.map(|(c, e)| (c, e.def.stickiness.issued_cookie.as_str())),
+            ctx.believed.is_some_and(|b| b.https),
+        )?;
         if let Some(tap) = ctx.mirror.as_mut() {
             tap.response(response);
         }

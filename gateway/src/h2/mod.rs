@@ -1,0 +1,98 @@
+//! HTTP/2 clients. pingora's HTTP/2 server runs each connection (its accept
+//! loop, the `http2:` limits, idle timeout, graceful shutdown) and hands
+//! every stream to [`H2App`], which serves the common case itself and the
+//! rest through pingora-proxy ([`crate::proxy`]).
+//!
+//! H2App      which path a stream takes: a body-less GET or HEAD to a route
+//!            whose upstreams speak HTTP/1 and that mirrors nothing is the
+//!            lean path's; anything else is pingora-proxy's
+//! exchange   one lean stream: routed as [`crate::proxy`] routes, sent to an
+//!            HTTP/1 upstream over the lean HTTP/1 path's per-worker pool,
+//!            its response relayed
+//! upstream   HTTP/1 heads to and from pingora's header types, and bodies
+//!            by their framing (chunked decoded)
+
+mod exchange;
+mod upstream;
+
+use crate::control::Gateway;
+use crate::proxy::Proxy;
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::connectors::TransportConnector;
+use pingora::protocols::http::v2::server::H2Options;
+use pingora::protocols::http::ServerSession;
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct H2App {
+    proxy: Arc<HttpProxy<Proxy>>,
+    gateway: Arc<Gateway>,
+    connector: Arc<TransportConnector>,
+    /// `http2.send_timeout`.
+    send_timeout: Duration,
+}
+
+impl H2App {
+    pub fn new(
+        proxy: HttpProxy<Proxy>,
+        gateway: Arc<Gateway>,
+        connector: Arc<TransportConnector>,
+        send_timeout: Duration,
+    ) -> H2App {
+        H2App {
+            proxy: Arc::new(proxy),
+            gateway,
+            connector,
+            send_timeout,
+        }
+    }
+
+    /// Whether the lean path serves this stream.
+    fn takes(&self, session: &ServerSession) -> bool {
+        // An HTTP/1 session here has not read its head yet: pingora-proxy's.
+        if !session.is_http2() {
+            return false;
+        }
+        let req = session.req_header();
+        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            return false;
+        }
+        let snapshot = self.gateway.snapshot();
+        let host = crate::choose::request_host(req);
+        let Some(route) = snapshot.find(host, req.uri.path()) else {
+            return true; // the lean path answers 404 too
+        };
+        let def = &snapshot.routes[route].def;
+        def.mirror.is_none() && !def.blue.speaks_h2() && !def.green.speaks_h2()
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for H2App {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if self.takes(&session) && session.is_body_empty() {
+            self.serve(session).await;
+            return None;
+        }
+        self.proxy.process_new_http(session, shutdown).await
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.proxy.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.proxy.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.proxy.http_cleanup().await
+    }
+}

@@ -1,0 +1,150 @@
+//! An HTTP/2 stream's exchange with an HTTP/1 upstream: the request head
+//! written from pingora's `RequestHeader`, the response head parsed into a
+//! `ResponseHeader` with its body's framing.
+
+use crate::http1::framing::{Chunk, Framing};
+use pingora::http::{RequestHeader, ResponseHeader};
+use std::mem::MaybeUninit;
+
+/// Largest response head accepted from upstream.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+
+/// Headers of one connection's hop, never passed on (RFC 9110 §7.6.1), and
+/// the ones HTTP/2 frames itself.
+fn is_hop_by_hop(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "transfer-encoding",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The HTTP/1.1 head of a body-less request.
+pub fn request_head(req: &RequestHeader) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &req.headers {
+        if is_hop_by_hop(name.as_str()) || name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A parsed response head.
+pub struct Response {
+    pub head_len: usize,
+    pub header: ResponseHeader,
+    pub framing: Framing,
+    /// The upstream connection may carry another request afterwards.
+    pub reusable: bool,
+}
+
+/// Parses the head at the start of `buf`; `Ok(None)` while incomplete.
+pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>, &'static str> {
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut resp,
+        buf,
+        &mut headers,
+    );
+    let head_len = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
+        Ok(httparse::Status::Partial) => return Err("response head too large"),
+        Err(_) => return Err("malformed response head"),
+    };
+    let status = resp.code.ok_or("no status")?;
+    // No case map: HTTP/2 sends header names in lower case anyway.
+    let mut header = ResponseHeader::build_no_case(status, Some(resp.headers.len()))
+        .map_err(|_| "bad status")?;
+    let (mut length, mut chunked, mut close) = (None, false, resp.version == Some(0));
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            if length.is_some_and(|l| Some(l) != n) || n.is_none() {
+                return Err("bad Content-Length");
+            }
+            length = n;
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.eq_ignore_ascii_case(b"chunked");
+            if !chunked {
+                return Err("unsupported Transfer-Encoding");
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+            close = value.split(',').any(|t| t.trim() == "close")
+                || (resp.version == Some(0) && !value.contains("keep-alive"));
+        }
+        if is_hop_by_hop(h.name) {
+            continue;
+        }
+        let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "bad header")?;
+        let value = http::HeaderValue::from_bytes(h.value).map_err(|_| "bad header")?;
+        header.append_header(name, value).map_err(|_| "bad header")?;
+    }
+    let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
+    {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked(Chunk::Size)
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    let reusable = !close && framing != Framing::UntilClose;
+    Ok(Some(Response {
+        head_len,
+        header,
+        framing,
+        reusable,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_head_leaves_hop_by_hop_headers_out() {
+        let mut req = RequestHeader::build("GET", b"/a?b=1", None).unwrap();
+        req.insert_header("host", "shop").unwrap();
+        req.insert_header("te", "trailers").unwrap();
+        req.insert_header("x-request-id", "abc").unwrap();
+        let head = String::from_utf8(request_head(&req)).unwrap();
+        assert_eq!(head, "GET /a?b=1 HTTP/1.1\r\nhost: shop\r\nx-request-id: abc\r\n\r\n");
+    }
+
+    #[test]
+    fn a_response_head_gives_its_framing_and_drops_hop_by_hop_headers() {
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\nX-A: 1\r\n\r\n";
+        let r = parse_response(chunked, false).unwrap().unwrap();
+        assert_eq!(r.framing, Framing::Chunked(Chunk::Size));
+        assert!(r.reusable);
+        assert!(r.header.headers.get("transfer-encoding").is_none());
+        assert_eq!(r.header.headers.get("x-a").unwrap(), "1");
+        let closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+        let r = parse_response(closing, false).unwrap().unwrap();
+        assert_eq!((r.framing, r.reusable), (Framing::Length(2), false));
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n";
+        assert_eq!(parse_response(head, true).unwrap().unwrap().framing, Framing::Empty);
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false).unwrap().is_none());
+    }
+}

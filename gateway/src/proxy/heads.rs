@@ -1,0 +1,92 @@
+//! The heads that pass through the gateway over HTTP/2, as both HTTP/2
+//! paths write them: the request going upstream (pins stripped, the
+//! request ID, Host, `X-Forwarded-*`), and the response going back (the
+//! request ID, a stickiness cookie for a new client, which colour served a
+//! pinned request).
+
+use crate::choose::Choice;
+use crate::forwarded::{forwarded_for, Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::request_id::X_REQUEST_ID;
+use crate::routing::{RouteEntry, Snapshot};
+use crate::split::Color;
+use http::uri::Authority;
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::Result;
+use std::net::IpAddr;
+
+/// What a request's upstream head depends on.
+pub struct Exchange<'a> {
+    pub snapshot: &'a Snapshot,
+    pub entry: &'a RouteEntry,
+    pub color: Color,
+    pub request_id: Option<&'a HeaderValue>,
+    pub believed: Believed,
+    /// The peer's address (a PROXY protocol header's source, once read).
+    pub client: Option<IpAddr>,
+}
+
+/// Rewrites the client's request head into the one the upstream gets.
+pub fn upstream_request(
+    upstream: &mut RequestHeader,
+    exchange: &Exchange,
+    authority: Option<&Authority>,
+) -> Result<()> {
+    exchange.snapshot.pin.strip(upstream);
+    if let Some(id) = exchange.request_id {
+        upstream.insert_header(X_REQUEST_ID, id)?;
+    }
+    let group = exchange.entry.def.group(exchange.color);
+    if let Some(host) = &group.spec().group.host_rewrite {
+        upstream.insert_header(http::header::HOST, host)?;
+    } else if upstream.headers.get(http::header::HOST).is_none() {
+        // HTTP/2 clients send :authority instead of Host.
+        if let Some(authority) = authority {
+            upstream.insert_header(http::header::HOST, authority.as_str())?;
+        }
+    }
+    // From a trusted proxy its list grows; from anyone else it is
+    // replaced (`forwarded` explains).
+    let believed = exchange.believed;
+    if let Some(ip) = exchange.client {
+        let prior = upstream
+            .headers
+            .get(X_FORWARDED_FOR)
+            .filter(|_| believed.from_proxy)
+            .map(|v| v.as_bytes());
+        let forwarded = forwarded_for(prior, ip);
+        upstream.insert_header(X_FORWARDED_FOR, forwarded)?;
+    } else {
+        upstream.remove_header(X_FORWARDED_FOR);
+    }
+    let proto = HeaderValue::from_static(if believed.https { "https" } else { "http" });
+    upstream.insert_header(X_FORWARDED_PROTO, proto)?;
+    Ok(())
+}
+
+/// Adds what the gateway tells the client to the upstream's response head;
+/// `routed`: the request's choice and its route's issued-cookie name.
+pub fn client_response(
+    response: &mut ResponseHeader,
+    request_id: Option<&HeaderValue>,
+    routed: Option<(&Choice, &str)>,
+    secure: bool,
+) -> Result<()> {
+    if let Some(id) = request_id {
+        response.insert_header(X_REQUEST_ID, id)?;
+    }
+    let Some((choice, issued_cookie)) = routed else {
+        return Ok(());
+    };
+    if let Some(key) = &choice.issued_key {
+        let cookie = format!(
+            "{issued_cookie}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{}",
+            if secure { "; Secure" } else { "" }
+        );
+        response.append_header(http::header::SET_COOKIE, cookie)?;
+    }
+    if choice.pinned {
+        response.insert_header(crate::pin::SERVED_BY, choice.color.as_str())?;
+    }
+    Ok(())
+}
