@@ -1,6 +1,6 @@
 //! Which route, colour and endpoint serve a request: the decisions both
-//! request paths share (the lean HTTP/1 path in [`crate::http1`] and
-//! pingora-proxy's HTTP/2 path in [`crate::proxy`]).
+//! request paths share (the lean HTTP/1 path in [`crate::http1`], the
+//! lean HTTP/2 path in `h2`, and pingora-proxy's in [`crate::proxy`]).
 //!
 //! choose      the route (host, longest prefix), then the colour: a valid
 //!             pin, else the client's sticky key hashed against the split

@@ -2,8 +2,9 @@
 //! traffic between a blue and a green cluster.
 //!
 //! Start at [`server::run`]; an HTTP/1 request's path through the code is
-//! [`http1`] (HTTP/2 takes pingora-proxy, [`proxy`]), both choosing route,
-//! colour and endpoint with [`choose`]; the split and stickiness are
+//! [`http1`], an HTTP/2 stream's [`h2`] (what neither serves itself goes
+//! to pingora-proxy, [`proxy`]), all choosing route, colour and endpoint
+//! with [`choose`]; the split and stickiness are
 //! [`split`], and every change of state goes through [`control::Gateway`].
 
 pub mod access_log;

@@ -76,8 +76,13 @@ impl H2App {
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let believed = snapshot.forwarding.believe(client, tls, &req.headers);
         let host = request_host(&req);
-        let Some(choice) = choose(&snapshot, host, req.uri.path(), believed.client, &req.headers)
-        else {
+        let Some(choice) = choose(
+            &snapshot,
+            host,
+            req.uri.path(),
+            believed.client,
+            &req.headers,
+        ) else {
             answer(&mut session, 404, &request_id, false).await;
             return;
         };
@@ -179,7 +184,8 @@ impl H2App {
                 believed: routed.believed,
                 client: routed.client,
             };
-            if let Err(e) = upstream_request(&mut upstream_req, &exchange, routed.req.uri.authority())
+            if let Err(e) =
+                upstream_request(&mut upstream_req, &exchange, routed.req.uri.authority())
             {
                 break (400, format!("request head: {e}"));
             }
@@ -265,11 +271,20 @@ impl H2App {
             routed.choice,
             routed.entry.def.stickiness.issued_cookie.as_str(),
         ));
-        let _ = client_response(&mut header, Some(routed.request_id), routed_choice, routed.believed.https);
+        let _ = client_response(
+            &mut header,
+            Some(routed.request_id),
+            routed_choice,
+            routed.believed.https,
+        );
         tally.bytes_out += head_size(&header.headers, 12);
         let _ = buf.split_to(response.head_len);
         let mut framing = response.framing;
-        if session.write_response_header(Box::new(header)).await.is_err() {
+        if session
+            .write_response_header(Box::new(header))
+            .await
+            .is_err()
+        {
             return (Attempted::Answered(499), None);
         }
         loop {
@@ -278,7 +293,12 @@ impl H2App {
                 Framing::Chunked(_) => {
                     match framing.advance_payload(&buf, |p| payload.extend_from_slice(p)) {
                         Ok(n) => n,
-                        Err(e) => return (Attempted::Answered(cut(session, status, &e.to_string()).await), None),
+                        Err(e) => {
+                            return (
+                                Attempted::Answered(cut(session, status, &e.to_string()).await),
+                                None,
+                            )
+                        }
                     }
                 }
                 _ => {
@@ -301,7 +321,10 @@ impl H2App {
                 break;
             }
             if self.gateway.drains.deadline_passed(routed.choice.color) {
-                return (Attempted::Answered(cut(session, status, "its colour was drained").await), None);
+                return (
+                    Attempted::Answered(cut(session, status, "its colour was drained").await),
+                    None,
+                );
             }
             buf.reserve(READ_ROOM);
             match pingora::time::timeout(read_timeout, upstream.read_buf(&mut buf)).await {
@@ -310,7 +333,12 @@ impl H2App {
                     let _ = session.write_response_body(bytes::Bytes::new(), true).await;
                     return (Attempted::Answered(status), None);
                 }
-                _ => return (Attempted::Answered(cut(session, status, "upstream ended early").await), None),
+                _ => {
+                    return (
+                        Attempted::Answered(cut(session, status, "upstream ended early").await),
+                        None,
+                    )
+                }
             }
         }
         let keep = (response.reusable && buf.is_empty()).then_some(upstream);
@@ -326,13 +354,22 @@ async fn cut(session: &mut ServerSession, status: u16, why: &str) -> u16 {
 }
 
 /// The gateway's own answer: a status and no body.
-async fn answer(session: &mut ServerSession, status: u16, request_id: &HeaderValue, retry_after: bool) {
+async fn answer(
+    session: &mut ServerSession,
+    status: u16,
+    request_id: &HeaderValue,
+    retry_after: bool,
+) {
     let mut response = ServerSession::generate_error(status);
     let _ = response.insert_header(X_REQUEST_ID, request_id);
     if retry_after {
         let _ = response.insert_header("retry-after", "1");
     }
-    if session.write_response_header(Box::new(response)).await.is_ok() {
+    if session
+        .write_response_header(Box::new(response))
+        .await
+        .is_ok()
+    {
         let _ = session.finish_body().await;
     }
 }

@@ -77,7 +77,9 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
     let (mut length, mut chunked, mut close) = (None, false, resp.version == Some(0));
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
             if length.is_some_and(|l| Some(l) != n) || n.is_none() {
                 return Err("bad Content-Length");
             }
@@ -97,7 +99,9 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
         }
         let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "bad header")?;
         let value = http::HeaderValue::from_bytes(h.value).map_err(|_| "bad header")?;
-        header.append_header(name, value).map_err(|_| "bad header")?;
+        header
+            .append_header(name, value)
+            .map_err(|_| "bad header")?;
     }
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
     {
@@ -129,7 +133,10 @@ mod tests {
         req.insert_header("te", "trailers").unwrap();
         req.insert_header("x-request-id", "abc").unwrap();
         let head = String::from_utf8(request_head(&req)).unwrap();
-        assert_eq!(head, "GET /a?b=1 HTTP/1.1\r\nhost: shop\r\nx-request-id: abc\r\n\r\n");
+        assert_eq!(
+            head,
+            "GET /a?b=1 HTTP/1.1\r\nhost: shop\r\nx-request-id: abc\r\n\r\n"
+        );
     }
 
     #[test]
@@ -144,7 +151,12 @@ mod tests {
         let r = parse_response(closing, false).unwrap().unwrap();
         assert_eq!((r.framing, r.reusable), (Framing::Length(2), false));
         let head = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n";
-        assert_eq!(parse_response(head, true).unwrap().unwrap().framing, Framing::Empty);
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false).unwrap().is_none());
+        assert_eq!(
+            parse_response(head, true).unwrap().unwrap().framing,
+            Framing::Empty
+        );
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false)
+            .unwrap()
+            .is_none());
     }
 }

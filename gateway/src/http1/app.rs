@@ -2,8 +2,8 @@
 //!
 //! HTTP/1 connections are served here, request after request; a client
 //! speaking HTTP/2 (negotiated by TLS ALPN, or with prior knowledge on a
-//! plain connection: h2c, as gRPC clients do) goes to pingora-proxy (see
-//! [`crate::proxy`]).
+//! plain connection: h2c, as gRPC clients do) goes to the HTTP/2 app the
+//! server hands in (the `h2` module's).
 //! While a connection waits for its next request it holds no buffer and no
 //! request state: the request's work runs in a future of its own, boxed,
 //! and freed when the response is done, and the connection's task is just
@@ -17,7 +17,6 @@ use super::workers::{self, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
 use crate::limits::{Admitted, ConnectionLimits};
-use crate::h2::H2App;
 use crate::proxy_protocol::ProxyProtocol;
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -26,11 +25,12 @@ use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 
-pub struct Http1App {
+pub struct Http1App<H2> {
     /// What serving a request needs: gateway state, connector, timeouts.
     service: Service,
-    /// HTTP/2 clients (and HTTP/1 ones to routes whose upstreams speak HTTP/2).
-    h2: Arc<H2App>,
+    /// HTTP/2 clients. A type parameter: that app builds on this module's
+    /// upstream pool, so this module cannot name it.
+    h2: Arc<H2>,
     /// With more than one worker: where connections go.
     workers: Option<Workers>,
     /// Plain listeners whose connections start with a PROXY protocol header.
@@ -50,10 +50,10 @@ enum Served {
     ToPingora,
 }
 
-impl Http1App {
+impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
     pub fn new(
         gateway: Arc<Gateway>,
-        h2: Arc<H2App>,
+        h2: Arc<H2>,
         connector: Arc<TransportConnector>,
         timeouts: ClientTimeoutConfig,
         threads: usize,
@@ -162,7 +162,7 @@ impl Http1App {
     }
 }
 
-impl Http1App {
+impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
     /// On a plain listener that expects it, the PROXY protocol header:
     /// its source becomes the connection's peer (and is returned). `None`:
     /// closed.
@@ -191,7 +191,7 @@ impl Http1App {
 }
 
 #[async_trait]
-impl ServerApp for Http1App {
+impl<H2: ServerApp + Send + Sync + 'static> ServerApp for Http1App<H2> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,

@@ -4,7 +4,7 @@
 //! keep-alive connection, with no per-request task, channel or header map.
 //!
 //! app        the pingora app: a client connection's loop (HTTP/2 goes to
-//!            pingora-proxy)
+//!            the HTTP/2 app the server hands in)
 //! client     one client connection, and what it does after a request
 //! service    what serving a request needs: gateway state, connector, timeouts
 //! exchange   one request to the end of its response, with retries

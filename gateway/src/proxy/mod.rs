@@ -1,6 +1,9 @@
-//! The HTTP/2 request path: pingora-proxy's `ProxyHttp` callbacks, for
-//! clients that negotiate h2 on a TLS listener. (HTTP/1 takes the lean path
-//! in [`crate::http1`]; both share the decisions in [`crate::choose`].)
+//! pingora-proxy's request path: its `ProxyHttp` callbacks, for the HTTP/2
+//! streams the lean HTTP/2 path (the `h2` module) leaves to it — request
+//! bodies, mirrored routes, HTTP/2 upstreams (gRPC) — and for HTTP/1
+//! clients of routes whose upstreams speak HTTP/2. (Plain HTTP/1 takes the
+//! lean path in [`crate::http1`]; all share the decisions in
+//! [`crate::choose`].)
 //!
 //! request_filter   picks the route and the colour (pin, else the split)
 //! upstream_peer    picks a healthy endpoint of that colour, failing over
