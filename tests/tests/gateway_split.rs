@@ -153,23 +153,41 @@ async fn pin_header_wins_over_the_split_and_never_reaches_upstream() {
     let green = Backend::start("green");
     let gw = Gateway::start(&pinned_config(&[&blue], &[&green], ""));
     let admin = Admin::new(&gw);
-    let client = reqwest::Client::new();
+    let h1 = reqwest::Client::new();
+    // HTTP/2 streams take the lean HTTP/2 path: the same rules.
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
 
     for (split, pin) in [(0.0, "green"), (100.0, "blue")] {
         admin.set_split("web", split).await;
-        for _ in 0..20 {
-            let resp = client
-                .get(gw.url("/echo"))
-                .header("x-cutover-color", pin)
-                .send()
-                .await
-                .unwrap();
-            let echo: serde_json::Value = resp.json().await.unwrap();
-            assert_eq!(echo["backend"], pin, "split {split}, pinned {pin}");
-            assert!(
-                echo["headers"].get("x-cutover-color").is_none(),
-                "pin header leaked upstream"
-            );
+        for (client, name) in [(&h1, "HTTP/1"), (&h2c, "h2c")] {
+            for _ in 0..10 {
+                let resp = client
+                    .get(gw.url("/echo"))
+                    .header("x-cutover-color", pin)
+                    .header("x-forwarded-for", "203.0.113.7")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.headers()["x-cutover-served-by"], pin, "{name}");
+                let echo: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(echo["backend"], pin, "{name}: split {split}, pinned {pin}");
+                let headers = &echo["headers"];
+                assert!(
+                    headers.get("x-cutover-color").is_none(),
+                    "{name}: pin header leaked upstream"
+                );
+                // The peer is no trusted proxy: its claim is replaced.
+                assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{name}");
+                assert_eq!(headers["x-forwarded-proto"], "http", "{name}");
+                assert_eq!(
+                    headers["x-request-id"].as_str().unwrap().len(),
+                    32,
+                    "{name}"
+                );
+            }
         }
     }
     let metrics = admin.metrics().await;

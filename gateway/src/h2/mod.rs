@@ -6,13 +6,14 @@
 //! H2App      which path a stream takes: a body-less GET or HEAD to a route
 //!            whose upstreams speak HTTP/1 and that mirrors nothing is the
 //!            lean path's; anything else is pingora-proxy's
-//! exchange   one lean stream: routed as [`crate::proxy`] routes, sent to an
-//!            HTTP/1 upstream over the lean HTTP/1 path's per-worker pool,
-//!            its response relayed
-//! upstream   HTTP/1 heads to and from pingora's header types, and bodies
-//!            by their framing (chunked decoded)
+//! exchange   one lean stream: routed as [`crate::proxy`] routes, sent to
+//!            HTTP/1 upstreams over the lean HTTP/1 path's per-worker pool,
+//!            retried or failed over, recorded
+//! forward    one attempt on one upstream connection: the response relayed
+//! upstream   HTTP/1 heads to and from pingora's header types
 
 mod exchange;
+mod forward;
 mod upstream;
 
 use crate::control::Gateway;

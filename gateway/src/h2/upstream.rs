@@ -2,9 +2,17 @@
 //! written from pingora's `RequestHeader`, the response head parsed into a
 //! `ResponseHeader` with its body's framing.
 
+use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::http1::framing::{Chunk, Framing};
+use crate::pin::PinPolicy;
+use crate::request_id::X_REQUEST_ID;
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
+use std::borrow::Cow;
+use std::io::Write;
 use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::ops::Range;
 
 /// Largest response head accepted from upstream.
 const MAX_HEAD: usize = 64 * 1024;
@@ -25,25 +33,98 @@ fn is_hop_by_hop(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// The HTTP/1.1 head of a body-less request.
-pub fn request_head(req: &RequestHeader) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(req.method.as_str().as_bytes());
-    out.push(b' ');
-    let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &req.headers {
-        if is_hop_by_hop(name.as_str()) || name == http::header::CONTENT_LENGTH {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+/// The HTTP/1.1 head of a body-less request as the upstream gets it,
+/// written once per stream from the client's: pin headers and hop-by-hop
+/// ones left out, the request ID, `X-Forwarded-*` (from a trusted proxy its
+/// list grows; from anyone else it is replaced, `forwarded` explains). The
+/// Host line's place is kept for a colour's `host_rewrite`.
+pub struct RequestHead {
+    bytes: Vec<u8>,
+    host: Range<usize>,
+}
+
+impl RequestHead {
+    pub fn new(
+        req: &RequestHeader,
+        request_id: &HeaderValue,
+        pin: &PinPolicy,
+        believed: &Believed,
+        peer: Option<IpAddr>,
+    ) -> RequestHead {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(req.method.as_str().as_bytes());
+        out.push(b' ');
+        let target = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+        let start = out.len();
+        // HTTP/2 clients send :authority, and Host only sometimes.
+        out.extend_from_slice(crate::choose::request_host(req).as_bytes());
+        let host = start..out.len();
+        out.extend_from_slice(b"\r\nx-request-id: ");
+        out.extend_from_slice(request_id.as_bytes());
         out.extend_from_slice(b"\r\n");
+        for (name, value) in &req.headers {
+            let name = name.as_str();
+            if is_hop_by_hop(name)
+                || name == "host"
+                || name == "content-length"
+                || name == X_REQUEST_ID
+                || name == X_FORWARDED_FOR
+                || name == X_FORWARDED_PROTO
+                || pin.is_pin_header(name)
+            {
+                continue;
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        let mut prior = req
+            .headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter(|_| believed.from_proxy)
+            .peekable();
+        if prior.peek().is_some() || peer.is_some() {
+            out.extend_from_slice(b"x-forwarded-for: ");
+            let mut sep = false;
+            for value in prior {
+                if std::mem::replace(&mut sep, true) {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(value.as_bytes());
+            }
+            if let Some(ip) = peer {
+                if sep {
+                    out.extend_from_slice(b", ");
+                }
+                write!(out, "{ip}").expect("writing to a Vec");
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(if believed.https {
+            b"x-forwarded-proto: https\r\n\r\n"
+        } else {
+            b"x-forwarded-proto: http\r\n\r\n"
+        });
+        RequestHead { bytes: out, host }
     }
-    out.extend_from_slice(b"\r\n");
-    out
+
+    /// The head to send, with Host replaced by `host_rewrite`.
+    pub fn with_host(&self, host_rewrite: Option<&str>) -> Cow<'_, [u8]> {
+        match host_rewrite {
+            None => Cow::Borrowed(&self.bytes),
+            Some(host) => {
+                let mut out = Vec::with_capacity(self.bytes.len() + host.len());
+                out.extend_from_slice(&self.bytes[..self.host.start]);
+                out.extend_from_slice(host.as_bytes());
+                out.extend_from_slice(&self.bytes[self.host.end..]);
+                Cow::Owned(out)
+            }
+        }
+    }
 }
 
 /// A parsed response head.
@@ -127,16 +208,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_head_leaves_hop_by_hop_headers_out() {
+    fn a_request_head_leaves_pins_and_hop_by_hop_headers_out_and_says_who_asked() {
+        let pin = PinPolicy::from_config(&crate::config::PinConfig::default()).unwrap();
         let mut req = RequestHeader::build("GET", b"/a?b=1", None).unwrap();
         req.insert_header("host", "shop").unwrap();
         req.insert_header("te", "trailers").unwrap();
-        req.insert_header("x-request-id", "abc").unwrap();
-        let head = String::from_utf8(request_head(&req)).unwrap();
+        req.insert_header("x-request-id", "from-the-client")
+            .unwrap();
+        req.insert_header(pin.header.clone(), "green").unwrap();
+        req.insert_header("x-forwarded-for", "10.0.0.1").unwrap();
+        req.append_header("x-forwarded-for", "10.0.0.2").unwrap();
+        req.insert_header("accept", "*/*").unwrap();
+        let id = HeaderValue::from_static("abc");
+        let peer = Some(IpAddr::from([127, 0, 0, 9]));
+        let stranger = Believed {
+            from_proxy: false,
+            client: peer,
+            https: true,
+        };
+        let head = RequestHead::new(&req, &id, &pin, &stranger, peer);
         assert_eq!(
-            head,
-            "GET /a?b=1 HTTP/1.1\r\nhost: shop\r\nx-request-id: abc\r\n\r\n"
+            std::str::from_utf8(&head.with_host(None)).unwrap(),
+            "GET /a?b=1 HTTP/1.1\r\nhost: shop\r\nx-request-id: abc\r\naccept: */*\r\n\
+             x-forwarded-for: 127.0.0.9\r\nx-forwarded-proto: https\r\n\r\n"
         );
+        let proxy = Believed {
+            from_proxy: true,
+            ..stranger
+        };
+        let head = RequestHead::new(&req, &id, &pin, &proxy, peer);
+        let rewritten =
+            String::from_utf8(head.with_host(Some("green.internal")).into_owned()).unwrap();
+        assert!(rewritten.starts_with("GET /a?b=1 HTTP/1.1\r\nhost: green.internal\r\n"));
+        assert!(rewritten.contains("\r\nx-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.9\r\n"));
     }
 
     #[test]

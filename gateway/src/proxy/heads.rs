@@ -1,8 +1,8 @@
-//! The heads that pass through the gateway over HTTP/2, as both HTTP/2
-//! paths write them: the request going upstream (pins stripped, the
-//! request ID, Host, `X-Forwarded-*`), and the response going back (the
-//! request ID, a stickiness cookie for a new client, which colour served a
-//! pinned request).
+//! The heads pingora-proxy passes on: the request going upstream (pins
+//! stripped, the request ID, Host, `X-Forwarded-*`), and the response
+//! going back (the request ID, a stickiness cookie for a new client, which
+//! colour served a pinned request) — the latter shared with the lean
+//! HTTP/2 path.
 
 use crate::choose::Choice;
 use crate::forwarded::{forwarded_for, Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};

@@ -1,0 +1,174 @@
+//! One attempt on one upstream connection: the request head sent, the
+//! response head parsed and passed on with the gateway's headers, its body
+//! relayed as it comes (a chunked body decoded: HTTP/2 frames bodies
+//! itself). The connection comes back when it may carry another request.
+
+use super::upstream::{parse_response, RequestHead};
+use super::H2App;
+use crate::choose::Choice;
+use crate::http1::framing::Framing;
+use crate::proxy::{client_response, log::head_size};
+use crate::routing::RouteEntry;
+use bytes::BytesMut;
+use http::HeaderValue;
+use pingora::protocols::http::ServerSession;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Room to read upstream bytes into.
+const READ_ROOM: usize = 32 * 1024;
+
+/// One routed stream.
+pub(super) struct Routed<'a> {
+    pub(super) entry: &'a RouteEntry,
+    pub(super) choice: &'a Choice,
+    pub(super) head: &'a RequestHead,
+    pub(super) request_id: &'a HeaderValue,
+    pub(super) head_request: bool,
+    pub(super) https: bool,
+}
+
+/// What the access log and metrics need of how it went.
+#[derive(Default)]
+pub(super) struct Tally {
+    pub(super) upstream: Option<SocketAddr>,
+    pub(super) tries: u32,
+    pub(super) bytes_out: u64,
+}
+
+/// How one attempt on one upstream connection ended.
+pub(super) enum Attempted {
+    /// A response was passed on (whole, or cut off after it began).
+    Answered(u16),
+    /// The connection closed before any response byte.
+    NoResponse,
+    /// The gateway answers this status itself.
+    Failed(u16, String),
+}
+
+impl H2App {
+    /// One attempt: the head sent, the response relayed. The connection
+    /// comes back when it may carry another request.
+    pub(super) async fn forward(
+        &self,
+        session: &mut ServerSession,
+        routed: &Routed<'_>,
+        mut upstream: pingora::protocols::Stream,
+        head: &[u8],
+        read_timeout: std::time::Duration,
+        tally: &mut Tally,
+    ) -> (Attempted, Option<pingora::protocols::Stream>) {
+        if upstream.write_all(head).await.is_err() || upstream.flush().await.is_err() {
+            return (Attempted::NoResponse, None);
+        }
+        let head_request = routed.head_request;
+        let mut buf = BytesMut::with_capacity(READ_ROOM);
+        let response = loop {
+            match parse_response(&buf, head_request) {
+                // 1xx other than 101: more heads follow.
+                Ok(Some(r)) if r.header.status.is_informational() => {
+                    let _ = buf.split_to(r.head_len);
+                    continue;
+                }
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(why) => return (Attempted::Failed(502, why.into()), None),
+            }
+            buf.reserve(READ_ROOM);
+            match pingora::time::timeout(read_timeout, upstream.read_buf(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) if buf.is_empty() => return (Attempted::NoResponse, None),
+                Ok(_) => return (Attempted::Failed(502, "closed mid-head".into()), None),
+                Err(_) => {
+                    let why = format!("no response within {read_timeout:?}");
+                    return (Attempted::Failed(504, why), None);
+                }
+            }
+        };
+        let status = response.header.status.as_u16();
+        let mut header = response.header;
+        let routed_choice = Some((
+            routed.choice,
+            routed.entry.def.stickiness.issued_cookie.as_str(),
+        ));
+        let _ = client_response(
+            &mut header,
+            Some(routed.request_id),
+            routed_choice,
+            routed.https,
+        );
+        tally.bytes_out += head_size(&header.headers, 12);
+        let _ = buf.split_to(response.head_len);
+        let mut framing = response.framing;
+        if session
+            .write_response_header(Box::new(header))
+            .await
+            .is_err()
+        {
+            return (Attempted::Answered(499), None);
+        }
+        loop {
+            let mut payload = BytesMut::new();
+            let used = match framing {
+                Framing::Chunked(_) => {
+                    match framing.advance_payload(&buf, |p| payload.extend_from_slice(p)) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            return (
+                                Attempted::Answered(cut(session, status, &e.to_string()).await),
+                                None,
+                            )
+                        }
+                    }
+                }
+                _ => {
+                    let n = framing.advance(&buf).unwrap_or(0);
+                    payload = buf.split_to(n);
+                    0
+                }
+            };
+            let _ = buf.split_to(used);
+            let done = framing.is_done();
+            if !payload.is_empty() || done {
+                tally.bytes_out += payload.len() as u64;
+                if let Err(e) = session.write_response_body(payload.freeze(), done).await {
+                    // Gone, or not reading within `send_timeout`.
+                    let why = format!("writing to the client: {e}");
+                    return (Attempted::Answered(cut(session, 499, &why).await), None);
+                }
+            }
+            if done {
+                break;
+            }
+            if self.gateway.drains.deadline_passed(routed.choice.color) {
+                return (
+                    Attempted::Answered(cut(session, status, "its colour was drained").await),
+                    None,
+                );
+            }
+            buf.reserve(READ_ROOM);
+            match pingora::time::timeout(read_timeout, upstream.read_buf(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(Ok(_)) if framing == Framing::UntilClose => {
+                    let _ = session.write_response_body(bytes::Bytes::new(), true).await;
+                    return (Attempted::Answered(status), None);
+                }
+                _ => {
+                    return (
+                        Attempted::Answered(cut(session, status, "upstream ended early").await),
+                        None,
+                    )
+                }
+            }
+        }
+        let keep = (response.reusable && buf.is_empty()).then_some(upstream);
+        (Attempted::Answered(status), keep)
+    }
+}
+
+/// A response that began and cannot end well: the stream is reset.
+async fn cut(session: &mut ServerSession, status: u16, why: &str) -> u16 {
+    tracing::debug!(status, "response cut off: {why}");
+    session.shutdown().await;
+    status
+}
