@@ -124,7 +124,11 @@ impl H2App {
         let logging = self.gateway.access_log.as_ref().is_some_and(|l| l.wants());
         Asking {
             asked: logging.then(|| Asked::of(req, Some(&request_id))),
-            bytes_in: head_size(&req.headers, req.uri.to_string().len()),
+            bytes_in: if logging {
+                head_size(&req.headers, req.uri.to_string().len())
+            } else {
+                0
+            },
             request_id,
             head_request: req.method == http::Method::HEAD,
             routed,

@@ -9,7 +9,6 @@ use crate::request_id::X_REQUEST_ID;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::borrow::Cow;
-use std::io::Write;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -100,7 +99,7 @@ impl RequestHead {
                 if sep {
                     out.extend_from_slice(b", ");
                 }
-                write!(out, "{ip}").expect("writing to a Vec");
+                crate::forwarded::write_ip(&mut out, ip);
             }
             out.extend_from_slice(b"\r\n");
         }

@@ -289,7 +289,6 @@ fn write_forwarded(
     peer: Option<IpAddr>,
     believed: &Believed,
 ) {
-    use std::io::Write;
     let mut prior = headers
         .iter()
         .filter(|h| believed.from_proxy && h.name.eq_ignore_ascii_case(X_FORWARDED_FOR))
@@ -309,7 +308,7 @@ fn write_forwarded(
             if sep {
                 head.extend_from_slice(b", ");
             }
-            write!(head, "{ip}").expect("writing to a Vec");
+            crate::forwarded::write_ip(head, ip);
         }
         head.extend_from_slice(b"\r\n");
     }
