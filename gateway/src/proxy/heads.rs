@@ -73,6 +73,10 @@ pub fn client_response(
     secure: bool,
 ) -> Result<()> {
     if let Some(id) = request_id {
+        // Unique per request: HPACK would add it to the connection's table
+        // only to evict it; marked sensitive it is sent as a literal.
+        let mut id = id.clone();
+        id.set_sensitive(true);
         response.insert_header(X_REQUEST_ID, id)?;
     }
     let Some((choice, issued_cookie)) = routed else {
