@@ -97,17 +97,27 @@ async fn a_dead_colour_fails_over_and_comes_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_dead_endpoint_causes_no_client_error() {
-    let blue1 = Backend::start("blue");
-    let mut blue2 = Backend::start("blue");
-    let green = Backend::start("green");
-    let gw = Gateway::start(&one_route_config(&[&blue1, &blue2], &[&green], ""));
-    let client = reqwest::Client::new();
-    blue2.stop();
-    // Straight away, before the health checks notice: connect failures are
-    // retried on the other endpoint.
-    let results = served_by(&client, &gw.url("/"), 300, "c").await;
-    for (status, backend) in results {
-        assert_eq!((status, backend.as_str()), (200, "blue"));
+    let h1 = reqwest::Client::new();
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for (client, name) in [(&h1, "HTTP/1"), (&h2c, "h2c")] {
+        let blue1 = Backend::start("blue");
+        let mut blue2 = Backend::start("blue");
+        let green = Backend::start("green");
+        let gw = Gateway::start(&one_route_config(&[&blue1, &blue2], &[&green], ""));
+        let admin = Admin::new(&gw);
+        blue2.stop();
+        // Straight away, before the health checks notice: connect failures
+        // are retried on the other endpoint.
+        let results = served_by(client, &gw.url("/"), 300, "c").await;
+        for (status, backend) in results {
+            assert_eq!((status, backend.as_str()), (200, "blue"), "{name}");
+        }
+        let metrics = admin.metrics().await;
+        let failed = r#"gateway_upstream_errors_total{color="blue",kind="connect",route="web"}"#;
+        assert!(metrics.contains(failed), "{name}: {metrics}");
     }
 }
 

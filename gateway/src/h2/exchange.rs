@@ -183,19 +183,10 @@ impl H2App {
             };
             tally.tries += 1;
             tally.upstream = Some(endpoint.addr);
-            let color = attempts.color.as_str();
-            let (upstream, reused) = match pool::take(endpoint.pool_key) {
-                Some(stream) => (stream, true),
-                None => match self.connector.new_stream(&endpoint.peer).await {
-                    Ok(stream) => (stream, false),
-                    Err(e) => {
-                        tracing::debug!(endpoint = %endpoint.addr, error = %e, "connect failed");
-                        let labels = [def.name.as_str(), color, "connect"];
-                        metrics.upstream_errors.with_label_values(&labels).inc();
-                        attempts.failed(endpoint.addr);
-                        continue;
-                    }
-                },
+            let connection =
+                pool::connection(&self.connector, &endpoint, &def.name, attempts, metrics);
+            let Some((upstream, reused)) = connection.await else {
+                continue;
             };
             let spec = def.group(attempts.color).spec();
             let read_timeout = spec.timeouts.read;
@@ -221,7 +212,7 @@ impl H2App {
                     retries += 1;
                 }
                 (Attempted::Failed(status, why), _) => {
-                    let labels = [def.name.as_str(), color, "proxy"];
+                    let labels = [def.name.as_str(), attempts.color.as_str(), "proxy"];
                     metrics.upstream_errors.with_label_values(&labels).inc();
                     break (status, format!("{}: {why}", endpoint.addr));
                 }

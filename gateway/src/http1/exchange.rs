@@ -201,21 +201,10 @@ impl Service {
                 }
             };
             traffic.tries += 1;
-            let (upstream, reused) = match pool::take(endpoint.pool_key) {
-                Some(stream) => (stream, true),
-                None => match self.connector.new_stream(&endpoint.peer).await {
-                    Ok(stream) => (stream, false),
-                    Err(e) => {
-                        tracing::debug!(endpoint = %endpoint.addr, error = %e, "connect failed");
-                        let color = attempts.color.as_str();
-                        metrics
-                            .upstream_errors
-                            .with_label_values(&[&def.name, color, "connect"])
-                            .inc();
-                        attempts.failed(endpoint.addr);
-                        continue;
-                    }
-                },
+            let connection =
+                pool::connection(&self.connector, &endpoint, &def.name, attempts, metrics);
+            let Some((upstream, reused)) = connection.await else {
+                continue;
             };
             let spec = def.group(attempts.color).spec();
             let attempt = Attempt {

@@ -6,6 +6,10 @@
 //! pool), a connection is checked when it is taken, and dropped if the
 //! upstream closed it, sent bytes nobody asked for, or it idled too long.
 
+use crate::choose::Attempts;
+use crate::metrics::Metrics;
+use crate::upstream::Endpoint;
+use pingora::connectors::TransportConnector;
 use pingora::protocols::Stream;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -40,6 +44,31 @@ pub fn take(key: u64) -> Option<Stream> {
         }
         None
     })
+}
+
+/// A connection to `endpoint`: an idle one from the pool (`true`: reused),
+/// else a new one. A connect failure is counted for `route` and the
+/// endpoint marked tried; `None` says to try the next.
+pub async fn connection(
+    connector: &TransportConnector,
+    endpoint: &Endpoint,
+    route: &str,
+    attempts: &mut Attempts,
+    metrics: &Metrics,
+) -> Option<(Stream, bool)> {
+    if let Some(stream) = take(endpoint.pool_key) {
+        return Some((stream, true));
+    }
+    match connector.new_stream(&endpoint.peer).await {
+        Ok(stream) => Some((stream, false)),
+        Err(e) => {
+            tracing::debug!(endpoint = %endpoint.addr, error = %e, "connect failed");
+            let labels = [route, attempts.color.as_str(), "connect"];
+            metrics.upstream_errors.with_label_values(&labels).inc();
+            attempts.failed(endpoint.addr);
+            None
+        }
+    }
 }
 
 /// Drops every idle connection to the endpoint `key`: one of them turned
