@@ -56,8 +56,12 @@ pub fn choose(
     let (bucket, issued_key) = match bucket {
         Some(bucket) => (bucket, None),
         None => {
-            let fresh = format!("{:032x}", rand::random::<u128>());
-            (bucket_of(fresh.as_bytes()), Some(fresh))
+            // A new client's key: unique, not secret (a client may send any
+            // key it likes), so the request ID's generator serves without
+            // a random draw per request.
+            let fresh = crate::request_id::generate();
+            let key = String::from_utf8(fresh.to_vec()).expect("hex digits");
+            (bucket_of(&fresh), Some(key))
         }
     };
     let color = if entry.green_percent.sends_to_green(bucket) {

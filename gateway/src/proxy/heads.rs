@@ -87,6 +87,11 @@ pub fn client_response(
             "{issued_cookie}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{}",
             if secure { "; Secure" } else { "" }
         );
+        // Unique per new client: a never-indexed HPACK literal, as the ID.
+        let mut cookie = HeaderValue::try_from(cookie).map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "cookie", e)
+        })?;
+        cookie.set_sensitive(true);
         response.append_header(http::header::SET_COOKIE, cookie)?;
     }
     if choice.pinned {

@@ -123,11 +123,12 @@ impl ServerApp for TcpApp {
             return self.rejected(reason);
         };
         let client_ip = peer(&client).map(|a| a.ip());
-        let key = client_ip.map_or_else(String::new, |ip| ip.to_string());
-        let color = match entry
-            .green_percent
-            .sends_to_green(bucket_of(key.as_bytes()))
-        {
+        // The address as text, as HTTP routes hash a client's address.
+        let mut key = Vec::with_capacity(39);
+        if let Some(ip) = client_ip {
+            crate::forwarded::write_ip(&mut key, ip);
+        }
+        let color = match entry.green_percent.sends_to_green(bucket_of(&key)) {
             true => Color::Green,
             false => Color::Blue,
         };
