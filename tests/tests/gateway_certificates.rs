@@ -135,7 +135,9 @@ async fn get(tls: &mut Tls) -> Result<(), String> {
     Ok(())
 }
 
-fn tls_config(files: &str) -> String {
+/// A TLS listener's config, and the backend behind it (kept by the test:
+/// dropped, it stops).
+fn tls_config(files: &str) -> (String, Backend) {
     let blue = Backend::start("blue");
     let config = format!(
         r#"listeners: [{{address: "{{proxy}}", tls: {files}}}]
@@ -147,9 +149,7 @@ routes:
 "#,
         blue.addr, blue.addr
     );
-    // The backend lives as long as the test: leak it into the process.
-    std::mem::forget(blue);
-    config
+    (config, blue)
 }
 
 /// What the load saw: each new connection's certificate, in order, and
@@ -165,7 +165,8 @@ async fn a_rotated_certificate_is_served_within_two_seconds_and_a_bad_one_is_ref
     let dir = tempfile::tempdir().unwrap();
     let (cert1, key1) = certificate("generation-1", &["web.test"], false);
     let mut volume = SecretVolume::new(&dir.path().join("tls"), &cert1, &key1);
-    let config = tls_config(r#"{cert_file: "{dir}/tls/tls.crt", key_file: "{dir}/tls/tls.key"}"#);
+    let (config, _backend) =
+        tls_config(r#"{cert_file: "{dir}/tls/tls.crt", key_file: "{dir}/tls/tls.key"}"#);
     let gw = Gateway::start_in(dir, &config);
     let admin = Admin::new(&gw);
     let addr = gw.proxy;
@@ -316,7 +317,8 @@ async fn certificates_are_chosen_by_server_name_and_sighup_rereads_the_config() 
         std::fs::write(dir.path().join(format!("{file}.key")), key).unwrap();
     }
     let files = r#"{cert_file: "{dir}/default.crt", key_file: "{dir}/default.key", sni: [{cert_file: "{dir}/api.crt", key_file: "{dir}/api.key"}, {cert_file: "{dir}/wild.crt", key_file: "{dir}/wild.key"}]}"#;
-    let gw = Gateway::start_in(dir, &tls_config(files));
+    let (config, _backend) = tls_config(files);
+    let gw = Gateway::start_in(dir, &config);
     let addr = gw.proxy;
     for (name, expected) in [
         (Some("api.test"), "api"),
