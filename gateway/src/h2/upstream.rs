@@ -67,6 +67,7 @@ impl RequestHead {
             let name = name.as_str();
             if is_hop_by_hop(name)
                 || name == "host"
+                || name == "cookie"
                 || name == "content-length"
                 || name == X_REQUEST_ID
                 || name == X_FORWARDED_FOR
@@ -78,6 +79,18 @@ impl RequestHead {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        // HTTP/2 clients may split Cookie into crumbs, one field each; an
+        // HTTP/1 upstream gets them joined into one (RFC 9113 §8.2.3).
+        let mut cookies = req.headers.get_all(http::header::COOKIE).iter();
+        if let Some(first) = cookies.next() {
+            out.extend_from_slice(b"cookie: ");
+            out.extend_from_slice(first.as_bytes());
+            for crumb in cookies {
+                out.extend_from_slice(b"; ");
+                out.extend_from_slice(crumb.as_bytes());
+            }
             out.extend_from_slice(b"\r\n");
         }
         let mut prior = req
@@ -207,7 +220,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_head_leaves_pins_and_hop_by_hop_headers_out_and_says_who_asked() {
+    fn a_request_head_leaves_pins_and_hop_by_hop_headers_out_joins_cookies_and_says_who_asked() {
         let pin = PinPolicy::from_config(&crate::config::PinConfig::default()).unwrap();
         let mut req = RequestHeader::build("GET", b"/a?b=1", None).unwrap();
         req.insert_header("host", "shop").unwrap();
@@ -218,6 +231,8 @@ mod tests {
         req.insert_header("x-forwarded-for", "10.0.0.1").unwrap();
         req.append_header("x-forwarded-for", "10.0.0.2").unwrap();
         req.insert_header("accept", "*/*").unwrap();
+        req.append_header("cookie", "a=1").unwrap();
+        req.append_header("cookie", "b=2").unwrap();
         let id = HeaderValue::from_static("abc");
         let peer = Some(IpAddr::from([127, 0, 0, 9]));
         let stranger = Believed {
@@ -229,7 +244,7 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&head.with_host(None)).unwrap(),
             "GET /a?b=1 HTTP/1.1\r\nhost: shop\r\nx-request-id: abc\r\naccept: */*\r\n\
-             x-forwarded-for: 127.0.0.9\r\nx-forwarded-proto: https\r\n\r\n"
+             cookie: a=1; b=2\r\nx-forwarded-for: 127.0.0.9\r\nx-forwarded-proto: https\r\n\r\n"
         );
         let proxy = Believed {
             from_proxy: true,
