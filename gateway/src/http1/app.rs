@@ -75,14 +75,19 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
 
     /// Requests one after another until the client closes, idles past the
     /// keep-alive timeout, or a response says the connection ends. Once
-    /// shutdown began, every response says so (`Connection: close`); idle
+    /// shutdown began, every response says so (`Connection: close`) and a
+    /// connection that served a request is not waited on again; idle
     /// connections end with the process (see `server::drain`), so waiting
     /// costs no shutdown watcher per connection.
     async fn serve(&self, client: &mut Client, shutdown: &ShutdownWatch) -> Served {
         let mut first = true;
         loop {
             if client.buf.is_empty() {
-                if *shutdown.borrow() {
+                // An idle keep-alive client goes; a new one accepted just
+                // before pingora stopped accepting has not sent its request
+                // yet, and is owed an answer (closed unanswered, it sees a
+                // reset).
+                if *shutdown.borrow() && !first {
                     return Served::Closed;
                 }
                 let next_request = client.wait_for_bytes();
