@@ -108,6 +108,15 @@ impl Drop for Proc {
     }
 }
 
+/// An HTTP/2 client that speaks h2c with prior knowledge, as gRPC clients
+/// do on a plain port.
+pub fn h2c_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
+
 /// A running `sample-backend`.
 pub struct Backend {
     pub name: String,

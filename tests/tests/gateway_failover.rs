@@ -98,10 +98,7 @@ async fn a_dead_colour_fails_over_and_comes_back() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_dead_endpoint_causes_no_client_error() {
     let h1 = reqwest::Client::new();
-    let h2c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = e2e::h2c_client();
     for (client, name) in [(&h1, "HTTP/1"), (&h2c, "h2c")] {
         let blue1 = Backend::start("blue");
         let mut blue2 = Backend::start("blue");

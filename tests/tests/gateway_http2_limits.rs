@@ -114,10 +114,7 @@ impl Bystander {
     fn start(url: String) -> Bystander {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .http2_prior_knowledge()
-                .build()
-                .unwrap();
+            let client = e2e::h2c_client();
             let (mut ok, mut failed) = (0, 0);
             while !*stopped.borrow() {
                 match client.get(&url).send().await {

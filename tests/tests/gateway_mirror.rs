@@ -342,10 +342,7 @@ async fn a_slow_green_costs_clients_nothing_and_its_copies_are_dropped() {
     );
     // JSON with an ignored field compares equal; over HTTP/2 (pingora's
     // path) as over HTTP/1.
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2 = e2e::h2c_client();
     tokio::time::sleep(Duration::from_millis(2500)).await; // the slow copies end
     let before = mirror_counts(&admin).await["match"].as_u64().unwrap();
     for c in [&client, &h2] {

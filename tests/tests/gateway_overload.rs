@@ -271,10 +271,7 @@ routes:
     let gw = Gateway::start(&config);
     let admin = Admin::new(&gw);
     let h1 = reqwest::Client::new();
-    let h2c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = e2e::h2c_client();
     for (client, name) in [(&h1, "HTTP/1"), (&h2c, "h2c")] {
         let started = Instant::now();
         let answers = futures_util::future::join_all((0..10).map(|_| async {

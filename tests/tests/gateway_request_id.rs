@@ -35,10 +35,7 @@ async fn each_request_has_one_id_seen_upstream_and_by_the_client() {
     let gw = Gateway::start(&one_route_config(&[&blue], &[&blue], ""));
     let url = gw.url("/echo");
     let h1 = reqwest::Client::new();
-    let h2c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = e2e::h2c_client();
     for (client, path) in [(&h1, "HTTP/1"), (&h2c, "h2c")] {
         // None sent: one is generated, 32 hex digits, new each time.
         let (returned, upstream, trace) = ids(client, &url, None).await;

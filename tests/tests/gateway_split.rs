@@ -155,10 +155,7 @@ async fn pin_header_wins_over_the_split_and_never_reaches_upstream() {
     let admin = Admin::new(&gw);
     let h1 = reqwest::Client::new();
     // HTTP/2 streams take the lean HTTP/2 path: the same rules.
-    let h2c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = e2e::h2c_client();
 
     for (split, pin) in [(0.0, "green"), (100.0, "blue")] {
         admin.set_split("web", split).await;

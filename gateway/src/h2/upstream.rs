@@ -4,6 +4,7 @@
 
 use crate::forwarded::{Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::http1::framing::{Chunk, Framing};
+use crate::http1::response::{parse_head, MAX_HEADERS};
 use crate::pin::PinPolicy;
 use crate::request_id::X_REQUEST_ID;
 use http::HeaderValue;
@@ -13,23 +14,10 @@ use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::ops::Range;
 
-/// Largest response head accepted from upstream.
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 128;
-
-/// Headers of one connection's hop, never passed on (RFC 9110 §7.6.1), and
-/// the ones HTTP/2 frames itself.
+/// Headers of one connection's hop, never passed on, and Transfer-Encoding,
+/// which HTTP/2 frames itself.
 fn is_hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "upgrade",
-        "transfer-encoding",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+    crate::http1::is_hop_by_hop(name) || name.eq_ignore_ascii_case("transfer-encoding")
 }
 
 /// The HTTP/1.1 head of a body-less request as the upstream gets it,
@@ -151,17 +139,8 @@ pub struct Response {
 /// Parses the head at the start of `buf`; `Ok(None)` while incomplete.
 pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>, &'static str> {
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut headers,
-    );
-    let head_len = match parsed {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
-        Ok(httparse::Status::Partial) => return Err("response head too large"),
-        Err(_) => return Err("malformed response head"),
+    let Some((head_len, resp)) = parse_head(buf, &mut headers)? else {
+        return Ok(None);
     };
     let status = resp.code.ok_or("no status")?;
     // No case map: HTTP/2 sends header names in lower case anyway.

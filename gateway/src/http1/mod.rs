@@ -32,8 +32,9 @@ mod mirror;
 pub(crate) mod pool;
 mod relay;
 mod request;
-mod response;
+pub(crate) mod response;
 mod service;
 mod workers;
 
 pub use app::Http1App;
+pub(crate) use request::is_hop_by_hop;

@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 
 /// Largest response head accepted from upstream.
 const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 128;
+pub const MAX_HEADERS: usize = 128;
 
 /// A response head the gateway cannot pass on; the client gets a 502.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +44,23 @@ pub struct ClientSide<'a> {
     pub served_by: Option<&'static str>,
 }
 
+/// The response head at the start of `buf`, its fields parsed into
+/// `headers`: its length and the response; `Ok(None)` while incomplete.
+pub fn parse_head<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<(usize, httparse::Response<'h, 'b>)>, &'static str> {
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, headers);
+    match parsed {
+        Ok(httparse::Status::Complete(n)) => Ok(Some((n, resp))),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => Err("response head too large"),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(_) => Err("malformed response head"),
+    }
+}
+
 /// Parses the head at the start of `buf` (`Ok(None)` while incomplete) and
 /// appends the client's version of it to `out`.
 pub fn parse(
@@ -52,19 +69,8 @@ pub fn parse(
     out: &mut Vec<u8>,
 ) -> Result<Option<Response>, BadResponse> {
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut headers,
-    );
-    let head_len = match parsed {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
-            return Err(BadResponse("response head too large"))
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(BadResponse("malformed response head")),
+    let Some((head_len, resp)) = parse_head(buf, &mut headers).map_err(BadResponse)? else {
+        return Ok(None);
     };
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Err(BadResponse("incomplete status line"));
