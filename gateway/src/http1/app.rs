@@ -90,8 +90,12 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
                 if *shutdown.borrow() && !first {
                     return Served::Closed;
                 }
+                // pingora's timer (10 ms ticks, one timer per tick shared by
+                // every connection), not tokio's: a new tokio timer earlier
+                // than the worker's next wake-up writes to its eventfd, which
+                // about every other request here did.
                 let next_request = client.wait_for_bytes();
-                match tokio::time::timeout(self.service.timeouts.keepalive, next_request).await {
+                match pingora::time::timeout(self.service.timeouts.keepalive, next_request).await {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return Served::Closed,
                 }
