@@ -144,9 +144,6 @@ impl Snapshot {
             let (Some(blue), Some(green)) = (group(Color::Blue), group(Color::Green)) else {
                 continue;
             };
-            if rc.tcp.is_some() {
-                metrics.tcp_series(&rc.name);
-            }
             let initial = GreenPercent::from_percent(rc.initial_green_percent)
                 .expect("validated with the config");
             let def = Arc::new(RouteDef {
@@ -158,7 +155,7 @@ impl Snapshot {
                 stickiness: rc.stickiness.clone(),
                 failover: rc.failover,
                 initial,
-                metrics: RouteMetrics::new(metrics, &rc.name),
+                metrics: RouteMetrics::new(metrics, &rc.name, rc.tcp.is_some()),
                 mirror: rc
                     .mirror
                     .as_ref()

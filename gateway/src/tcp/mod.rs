@@ -15,7 +15,8 @@ pub mod sni;
 use crate::access_log::{Asked, Entry};
 use crate::choose::{Attempts, Choice};
 use crate::control::Gateway;
-use crate::routing::{RouteEntry, Snapshot};
+use crate::metrics::TcpSeries;
+use crate::routing::{RouteDef, RouteEntry, Snapshot};
 use crate::split::{bucket_of, Color};
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -168,17 +169,16 @@ struct Connection<'a> {
 impl Connection<'_> {
     async fn serve(&mut self, mut client: Stream, early: &[u8]) {
         let def = self.entry.def.clone();
-        let metrics = &self.app.gateway.metrics;
         let Some(mut upstream) = self.connect().await else {
-            return self.close(&mut client, "refused", 0, 0).await;
+            return self.close("refused", 0, 0);
         };
         let color = self.attempts.color;
         let Some(_admitted) = def.group(color).admit() else {
             def.metrics.overloaded(color, false);
-            return self.close(&mut client, "overload", 0, 0).await;
+            return self.close("overload", 0, 0);
         };
         if upstream.write_all(early).await.is_err() {
-            return self.close(&mut client, "reset", 0, 0).await;
+            return self.close("reset", 0, 0);
         }
         let idle = def
             .tcp
@@ -194,14 +194,8 @@ impl Connection<'_> {
             }
             _ => "ok",
         };
-        for (direction, n) in [("in", bytes_in), ("out", relayed.bytes_out)] {
-            metrics
-                .tcp_bytes
-                .with_label_values(&[&def.name, color.as_str(), direction])
-                .inc_by(n);
-        }
-        self.close(&mut client, result, bytes_in, relayed.bytes_out)
-            .await;
+        series(&def).relayed(color, bytes_in, relayed.bytes_out);
+        self.close(result, bytes_in, relayed.bytes_out);
     }
 
     /// A healthy endpoint that takes the connection: tried one after the
@@ -217,10 +211,8 @@ impl Connection<'_> {
             let began = Instant::now();
             match self.app.connector.new_stream(&endpoint.peer).await {
                 Ok(stream) => {
-                    metrics
-                        .tcp_connect_duration
-                        .with_label_values(&[&def.name, self.attempts.color.as_str()])
-                        .observe(began.elapsed().as_secs_f64());
+                    let seconds = began.elapsed().as_secs_f64();
+                    series(&def).connected(self.attempts.color, seconds);
                     return Some(stream);
                 }
                 Err(e) => {
@@ -231,8 +223,9 @@ impl Connection<'_> {
         }
     }
 
-    /// Counts the connection, logs it, and closes the client.
-    async fn close(&mut self, client: &mut Stream, result: &str, bytes_in: u64, bytes_out: u64) {
+    /// Counts the connection and logs it; the client closes as `serve`
+    /// returns.
+    fn close(&mut self, result: &str, bytes_in: u64, bytes_out: u64) {
         let def = &self.entry.def;
         let color = self.attempts.color;
         let result = if result == "refused" && self.tries == 0 {
@@ -240,12 +233,7 @@ impl Connection<'_> {
         } else {
             result
         };
-        let metrics = &self.app.gateway.metrics;
-        metrics
-            .tcp_connections
-            .with_label_values(&[&def.name, color.as_str(), result])
-            .inc();
-        let _ = client.shutdown().await;
+        series(def).connection(color, result);
         let Some(log) = self.app.gateway.access_log.as_ref().filter(|l| l.wants()) else {
             return;
         };
@@ -268,6 +256,13 @@ impl Connection<'_> {
             attempts: self.tries,
         });
     }
+}
+
+fn series(def: &RouteDef) -> &TcpSeries {
+    def.metrics
+        .tcp
+        .as_ref()
+        .expect("a TCP route has its series")
 }
 
 fn peer(stream: &Stream) -> Option<SocketAddr> {

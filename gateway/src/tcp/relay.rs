@@ -34,8 +34,11 @@ pub struct Relayed {
 
 /// One direction: bytes read from one side into `buf` (its spare room, not
 /// zeroed) and written to the other, until the reader ends; then the
-/// writer is shut down (the half-close passes on). Polled in place on both
-/// streams, so neither needs splitting (a lock per poll) nor a task.
+/// writer is shut down (the half-close passes on) unless the other
+/// direction already ended, when both streams are about to close anyway
+/// (closing sends the FIN; a shutdown first is a syscall for nothing).
+/// Polled in place on both streams, so neither needs splitting (a lock per
+/// poll) nor a task.
 struct Pipe {
     buf: Vec<u8>,
     written: usize,
@@ -59,6 +62,7 @@ impl Pipe {
         from: &mut Stream,
         to: &mut Stream,
         moved: &AtomicU64,
+        other_done: bool,
     ) -> Poll<std::io::Result<()>> {
         while !self.done {
             while self.written < self.buf.len() {
@@ -75,7 +79,9 @@ impl Pipe {
                 self.written = 0;
             }
             if self.read_done {
-                ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                if !other_done {
+                    ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                }
                 self.done = true;
                 break;
             }
@@ -103,8 +109,8 @@ pub async fn both_ways(
         let (mut inward, mut outward) = (Pipe::new(), Pipe::new());
         // The first failure ends both directions.
         let copy = poll_fn(|cx| {
-            let inward = inward.poll_copy(cx, client, upstream, &bytes_in)?;
-            let outward = outward.poll_copy(cx, upstream, client, &bytes_out)?;
+            let inward = inward.poll_copy(cx, client, upstream, &bytes_in, outward.done)?;
+            let outward = outward.poll_copy(cx, upstream, client, &bytes_out, inward.is_ready())?;
             match (inward, outward) {
                 (Poll::Ready(()), Poll::Ready(())) => Poll::Ready(Ok::<(), std::io::Error>(())),
                 _ => Poll::Pending,
@@ -122,7 +128,9 @@ pub async fn both_ways(
                     Err(e) => Ended::Failed(e),
                 },
                 _ = &mut drained => break Ended::Drained,
-                _ = tokio::time::sleep(tick) => {
+                // pingora's shared timer: a new tokio timer may wake the
+                // worker through its eventfd (a syscall per connection).
+                _ = pingora::time::sleep(tick) => {
                     let now = moved();
                     if now != seen {
                         (seen, since) = (now, Instant::now());

@@ -4,6 +4,10 @@
 //! the pin header carry `pinned="true"` so that cutover gates can leave smoke
 //! traffic out of their figures.
 
+mod tcp;
+
+pub use tcp::TcpSeries;
+
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -291,21 +295,6 @@ impl Metrics {
         }
     }
 
-    /// A TCP route's series, at 0 from the start (a rate over its first
-    /// connections is then right, and dashboards show the route at once).
-    pub fn tcp_series(&self, route: &str) {
-        for color in ["blue", "green"] {
-            for result in ["ok", "refused", "reset", "no_endpoint"] {
-                self.tcp_connections
-                    .with_label_values(&[route, color, result]);
-            }
-            for direction in ["in", "out"] {
-                self.tcp_bytes.with_label_values(&[route, color, direction]);
-            }
-            self.tcp_connect_duration.with_label_values(&[route, color]);
-        }
-    }
-
     /// The text exposition format for a scrape.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -332,10 +321,12 @@ pub struct RouteMetrics {
     /// 200s per [color][pinned], the common case.
     ok: [[prometheus::IntCounter; 2]; 2],
     duration: [[prometheus::Histogram; 2]; 2],
+    /// A TCP route's own series.
+    pub tcp: Option<TcpSeries>,
 }
 
 impl RouteMetrics {
-    pub fn new(metrics: &Metrics, route: &str) -> RouteMetrics {
+    pub fn new(metrics: &Metrics, route: &str, tcp: bool) -> RouteMetrics {
         let colors = [crate::split::Color::Blue, crate::split::Color::Green];
         let pinned = ["false", "true"];
         RouteMetrics {
@@ -356,6 +347,7 @@ impl RouteMetrics {
                         .with_label_values(&[route, c.as_str(), p])
                 })
             }),
+            tcp: tcp.then(|| TcpSeries::new(metrics, route)),
         }
     }
 
