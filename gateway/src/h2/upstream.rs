@@ -146,6 +146,8 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
     // No case map: HTTP/2 sends header names in lower case anyway.
     let mut header = ResponseHeader::build_no_case(status, Some(resp.headers.len()))
         .map_err(|_| "bad status")?;
+    // The values share one copy of the head instead of a copy each.
+    let head = bytes::Bytes::copy_from_slice(&buf[..head_len]);
     let (mut length, mut chunked, mut close) = (None, false, resp.version == Some(0));
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -162,15 +164,19 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
                 return Err("unsupported Transfer-Encoding");
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            let value = String::from_utf8_lossy(h.value).to_ascii_lowercase();
-            close = value.split(',').any(|t| t.trim() == "close")
-                || (resp.version == Some(0) && !value.contains("keep-alive"));
+            let has = |token: &str| {
+                h.value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+            };
+            close = has("close") || (resp.version == Some(0) && !has("keep-alive"));
         }
         if is_hop_by_hop(h.name) {
             continue;
         }
         let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "bad header")?;
-        let value = http::HeaderValue::from_bytes(h.value).map_err(|_| "bad header")?;
+        let value = HeaderValue::from_maybe_shared(within(&head, buf, h.value))
+            .map_err(|_| "bad header")?;
         header
             .append_header(name, value)
             .map_err(|_| "bad header")?;
@@ -192,6 +198,15 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
         framing,
         reusable,
     }))
+}
+
+/// The part of `head` (a copy of `buf`'s start) that `part` of `buf` is.
+fn within(head: &bytes::Bytes, buf: &[u8], part: &[u8]) -> bytes::Bytes {
+    if part.is_empty() {
+        return bytes::Bytes::new();
+    }
+    let at = part.as_ptr() as usize - buf.as_ptr() as usize;
+    head.slice(at..at + part.len())
 }
 
 #[cfg(test)]
@@ -255,5 +270,25 @@ mod tests {
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n", false)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn connection_tokens_decide_reuse_and_values_are_kept_whole() {
+        let reused = |head: &[u8]| parse_response(head, false).unwrap().unwrap().reusable;
+        assert!(reused(
+            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(!reused(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        assert!(!reused(
+            b"HTTP/1.1 200 OK\r\nConnection: upgrade , CLOSE\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(reused(
+            b"HTTP/1.1 200 OK\r\nConnection: closed-ish\r\nContent-Length: 0\r\n\r\n"
+        ));
+        let head = b"HTTP/1.1 200 OK\r\nX-Empty:\r\nETag: \"a b\"\r\nContent-Length: 0\r\n\r\n";
+        let r = parse_response(head, false).unwrap().unwrap();
+        assert_eq!(r.header.headers.get("x-empty").unwrap(), "");
+        assert_eq!(r.header.headers.get("etag").unwrap(), "\"a b\"");
+        assert_eq!(r.header.headers.get("content-length").unwrap(), "0");
     }
 }
