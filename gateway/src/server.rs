@@ -13,7 +13,7 @@ use crate::limits::ConnectionLimits;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
 use crate::signals::{ReloadOnHangup, ReopenLogOnUsr1};
-use crate::tcp::TcpApp;
+use crate::tcp::{TcpApp, TcpService};
 use crate::tls::watch::WatchCertificates;
 use pingora::connectors::TransportConnector;
 use pingora::listeners::tls::TlsSettings;
@@ -152,11 +152,7 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
             kept.connector.clone(),
             config.client_timeouts.header,
         );
-        let mut service = Service::new(format!("tcp {listen}"), app);
-        // No L4 read buffer: the relay reads into its own, and pingora's
-        // default (64 KiB, zeroed) was half of a connection's cost.
-        service.add_listener(ListenerConfig::tcp(listen).l4_buffer(L4BufferSettings::unbuffered()));
-        server.add_service(service);
+        server.add_service(TcpService::new(app));
     }
     server.add_service(background_service(
         "health checks",

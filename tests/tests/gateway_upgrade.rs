@@ -1,12 +1,15 @@
 //! An in-place upgrade (SIGUSR2) under keep-alive and new-connection load:
-//! the new process takes the listening sockets, no connection is refused,
-//! no request fails, a request in flight completes on the old process, and
-//! the new one serves the same split from the state store.
+//! the new process takes the listening sockets (HTTP and a TCP route's),
+//! no connection is refused, no request fails, a request in flight
+//! completes on the old process, and the new one serves the same split
+//! from the state store.
 
 use e2e::{Admin, Backend, Gateway};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Counts what a client saw: answered, failed, refused connections.
 #[derive(Default)]
@@ -43,6 +46,42 @@ fn load(
                     tally.failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
+/// New TCP connections one after another to a TCP route's listener: each
+/// must be greeted by an upstream and echo a line back.
+fn tcp_load(
+    listen: SocketAddr,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(stream) = tokio::net::TcpStream::connect(listen).await else {
+                tally.refused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let mut stream = BufReader::new(stream);
+            let mut greeting = String::new();
+            let exchange = async {
+                stream.read_line(&mut greeting).await?;
+                stream.get_mut().write_all(b"ping\n").await?;
+                let mut echo = String::new();
+                stream.read_line(&mut echo).await?;
+                Ok::<_, std::io::Error>(echo)
+            };
+            match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+                Ok(Ok(echo)) if echo == "ping\n" && greeting.ends_with("\n") => {
+                    tally.ok.fetch_add(1, Ordering::Relaxed)
+                }
+                other => {
+                    eprintln!("tcp failed: {greeting:?} {other:?}");
+                    tally.failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
@@ -101,6 +140,11 @@ async fn an_upgrade_under_load_refuses_nothing_and_keeps_the_split() {
     adopt_orphans();
     let blue = Backend::start("blue");
     let green = Backend::start("green");
+    let (tcp_blue, tcp_green) = (
+        e2e::tcp_greeter("blue").await,
+        e2e::tcp_greeter("green").await,
+    );
+    let tcp_listen: SocketAddr = format!("127.0.0.1:{}", e2e::free_port()).parse().unwrap();
     let config = format!(
         r#"listeners: [{{address: "{{proxy}}"}}]
 admin: {{address: "{{admin}}"}}
@@ -111,6 +155,10 @@ routes:
   - name: web
     blue: {{endpoints: ["{}"]}}
     green: {{endpoints: ["{}"]}}
+  - name: db
+    tcp: {{listen: "{tcp_listen}"}}
+    blue: {{endpoints: ["{tcp_blue}"]}}
+    green: {{endpoints: ["{tcp_green}"]}}
 "#,
         blue.addr, green.addr
     );
@@ -130,6 +178,7 @@ routes:
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     let mut gw = Gateway::start(&config);
+    e2e::wait_listening(tcp_listen, Duration::from_secs(10));
     let old_pid = gw.proc.as_ref().unwrap().child.id();
     assert_eq!(notification(), format!("READY=1\nMAINPID={old_pid}"));
     let admin = Admin::new(&gw);
@@ -138,7 +187,8 @@ routes:
     let stop = Arc::new(AtomicBool::new(false));
     let keep_alive = Arc::new(Tally::default());
     let fresh = Arc::new(Tally::default());
-    let mut tasks = Vec::new();
+    let tcp = Arc::new(Tally::default());
+    let mut tasks = vec![tcp_load(tcp_listen, stop.clone(), tcp.clone())];
     for _ in 0..2 {
         let client = reqwest::Client::new();
         tasks.push(load(
@@ -198,7 +248,12 @@ routes:
     let slow = slow.await.unwrap().unwrap();
     assert_eq!(slow.status(), 200);
     assert!(slow.text().await.unwrap().contains("slow"));
-    for (name, tally) in [("keep-alive", &keep_alive), ("new connections", &fresh)] {
+    let tallies = [
+        ("keep-alive", &keep_alive),
+        ("new connections", &fresh),
+        ("new TCP route connections", &tcp),
+    ];
+    for (name, tally) in tallies {
         let (ok, failed, refused) = (
             tally.ok.load(Ordering::Relaxed),
             tally.failed.load(Ordering::Relaxed),

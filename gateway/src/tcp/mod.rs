@@ -2,6 +2,8 @@
 //! connection between blue and green with the same split document, admin
 //! API and generation as HTTP routes (so a plan moves them too).
 //!
+//! listener   the accept loop: plain tokio streams, the listening socket
+//!            handed over on an in-place upgrade ([`listener`])
 //! TcpApp     one listener: which route (the only one, or by the
 //!            ClientHello's server name on a TLS passthrough listener,
 //!            [`sni`]), which colour (the client address's bucket against
@@ -9,8 +11,11 @@
 //!            endpoint (healthy, not tried yet, failing over as HTTP does)
 //! relay      bytes both ways until done, idle or drained ([`relay`])
 
+mod listener;
 mod relay;
 pub mod sni;
+
+pub use listener::TcpService;
 
 use crate::access_log::{Asked, Entry};
 use crate::choose::{Attempts, Choice};
@@ -18,15 +23,13 @@ use crate::control::Gateway;
 use crate::metrics::TcpSeries;
 use crate::routing::{RouteDef, RouteEntry, Snapshot};
 use crate::split::{bucket_of, Color};
-use async_trait::async_trait;
-use pingora::apps::ServerApp;
 use pingora::connectors::TransportConnector;
 use pingora::protocols::Stream;
-use pingora::server::ShutdownWatch;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 pub struct TcpApp {
     gateway: Arc<Gateway>,
@@ -52,10 +55,9 @@ impl TcpApp {
         }
     }
 
-    fn rejected(&self, reason: &str) -> Option<Stream> {
+    fn rejected(&self, reason: &str) {
         let m = &self.gateway.metrics.tcp_rejected;
         m.with_label_values(&[&self.listen, reason]).inc();
-        None
     }
 }
 
@@ -90,14 +92,12 @@ fn route_for<'a>(
     })
 }
 
-#[async_trait]
-impl ServerApp for TcpApp {
-    async fn process_new(
-        self: &Arc<Self>,
-        mut client: Stream,
-        _shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
+impl TcpApp {
+    /// One accepted connection, from routing to its end.
+    async fn serve(&self, mut client: TcpStream, peer: SocketAddr) {
         let started = Instant::now();
+        // Relayed bytes go out as they come, as pingora sets its streams.
+        let _ = client.set_nodelay(true);
         let snapshot = self.gateway.snapshot();
         let passthrough = snapshot
             .routes
@@ -106,13 +106,15 @@ impl ServerApp for TcpApp {
             .any(|t| t.listen == self.listen && (!t.sni.is_empty() || t.sni_default));
         let (early, server_name) = match passthrough {
             false => (Vec::new(), None),
-            true => match sni::read_hello(&mut client, self.hello_timeout).await {
+            // Boxed: its 4 KiB read buffer would otherwise be part of every
+            // connection's task, copied in at spawn and out at its end.
+            true => match Box::pin(sni::read_hello(&mut client, self.hello_timeout)).await {
                 sni::Hello::Read { bytes, server_name } => (bytes, server_name),
                 sni::Hello::Bad(why) => {
                     tracing::debug!(listener = %self.listen, "connection closed: {why}");
                     return self.rejected("bad_client_hello");
                 }
-                sni::Hello::Gone => return None,
+                sni::Hello::Gone => return,
             },
         };
         let Some(entry) = route_for(&snapshot, &self.listen, server_name.as_deref()) else {
@@ -123,7 +125,7 @@ impl ServerApp for TcpApp {
             };
             return self.rejected(reason);
         };
-        let client_ip = peer(&client).map(|a| a.ip());
+        let client_ip = Some(peer.ip());
         // The address as text, as HTTP routes hash a client's address.
         let mut key = Vec::with_capacity(39);
         if let Some(ip) = client_ip {
@@ -150,7 +152,6 @@ impl ServerApp for TcpApp {
             upstream: None,
         };
         connection.serve(client, &early).await;
-        None
     }
 }
 
@@ -167,7 +168,7 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    async fn serve(&mut self, mut client: Stream, early: &[u8]) {
+    async fn serve(&mut self, mut client: TcpStream, early: &[u8]) {
         let def = self.entry.def.clone();
         let Some(mut upstream) = self.connect().await else {
             return self.close("refused", 0, 0);
@@ -185,7 +186,7 @@ impl Connection<'_> {
             .as_ref()
             .map_or(std::time::Duration::from_secs(600), |t| t.idle_timeout);
         let drained = self.app.gateway.drains.closing(color);
-        let relayed = relay::both_ways(&mut client, &mut upstream, idle, drained).await;
+        let relayed = Box::pin(relay::both_ways(&mut client, &mut upstream, idle, drained)).await;
         let bytes_in = relayed.bytes_in + early.len() as u64;
         let result = match relayed.ended {
             relay::Ended::Failed(e) if relayed.bytes_out == 0 => {
@@ -209,7 +210,7 @@ impl Connection<'_> {
             self.tries += 1;
             self.upstream = Some(endpoint.addr);
             let began = Instant::now();
-            match self.app.connector.new_stream(&endpoint.peer).await {
+            match Box::pin(self.app.connector.new_stream(&endpoint.peer)).await {
                 Ok(stream) => {
                     let seconds = began.elapsed().as_secs_f64();
                     series(&def).connected(self.attempts.color, seconds);
@@ -263,10 +264,4 @@ fn series(def: &RouteDef) -> &TcpSeries {
         .tcp
         .as_ref()
         .expect("a TCP route has its series")
-}
-
-fn peer(stream: &Stream) -> Option<SocketAddr> {
-    stream
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr()?.as_inet().copied())
 }

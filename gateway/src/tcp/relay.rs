@@ -3,13 +3,12 @@
 //! and the other way goes on), a side fails, the connection idles past its
 //! timeout, or its colour's drain deadline comes.
 
-use pingora::protocols::Stream;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Buffer per direction, taken without zeroing (tokio's
 /// `copy_bidirectional` zeroes its buffers per connection: ~2 instructions
@@ -59,8 +58,8 @@ impl Pipe {
     fn poll_copy(
         &mut self,
         cx: &mut Context<'_>,
-        from: &mut Stream,
-        to: &mut Stream,
+        from: &mut (impl AsyncRead + Unpin),
+        to: &mut (impl AsyncWrite + Unpin),
         moved: &AtomicU64,
         other_done: bool,
     ) -> Poll<std::io::Result<()>> {
@@ -98,8 +97,8 @@ impl Pipe {
 }
 
 pub async fn both_ways(
-    client: &mut Stream,
-    upstream: &mut Stream,
+    client: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    upstream: &mut (impl AsyncRead + AsyncWrite + Unpin),
     idle: Duration,
     drained: impl std::future::Future<Output = ()>,
 ) -> Relayed {

@@ -2,9 +2,8 @@
 //! without ending the TLS (rustls's `Acceptor` parses the hello; nothing is
 //! answered), and the bytes read kept to be sent on untouched.
 
-use pingora::protocols::Stream;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// A ClientHello larger than this is refused (16 KiB records, a few of them).
 const MAX_HELLO: usize = 64 * 1024;
@@ -24,7 +23,7 @@ pub enum Hello {
 }
 
 /// Reads until the ClientHello is complete (within `timeout`).
-pub async fn read_hello(stream: &mut Stream, timeout: Duration) -> Hello {
+pub async fn read_hello(stream: &mut (impl AsyncRead + Unpin), timeout: Duration) -> Hello {
     let mut bytes = Vec::with_capacity(1024);
     let mut acceptor = rustls::server::Acceptor::default();
     let reading = async {
