@@ -149,7 +149,6 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         let app = TcpApp::new(
             gateway.clone(),
             listen.to_owned(),
-            kept.connector.clone(),
             config.client_timeouts.header,
         );
         server.add_service(TcpService::new(app));

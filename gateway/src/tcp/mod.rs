@@ -23,8 +23,6 @@ use crate::control::Gateway;
 use crate::metrics::TcpSeries;
 use crate::routing::{RouteDef, RouteEntry, Snapshot};
 use crate::split::{bucket_of, Color};
-use pingora::connectors::TransportConnector;
-use pingora::protocols::Stream;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -35,7 +33,6 @@ pub struct TcpApp {
     gateway: Arc<Gateway>,
     /// The listener's address, as the routes' `tcp.listen` names it.
     listen: String,
-    connector: Arc<TransportConnector>,
     /// How long a passthrough client may take to send its ClientHello.
     hello_timeout: std::time::Duration,
 }
@@ -44,13 +41,11 @@ impl TcpApp {
     pub fn new(
         gateway: Arc<Gateway>,
         listen: String,
-        connector: Arc<TransportConnector>,
         hello_timeout: std::time::Duration,
     ) -> TcpApp {
         TcpApp {
             gateway,
             listen,
-            connector,
             hello_timeout,
         }
     }
@@ -96,7 +91,7 @@ impl TcpApp {
     /// One accepted connection, from routing to its end.
     async fn serve(&self, mut client: TcpStream, peer: SocketAddr) {
         let started = Instant::now();
-        // Relayed bytes go out as they come, as pingora sets its streams.
+        // Relayed bytes go out as they come.
         let _ = client.set_nodelay(true);
         let snapshot = self.gateway.snapshot();
         let passthrough = snapshot
@@ -202,7 +197,7 @@ impl Connection<'_> {
     /// A healthy endpoint that takes the connection: tried one after the
     /// other (each within the group's connect timeout), failing over to the
     /// other colour as the route allows.
-    async fn connect(&mut self) -> Option<Stream> {
+    async fn connect(&mut self) -> Option<TcpStream> {
         let def = self.entry.def.clone();
         let metrics = &self.app.gateway.metrics;
         loop {
@@ -210,17 +205,22 @@ impl Connection<'_> {
             self.tries += 1;
             self.upstream = Some(endpoint.addr);
             let began = Instant::now();
-            match Box::pin(self.app.connector.new_stream(&endpoint.peer)).await {
-                Ok(stream) => {
+            let limit = endpoint.peer.options.connection_timeout;
+            let limit = limit.unwrap_or(std::time::Duration::from_secs(5));
+            let connecting = TcpStream::connect(endpoint.addr);
+            let failed = match pingora::time::timeout(limit, connecting).await {
+                Ok(Ok(stream)) => {
                     let seconds = began.elapsed().as_secs_f64();
                     series(&def).connected(self.attempts.color, seconds);
+                    // Relayed bytes go out as they come.
+                    let _ = stream.set_nodelay(true);
                     return Some(stream);
                 }
-                Err(e) => {
-                    tracing::debug!(endpoint = %endpoint.addr, "connect failed: {e}");
-                    self.attempts.failed(endpoint.addr);
-                }
-            }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no connection within {limit:?}"),
+            };
+            tracing::debug!(endpoint = %endpoint.addr, "connect failed: {failed}");
+            self.attempts.failed(endpoint.addr);
         }
     }
 

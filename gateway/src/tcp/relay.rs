@@ -72,7 +72,7 @@ impl Pipe {
                 self.written += n;
             }
             if self.written > 0 {
-                // pingora's streams buffer writes: what was read goes out now.
+                // What was read goes out now (a no-op for a plain socket).
                 ready!(Pin::new(&mut *to).poll_flush(cx))?;
                 self.buf.clear();
                 self.written = 0;
