@@ -37,7 +37,8 @@ fn id_line(request: &Request) -> String {
 impl Service {
     pub(super) async fn serve_request(&self, client: &mut Client, draining: bool) -> After {
         let snapshot = self.gateway.snapshot();
-        let deadline = Instant::now() + self.timeouts.header;
+        // Set when a head turns out incomplete (most arrive whole: no clock).
+        let mut deadline = None;
         let request = loop {
             match request::parse(client.buf.pending(), &client.info, &snapshot) {
                 Ok(Some(request)) => break request,
@@ -52,7 +53,9 @@ impl Service {
                     return After::Close;
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            let deadline = *deadline.get_or_insert(now + self.timeouts.header);
+            let left = deadline.saturating_duration_since(now);
             match pingora::time::timeout(left, client.read_more_head()).await {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(_) => return After::Close,

@@ -80,21 +80,19 @@ pub fn forget(key: u64) {
 
 /// Keeps a connection whose last response ended cleanly.
 pub fn put(key: u64, stream: Stream) {
+    let now = Instant::now();
     POOL.with_borrow_mut(|pool| {
         let idle = pool.entry(key).or_default();
         // Oldest first: drop the ones that idled too long.
         let expired = idle
             .iter()
-            .take_while(|e| e.since.elapsed() >= IDLE_TIMEOUT)
+            .take_while(|e| now.saturating_duration_since(e.since) >= IDLE_TIMEOUT)
             .count();
         idle.drain(..expired);
         if idle.len() >= MAX_IDLE_PER_ENDPOINT {
             idle.remove(0);
         }
-        idle.push(Idle {
-            stream,
-            since: Instant::now(),
-        });
+        idle.push(Idle { stream, since: now });
     });
 }
 
