@@ -12,6 +12,7 @@ use super::TcpApp;
 use async_trait::async_trait;
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::Service;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
@@ -20,6 +21,9 @@ use tokio::net::{TcpListener, TcpSocket};
 
 /// The accept backlog pingora's own listeners ask for.
 const BACKLOG: u32 = 65535;
+
+/// Binds tried after the first while the address is in use.
+const BIND_TRIES: u32 = 29;
 
 pub struct TcpService {
     name: String,
@@ -46,8 +50,14 @@ impl Service for TcpService {
         let listen = self.app.listen.clone();
         let listener = match bind(&listen, fds).await {
             Ok(listener) => listener,
-            // As pingora does when one of its listeners cannot bind.
-            Err(e) => panic!("tcp route listener {listen}: {e}"),
+            Err(e) => {
+                // A route that cannot take its connections: the process
+                // stops, as nginx does, so a supervisor sees it (pingora's
+                // own listeners would panic this service's thread and the
+                // process would run on without them).
+                tracing::error!(listener = %listen, "a TCP route's listener cannot listen: {e}");
+                std::process::exit(1);
+            }
         };
         loop {
             tokio::select! {
@@ -86,14 +96,26 @@ async fn bind(listen: &str, fds: Option<ListenFds>) -> std::io::Result<TcpListen
         return TcpListener::from_std(socket);
     }
     let addr: SocketAddr = listen.parse().map_err(std::io::Error::other)?;
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    let mut tries = 0;
+    let listener = loop {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // A restart binds while the old connections are in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => break socket.listen(BACKLOG)?,
+            // A process on its way out may still hold the port: wait for
+            // it as pingora's listeners do (30 tries, a second apart).
+            Err(e) if e.kind() == ErrorKind::AddrInUse && tries < BIND_TRIES => {
+                tries += 1;
+                tracing::warn!(listener = %listen, "address in use; trying again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
     };
-    // A restart binds while the old connections are in TIME_WAIT.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    let listener = socket.listen(BACKLOG)?;
     if let Some(fds) = fds {
         fds.lock().add(listen.to_owned(), listener.as_raw_fd());
     }

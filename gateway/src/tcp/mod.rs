@@ -49,11 +49,6 @@ impl TcpApp {
             hello_timeout,
         }
     }
-
-    fn rejected(&self, reason: &str) {
-        let m = &self.gateway.metrics.tcp_rejected;
-        m.with_label_values(&[&self.listen, reason]).inc();
-    }
 }
 
 /// The route a connection takes: on a passthrough listener by server name
@@ -120,12 +115,9 @@ impl TcpApp {
             };
             return self.rejected(reason);
         };
-        let client_ip = Some(peer.ip());
         // The address as text, as HTTP routes hash a client's address.
         let mut key = Vec::with_capacity(39);
-        if let Some(ip) = client_ip {
-            crate::forwarded::write_ip(&mut key, ip);
-        }
+        crate::forwarded::write_ip(&mut key, peer.ip());
         let color = match entry.green_percent.sends_to_green(bucket_of(&key)) {
             true => Color::Green,
             false => Color::Blue,
@@ -140,13 +132,18 @@ impl TcpApp {
             app: self,
             entry,
             attempts: Attempts::new(&choice),
-            client_ip,
+            client_ip: peer.ip(),
             server_name,
             started,
             tries: 0,
             upstream: None,
         };
         connection.serve(client, &early).await;
+    }
+
+    fn rejected(&self, reason: &str) {
+        let m = &self.gateway.metrics.tcp_rejected;
+        m.with_label_values(&[&self.listen, reason]).inc();
     }
 }
 
@@ -155,7 +152,7 @@ struct Connection<'a> {
     app: &'a TcpApp,
     entry: &'a RouteEntry,
     attempts: Attempts,
-    client_ip: Option<IpAddr>,
+    client_ip: IpAddr,
     server_name: Option<String>,
     started: Instant,
     tries: u32,
@@ -240,7 +237,7 @@ impl Connection<'_> {
         };
         log.record(Entry {
             time: SystemTime::now(),
-            client: self.client_ip,
+            client: Some(self.client_ip),
             asked: Asked::Tcp {
                 server_name: self.server_name.take(),
                 result: result.to_owned(),
