@@ -37,14 +37,25 @@ pub fn choose(
     headers: &(impl Headers + ?Sized),
 ) -> Option<Choice> {
     let route = snapshot.find(host, path)?;
+    Some(choose_in(snapshot, route, client, headers))
+}
+
+/// The colour of `route` (an index into `snapshot.routes`, found already)
+/// for this client.
+pub fn choose_in(
+    snapshot: &Snapshot,
+    route: usize,
+    client: Option<IpAddr>,
+    headers: &(impl Headers + ?Sized),
+) -> Choice {
     let entry = &snapshot.routes[route];
     if let Some(color) = snapshot.pin.pinned_color(headers, client) {
-        return Some(Choice {
+        return Choice {
             route,
             color,
             pinned: true,
             issued_key: None,
-        });
+        };
     }
     let sticky = &entry.def.stickiness;
     let bucket = sticky
@@ -69,12 +80,12 @@ pub fn choose(
     } else {
         Color::Blue
     };
-    Some(Choice {
+    Choice {
         route,
         color,
         pinned: false,
         issued_key,
-    })
+    }
 }
 
 /// Applies `with` to the value of the first non-empty cookie `name`.

@@ -7,9 +7,9 @@
 
 use super::forward::{Attempted, Routed, Tally};
 use super::upstream::RequestHead;
-use super::H2App;
+use super::{H2App, Lean};
 use crate::access_log::{Asked, Entry};
-use crate::choose::{choose, request_host, Attempts, Choice};
+use crate::choose::{choose_in, Attempts, Choice};
 use crate::http1::pool;
 use crate::proxy::log::head_size;
 use crate::request_id::{self, X_REQUEST_ID};
@@ -37,16 +37,16 @@ struct Asking {
 }
 
 impl H2App {
-    pub(super) async fn serve(&self, mut session: ServerSession) {
+    pub(super) async fn serve(&self, mut session: ServerSession, lean: Lean) {
         session.set_write_timeout(Some(self.send_timeout));
         let started = Instant::now();
         let _in_flight = self.gateway.request_started();
-        let snapshot = self.gateway.snapshot();
+        let snapshot = lean.snapshot;
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let asking = self.asking(&session, &snapshot, client);
+        let asking = self.asking(&session, &snapshot, lean.route, client);
         let mut tally = Tally::default();
         let (status, route) = match &asking.routed {
             None => {
@@ -100,6 +100,7 @@ impl H2App {
         &self,
         session: &ServerSession,
         snapshot: &Snapshot,
+        route: Option<usize>,
         client: Option<IpAddr>,
     ) -> Asking {
         let req = session.req_header();
@@ -109,15 +110,8 @@ impl H2App {
         };
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let believed = snapshot.forwarding.believe(client, tls, &req.headers);
-        let host = request_host(req);
-        let routed = choose(
-            snapshot,
-            host,
-            req.uri.path(),
-            believed.client,
-            &req.headers,
-        )
-        .map(|choice| {
+        let routed = route.map(|route| {
+            let choice = choose_in(snapshot, route, believed.client, &req.headers);
             let head = RequestHead::new(req, &request_id, &snapshot.pin, &believed, client);
             (choice, head)
         });

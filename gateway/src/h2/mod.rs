@@ -18,6 +18,7 @@ mod upstream;
 
 use crate::control::Gateway;
 use crate::proxy::Proxy;
+use crate::routing::Snapshot;
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::connectors::TransportConnector;
@@ -51,24 +52,36 @@ impl H2App {
         }
     }
 
-    /// Whether the lean path serves this stream.
-    fn takes(&self, session: &ServerSession) -> bool {
+    /// Whether the lean path serves this stream: if so, the routes it was
+    /// looked up in and its route, so the exchange need not find it again.
+    fn takes(&self, session: &ServerSession) -> Option<Lean> {
         // An HTTP/1 session here has not read its head yet: pingora-proxy's.
         if !session.is_http2() {
-            return false;
+            return None;
         }
         let req = session.req_header();
         if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
-            return false;
+            return None;
         }
         let snapshot = self.gateway.snapshot();
         let host = crate::choose::request_host(req);
-        let Some(route) = snapshot.find(host, req.uri.path()) else {
-            return true; // the lean path answers 404 too
-        };
-        let def = &snapshot.routes[route].def;
-        def.mirror.is_none() && !def.blue.speaks_h2() && !def.green.speaks_h2()
+        let route = snapshot.find(host, req.uri.path());
+        if let Some(route) = route {
+            let def = &snapshot.routes[route].def;
+            if def.mirror.is_some() || def.blue.speaks_h2() || def.green.speaks_h2() {
+                return None;
+            }
+        }
+        Some(Lean { snapshot, route })
     }
+}
+
+/// A stream on the lean path: the routes as they were when it came, and its
+/// route among them (`None`: no route matches, and the lean path answers
+/// 404 itself).
+struct Lean {
+    snapshot: Arc<Snapshot>,
+    route: Option<usize>,
 }
 
 #[async_trait]
@@ -78,9 +91,11 @@ impl HttpServerApp for H2App {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if self.takes(&session) && session.is_body_empty() {
-            self.serve(session).await;
-            return None;
+        if let Some(lean) = self.takes(&session) {
+            if session.is_body_empty() {
+                self.serve(session, lean).await;
+                return None;
+            }
         }
         self.proxy.process_new_http(session, shutdown).await
     }
