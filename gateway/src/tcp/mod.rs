@@ -202,8 +202,7 @@ impl Connection<'_> {
             self.tries += 1;
             self.upstream = Some(endpoint.addr);
             let began = Instant::now();
-            let limit = endpoint.peer.options.connection_timeout;
-            let limit = limit.unwrap_or(std::time::Duration::from_secs(5));
+            let limit = def.group(self.attempts.color).spec().timeouts.connect;
             let connecting = TcpStream::connect(endpoint.addr);
             let failed = match pingora::time::timeout(limit, connecting).await {
                 Ok(Ok(stream)) => {

@@ -8,7 +8,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
 
 /// Buffer per direction, taken without zeroing (tokio's
 /// `copy_bidirectional` zeroes its buffers per connection: ~2 instructions
@@ -58,8 +59,8 @@ impl Pipe {
     fn poll_copy(
         &mut self,
         cx: &mut Context<'_>,
-        from: &mut (impl AsyncRead + Unpin),
-        to: &mut (impl AsyncWrite + Unpin),
+        from: &mut TcpStream,
+        to: &mut TcpStream,
         moved: &AtomicU64,
         other_done: bool,
     ) -> Poll<std::io::Result<()>> {
@@ -71,12 +72,9 @@ impl Pipe {
                 }
                 self.written += n;
             }
-            if self.written > 0 {
-                // What was read goes out now (a no-op for a plain socket).
-                ready!(Pin::new(&mut *to).poll_flush(cx))?;
-                self.buf.clear();
-                self.written = 0;
-            }
+            // A socket writes through: nothing to flush.
+            self.buf.clear();
+            self.written = 0;
             if self.read_done {
                 if !other_done {
                     ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
@@ -97,8 +95,8 @@ impl Pipe {
 }
 
 pub async fn both_ways(
-    client: &mut (impl AsyncRead + AsyncWrite + Unpin),
-    upstream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    client: &mut TcpStream,
+    upstream: &mut TcpStream,
     idle: Duration,
     drained: impl std::future::Future<Output = ()>,
 ) -> Relayed {
