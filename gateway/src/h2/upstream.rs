@@ -148,7 +148,8 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
         .map_err(|_| "bad status")?;
     // The values share one copy of the head instead of a copy each.
     let head = bytes::Bytes::copy_from_slice(&buf[..head_len]);
-    let (mut length, mut chunked, mut close) = (None, false, resp.version == Some(0));
+    let (mut length, mut chunked) = (None, false);
+    let mut connection = crate::http1::Connection::default();
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
@@ -164,12 +165,7 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
                 return Err("unsupported Transfer-Encoding");
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
-            let has = |token: &str| {
-                h.value
-                    .split(|&b| b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-            };
-            close = has("close") || (resp.version == Some(0) && !has("keep-alive"));
+            connection.add(h.value);
         }
         if is_hop_by_hop(h.name) {
             continue;
@@ -191,6 +187,7 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
     } else {
         Framing::UntilClose
     };
+    let close = connection.close || (resp.version == Some(0) && !connection.keep_alive);
     let reusable = !close && framing != Framing::UntilClose;
     Ok(Some(Response {
         head_len,

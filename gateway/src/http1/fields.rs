@@ -67,7 +67,7 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 
 /// The tokens of the Connection header(s).
 #[derive(Default)]
-pub(super) struct Connection<'a> {
+pub(crate) struct Connection<'a> {
     pub close: bool,
     pub keep_alive: bool,
     pub upgrade: bool,

@@ -37,4 +37,5 @@ mod service;
 mod workers;
 
 pub use app::Http1App;
+pub(crate) use fields::Connection;
 pub(crate) use request::is_hop_by_hop;

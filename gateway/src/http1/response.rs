@@ -77,7 +77,7 @@ pub fn parse(
     };
     let mut content_length = None;
     let mut chunked = None;
-    let (mut close, mut keep_alive) = (false, false);
+    let mut connection = super::Connection::default();
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value.trim_ascii())
@@ -93,10 +93,7 @@ pub fn parse(
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if h.name.eq_ignore_ascii_case("connection") {
-            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+            connection.add(h.value);
         }
     }
     let no_body =
@@ -110,7 +107,11 @@ pub fn parse(
         (false, None, Some(n)) => Framing::Length(n),
         (false, None, None) => Framing::UntilClose,
     };
-    let persistent = if version == 0 { keep_alive } else { !close };
+    let persistent = if version == 0 {
+        connection.keep_alive
+    } else {
+        !connection.close
+    };
     let response = Response {
         head_len,
         status,
