@@ -21,6 +21,7 @@ pub mod health;
 pub mod http1;
 pub mod lifecycle;
 pub mod limits;
+pub mod listening;
 pub mod metrics;
 pub mod mirror;
 pub mod pin;

@@ -10,6 +10,7 @@ use crate::health::HealthChecks;
 use crate::http1::Http1App;
 use crate::lifecycle::{KeptUntilExit, Lifecycle};
 use crate::limits::ConnectionLimits;
+use crate::listening::BoundFirst;
 use crate::proxy::Proxy;
 use crate::proxy_protocol::ProxyProtocol;
 use crate::signals::{ReloadOnHangup, ReopenLogOnUsr1};
@@ -135,8 +136,12 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         Some(tls) => admin.add_tls_with_settings(&config.admin.address, None, admin_tls(tls)?),
     }
 
-    server.add_service(proxy);
-    server.add_service(admin);
+    // Bound before pingora's listeners look for them: a listener that
+    // cannot listen stops the process (see `listening`).
+    let proxy_addresses = config.listeners.iter().map(|l| l.address.clone()).collect();
+    server.add_service(BoundFirst::new(proxy, proxy_addresses, "a listener"));
+    let admin_address = vec![config.admin.address.clone()];
+    server.add_service(BoundFirst::new(admin, admin_address, "the admin listener"));
     // TCP routes: a listener each (TLS passthrough routes share theirs).
     let mut tcp_listeners: Vec<&str> = config
         .routes

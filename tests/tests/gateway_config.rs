@@ -158,45 +158,61 @@ routes:
     assert!(!stderr.contains("ingress.blue.example"), "{stderr}");
 }
 
-/// A TCP route's listener that cannot listen stops the gateway (exit 1,
-/// the listener named), as nginx does, instead of running on without it.
+/// A listener that cannot listen stops the gateway (exit 1, the listener
+/// named), as nginx does, instead of running on without it: pingora's own
+/// listeners panic their service's thread and the process runs on, its
+/// admin port answering while every client is refused.
 /// (192.0.2.1 is a documentation address no interface here has: the bind
 /// fails at once; an address in use is tried for 30 s first.)
 #[test]
-fn a_tcp_listener_that_cannot_listen_stops_the_gateway() {
+fn a_listener_that_cannot_listen_stops_the_gateway() {
+    let nowhere = format!("192.0.2.1:{}", free_port());
     let (proxy, admin) = (free_port(), free_port());
-    let route = format!(
+    let tcp_route = format!(
         r#"{GOOD_ROUTE}
   - name: db
-    tcp: {{listen: "192.0.2.1:{}"}}
+    tcp: {{listen: "{nowhere}"}}
     blue: {{endpoints: ["127.0.0.1:18083"]}}
-    green: {{endpoints: ["127.0.0.1:18084"]}}"#,
-        free_port()
+    green: {{endpoints: ["127.0.0.1:18084"]}}"#
     );
+    let cases = [
+        ("a TCP route's listener", config(proxy, admin, &tcp_route)),
+        (
+            "an HTTP listener",
+            config(proxy, admin, GOOD_ROUTE).replace(&format!("127.0.0.1:{proxy}"), &nowhere),
+        ),
+        (
+            "the admin listener",
+            config(proxy, admin, GOOD_ROUTE).replace(&format!("127.0.0.1:{admin}"), &nowhere),
+        ),
+    ];
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.yaml");
-    std::fs::write(&path, config(proxy, admin, &route)).unwrap();
-    let mut serve = Command::new(bin("gateway"))
-        .arg("--config")
-        .arg(&path)
-        .env("GATEWAY_ADMIN_TOKEN", e2e::TOKEN)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = serve.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = serve.kill();
-            panic!("the gateway kept running without its TCP route's listener");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = serve.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("192.0.2.1"), "{stderr}");
-    assert!(stderr.contains("cannot listen"), "{stderr}");
+    for (what, text) in cases {
+        assert!(text.contains(&nowhere), "{what}: {text}");
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(&path, text).unwrap();
+        let mut serve = Command::new(bin("gateway"))
+            .arg("--config")
+            .arg(&path)
+            .env("GATEWAY_ADMIN_TOKEN", e2e::TOKEN)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = serve.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = serve.kill();
+                panic!("the gateway kept running without {what}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out = serve.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.contains(&nowhere), "{what}: {stderr}");
+        assert!(stderr.contains("cannot listen"), "{what}: {stderr}");
+    }
 }

@@ -9,21 +9,14 @@
 //! hands it to the new process as it does pingora's own listeners.
 
 use super::TcpApp;
+use crate::listening;
 use async_trait::async_trait;
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::Service;
-use std::io::ErrorKind;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket};
-
-/// The accept backlog pingora's own listeners ask for.
-const BACKLOG: u32 = 65535;
-
-/// Binds tried after the first while the address is in use.
-const BIND_TRIES: u32 = 29;
+use tokio::net::TcpListener;
 
 pub struct TcpService {
     name: String,
@@ -48,13 +41,11 @@ impl Service for TcpService {
         _listeners_per_fd: usize,
     ) {
         let listen = self.app.listen.clone();
-        let listener = match bind(&listen, fds).await {
+        let fds = fds.expect("pingora hands every service its table of listening sockets");
+        let fd = listening::socket_or_exit(&listen, &fds, "a TCP route's listener").await;
+        let listener = match tokio_listener(fd) {
             Ok(listener) => listener,
             Err(e) => {
-                // A route that cannot take its connections: the process
-                // stops, as nginx does, so a supervisor sees it (pingora's
-                // own listeners would panic this service's thread and the
-                // process would run on without them).
                 tracing::error!(listener = %listen, "a TCP route's listener cannot listen: {e}");
                 std::process::exit(1);
             }
@@ -84,40 +75,12 @@ impl Service for TcpService {
     }
 }
 
-/// The listening socket for `listen`: the one an upgraded-from process
-/// handed over, else a new one, put in the table for the next upgrade.
-async fn bind(listen: &str, fds: Option<ListenFds>) -> std::io::Result<TcpListener> {
-    let handed_over = fds.as_ref().and_then(|f| f.lock().get(listen).copied());
-    if let Some(fd) = handed_over {
-        // SAFETY: the descriptor came from the table, which hands each
-        // address's listening socket to one service.
-        let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-        socket.set_nonblocking(true)?;
-        return TcpListener::from_std(socket);
-    }
-    let addr: SocketAddr = listen.parse().map_err(std::io::Error::other)?;
-    let mut tries = 0;
-    let listener = loop {
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        // A restart binds while the old connections are in TIME_WAIT.
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr) {
-            Ok(()) => break socket.listen(BACKLOG)?,
-            // A process on its way out may still hold the port: wait for
-            // it as pingora's listeners do (30 tries, a second apart).
-            Err(e) if e.kind() == ErrorKind::AddrInUse && tries < BIND_TRIES => {
-                tries += 1;
-                tracing::warn!(listener = %listen, "address in use; trying again in a second");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
-    if let Some(fds) = fds {
-        fds.lock().add(listen.to_owned(), listener.as_raw_fd());
-    }
-    Ok(listener)
+/// The table's socket as this loop's own.
+fn tokio_listener(fd: RawFd) -> std::io::Result<TcpListener> {
+    // SAFETY: the descriptor is the table's listening socket for this
+    // route's address, which no other service takes (HTTP listeners and
+    // TCP routes may not share an address: config validation).
+    let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket)
 }

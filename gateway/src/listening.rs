@@ -1,0 +1,128 @@
+//! Listening sockets: every listener's socket is bound here, before the
+//! service that accepts on it starts, and kept in pingora's table of
+//! listening descriptors, where pingora's listeners find it and from which
+//! an in-place upgrade hands it to the next process.
+//!
+//! Why not let pingora bind them: a pingora listener that cannot bind (an
+//! address in use past its retries, an address no interface has) panics
+//! its service's thread, and the process runs on without the listener, up
+//! and answering health checks on its admin port while its clients are
+//! refused. Here the process stops instead, naming the listener, as nginx
+//! does, so a supervisor (systemd, Kubernetes) sees it.
+
+use async_trait::async_trait;
+use pingora::server::{ListenFds, RuntimeOpts, ShutdownWatch};
+use pingora::services::Service;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::time::Duration;
+use tokio::net::TcpSocket;
+
+/// The accept backlog pingora's own listeners ask for.
+const BACKLOG: u32 = 65535;
+
+/// Binds tried after the first while the address is in use.
+const BIND_TRIES: u32 = 29;
+
+/// The listening socket for `listen` (an IP:port, as config validation
+/// demands): the one in the table (handed over by the process this one
+/// upgrades, or bound by another service of this process), else a new
+/// one, put in the table. The table owns it: a service that takes it for
+/// its own must be the only one.
+pub async fn socket(listen: &str, fds: &ListenFds) -> std::io::Result<RawFd> {
+    if let Some(fd) = fds.lock().get(listen).copied() {
+        return Ok(fd);
+    }
+    let addr: SocketAddr = listen.parse().map_err(std::io::Error::other)?;
+    let mut tries = 0;
+    let listener = loop {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // A restart binds while the old connections are in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => break socket.listen(BACKLOG)?,
+            // A process on its way out may still hold the port: wait for
+            // it as pingora's listeners do (30 tries, a second apart).
+            Err(e) if e.kind() == ErrorKind::AddrInUse && tries < BIND_TRIES => {
+                tries += 1;
+                tracing::warn!(listener = %listen, "address in use; trying again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let fd = listener.into_std()?.into_raw_fd();
+    fds.lock().add(listen.to_owned(), fd);
+    Ok(fd)
+}
+
+/// [`socket`], or the process stops: `what` names the listener's kind in
+/// the error ("a TCP route's listener").
+pub async fn socket_or_exit(listen: &str, fds: &ListenFds, what: &str) -> RawFd {
+    match socket(listen, fds).await {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::error!(listener = %listen, "{what} cannot listen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A pingora listening service whose sockets are bound first, by
+/// [`socket_or_exit`]; pingora's listeners then find them in the table.
+pub struct BoundFirst<S> {
+    service: S,
+    addresses: Vec<String>,
+    what: &'static str,
+}
+
+impl<S> BoundFirst<S> {
+    /// `what` names the listeners' kind in an error ("the proxy listener").
+    pub fn new(service: S, addresses: Vec<String>, what: &'static str) -> BoundFirst<S> {
+        BoundFirst {
+            service,
+            addresses,
+            what,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Service> Service for BoundFirst<S> {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+    ) {
+        // Without a table (never on unix), pingora binds on its own.
+        if let Some(fds) = &fds {
+            for listen in &self.addresses {
+                socket_or_exit(listen, fds, self.what).await;
+            }
+        }
+        self.service
+            .start_service(fds, shutdown, listeners_per_fd)
+            .await
+    }
+
+    fn name(&self) -> &str {
+        self.service.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.service.threads()
+    }
+
+    fn runtime_opts_override(&self, global: &RuntimeOpts) -> Option<RuntimeOpts> {
+        self.service.runtime_opts_override(global)
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        self.service.listen_addresses()
+    }
+}
