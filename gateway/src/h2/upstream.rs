@@ -177,6 +177,13 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
             .append_header(name, value)
             .map_err(|_| "bad header")?;
     }
+    // Headers the upstream's Connection names are for that connection only
+    // (RFC 9110 §7.6.1); the header may come after them, so they go now.
+    for name in &connection.others {
+        if let Ok(name) = std::str::from_utf8(name) {
+            let _ = header.remove_header(name);
+        }
+    }
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
     {
         Framing::Empty
@@ -270,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn connection_tokens_decide_reuse_and_values_are_kept_whole() {
+    fn connection_tokens_decide_reuse_drop_the_headers_they_name_and_values_are_kept_whole() {
         let reused = |head: &[u8]| parse_response(head, false).unwrap().unwrap().reusable;
         assert!(reused(
             b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"
@@ -282,6 +289,12 @@ mod tests {
         assert!(reused(
             b"HTTP/1.1 200 OK\r\nConnection: closed-ish\r\nContent-Length: 0\r\n\r\n"
         ));
+        let named = b"HTTP/1.1 200 OK\r\nX-Hop: 1\r\nX-End: 2\r\nConnection: x-hop, X-END\r\nX-Kept: 3\r\nContent-Length: 0\r\n\r\n";
+        let r = parse_response(named, false).unwrap().unwrap();
+        assert!(r.header.headers.get("x-hop").is_none());
+        assert!(r.header.headers.get("x-end").is_none());
+        assert_eq!(r.header.headers.get("x-kept").unwrap(), "3");
+        assert!(r.reusable);
         let head = b"HTTP/1.1 200 OK\r\nX-Empty:\r\nETag: \"a b\"\r\nContent-Length: 0\r\n\r\n";
         let r = parse_response(head, false).unwrap().unwrap();
         assert_eq!(r.header.headers.get("x-empty").unwrap(), "");
