@@ -254,6 +254,11 @@ async fn responses_of_every_size_arrive_whole_on_one_connection() {
     // Sizes around the point where the first body bytes stop being copied
     // behind the response head and go out with writev instead.
     let upstream = e2e::http_server(|req: http::Request<Bytes>| async move {
+        if req.uri().path() == "/nothing" {
+            let mut none = http::Response::new(Full::new(Bytes::new()));
+            *none.status_mut() = http::StatusCode::NO_CONTENT;
+            return none;
+        }
         let size: usize = req.uri().query().and_then(|q| q.parse().ok()).unwrap_or(0);
         let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         http::Response::new(Full::new(Bytes::from(body)))
@@ -262,21 +267,41 @@ async fn responses_of_every_size_arrive_whole_on_one_connection() {
     let gw = Gateway::start(&format!(
         "listeners: [{{address: \"{{proxy}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nroutes:\n  - name: web\n    blue: {{endpoints: [\"{upstream}\"]}}\n    green: {{endpoints: [\"{upstream}\"]}}\n"
     ));
-    let client = reqwest::Client::builder()
+    let http1 = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()
         .unwrap();
-    for size in [0, 100, 2048, 2049, 16 * 1024, 200 * 1024, 5] {
-        let body = client
-            .get(gw.url(&format!("/bytes?{size}")))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-        assert_eq!(body.len(), size);
-        assert!(body[..] == expected[..], "{size} bytes arrived altered");
+    // HTTP/2 with prior knowledge: the lean HTTP/2 path, on one connection.
+    let clients = [
+        (http1, http::Version::HTTP_11),
+        (e2e::h2c_client(), http::Version::HTTP_2),
+    ];
+    for (client, expected_version) in clients {
+        for size in [0, 100, 2048, 2049, 16 * 1024, 200 * 1024, 5] {
+            let response = client
+                .get(gw.url(&format!("/bytes?{size}")))
+                .send()
+                .await
+                .unwrap();
+            let version = response.version();
+            assert_eq!(version, expected_version);
+            let body = response.bytes().await.unwrap();
+            let expected: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            assert_eq!(body.len(), size, "{version:?}");
+            assert!(
+                body[..] == expected[..],
+                "{size} bytes arrived altered ({version:?})"
+            );
+        }
+        // Responses without a body: HEAD keeps the length it announces,
+        // 204 has none; each ends where its head ends.
+        let head = client.head(gw.url("/bytes?100")).send().await.unwrap();
+        let version = head.version();
+        assert_eq!(head.status(), 200, "{version:?}");
+        assert_eq!(head.headers()["content-length"], "100", "{version:?}");
+        assert!(head.bytes().await.unwrap().is_empty(), "{version:?}");
+        let none = client.get(gw.url("/nothing")).send().await.unwrap();
+        assert_eq!(none.status(), 204, "{version:?}");
+        assert!(none.bytes().await.unwrap().is_empty(), "{version:?}");
     }
 }

@@ -16,6 +16,7 @@ use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::Snapshot;
 use crate::split::Color;
 use http::HeaderValue;
+use pingora::protocols::http::v2::server::HttpSession;
 use pingora::protocols::http::ServerSession;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
@@ -37,7 +38,7 @@ struct Asking {
 }
 
 impl H2App {
-    pub(super) async fn serve(&self, mut session: ServerSession, lean: Lean) {
+    pub(super) async fn serve(&self, session: &mut HttpSession, lean: Lean) {
         session.set_write_timeout(Some(self.send_timeout));
         let started = Instant::now();
         let _in_flight = self.gateway.request_started();
@@ -46,11 +47,11 @@ impl H2App {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let asking = self.asking(&session, &snapshot, lean.route, client);
+        let asking = self.asking(session, &snapshot, lean.route, client);
         let mut tally = Tally::default();
         let (status, route) = match &asking.routed {
             None => {
-                answer(&mut session, 404, &asking.request_id, false).await;
+                answer(session, 404, &asking.request_id, false);
                 (404, None)
             }
             Some((choice, head)) => {
@@ -63,9 +64,7 @@ impl H2App {
                     head_request: asking.head_request,
                     https: asking.https,
                 };
-                let (status, color) = self
-                    .admitted(&mut session, &routed, started, &mut tally)
-                    .await;
+                let (status, color) = self.admitted(session, &routed, started, &mut tally).await;
                 (status, Some((entry.def.clone(), color, choice.pinned)))
             }
         };
@@ -91,14 +90,14 @@ impl H2App {
                 attempts: tally.tries,
             });
         }
-        let _ = session.finish().await;
+        let _ = session.finish();
     }
 
     /// What the request asks for: its ID (the client's, or generated), the
     /// route and colour, and the head its upstream gets.
     fn asking(
         &self,
-        session: &ServerSession,
+        session: &HttpSession,
         snapshot: &Snapshot,
         route: Option<usize>,
         client: Option<IpAddr>,
@@ -134,7 +133,7 @@ impl H2App {
     /// not a queue (counted as such). The status and the colour that served.
     async fn admitted(
         &self,
-        session: &mut ServerSession,
+        session: &mut HttpSession,
         routed: &Routed<'_>,
         started: Instant,
         tally: &mut Tally,
@@ -143,7 +142,7 @@ impl H2App {
         let def = &routed.entry.def;
         let Some(_admitted) = def.group(choice.color).admit() else {
             def.metrics.overloaded(choice.color, choice.pinned);
-            answer(session, 503, routed.request_id, true).await;
+            answer(session, 503, routed.request_id, true);
             return (503, choice.color);
         };
         let mut attempts = Attempts::new(choice);
@@ -159,7 +158,7 @@ impl H2App {
     /// client got.
     async fn proxy(
         &self,
-        session: &mut ServerSession,
+        session: &mut HttpSession,
         routed: &Routed<'_>,
         attempts: &mut Attempts,
         tally: &mut Tally,
@@ -217,28 +216,18 @@ impl H2App {
         } else {
             tracing::warn!(route = %def.name, status, "{why}");
         }
-        answer(session, status, routed.request_id, false).await;
+        answer(session, status, routed.request_id, false);
         status
     }
 }
 
-/// The gateway's own answer: a status and no body.
-async fn answer(
-    session: &mut ServerSession,
-    status: u16,
-    request_id: &HeaderValue,
-    retry_after: bool,
-) {
+/// The gateway's own answer: a status and no body (the stream ends with
+/// the headers).
+fn answer(session: &mut HttpSession, status: u16, request_id: &HeaderValue, retry_after: bool) {
     let mut response = ServerSession::generate_error(status);
     let _ = response.insert_header(X_REQUEST_ID, request_id);
     if retry_after {
         let _ = response.insert_header("retry-after", "1");
     }
-    if session
-        .write_response_header(Box::new(response))
-        .await
-        .is_ok()
-    {
-        let _ = session.finish_body().await;
-    }
+    let _ = session.write_response_header(Box::new(response), true);
 }

@@ -3,7 +3,7 @@
 //! relayed as it comes (a chunked body decoded: HTTP/2 frames bodies
 //! itself). The connection comes back when it may carry another request.
 
-use super::upstream::{parse_response, RequestHead};
+use super::upstream::{parse_response, RequestHead, Response};
 use super::H2App;
 use crate::choose::Choice;
 use crate::http1::framing::Framing;
@@ -11,7 +11,7 @@ use crate::proxy::{client_response, log::head_size};
 use crate::routing::RouteEntry;
 use bytes::BytesMut;
 use http::HeaderValue;
-use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::v2::server::HttpSession;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -51,7 +51,7 @@ impl H2App {
     /// comes back when it may carry another request.
     pub(super) async fn forward(
         &self,
-        session: &mut ServerSession,
+        session: &mut HttpSession,
         routed: &Routed<'_>,
         mut upstream: pingora::protocols::Stream,
         head: &[u8],
@@ -63,7 +63,12 @@ impl H2App {
         }
         let head_request = routed.head_request;
         let mut buf = BytesMut::with_capacity(READ_ROOM);
-        let response = loop {
+        let Response {
+            head_len,
+            header,
+            mut framing,
+            reusable,
+        } = loop {
             match parse_response(&buf, head_request) {
                 // 1xx other than 101: more heads follow.
                 Ok(Some(r)) if r.header.status.is_informational() => {
@@ -85,8 +90,9 @@ impl H2App {
                 }
             }
         };
-        let status = response.header.status.as_u16();
-        let mut header = response.header;
+        // Boxed at once: the future holds a pointer, not the header.
+        let mut header = Box::new(header);
+        let status = header.status.as_u16();
         let routed_choice = Some((
             routed.choice,
             routed.entry.def.stickiness.issued_cookie.as_str(),
@@ -98,16 +104,13 @@ impl H2App {
             routed.https,
         );
         tally.bytes_out += head_size(&header.headers, 12);
-        let _ = buf.split_to(response.head_len);
-        let mut framing = response.framing;
-        if session
-            .write_response_header(Box::new(header))
-            .await
-            .is_err()
-        {
+        let _ = buf.split_to(head_len);
+        // A response without a body ends the stream with its headers.
+        let bodiless = framing == Framing::Empty;
+        if session.write_response_header(header, bodiless).is_err() {
             return (Attempted::Answered(499), None);
         }
-        loop {
+        while !bodiless {
             let mut payload = BytesMut::new();
             let used = match framing {
                 Framing::Chunked(_) => {
@@ -115,7 +118,7 @@ impl H2App {
                         Ok(n) => n,
                         Err(e) => {
                             return (
-                                Attempted::Answered(cut(session, status, &e.to_string()).await),
+                                Attempted::Answered(cut(session, status, &e.to_string())),
                                 None,
                             )
                         }
@@ -131,10 +134,10 @@ impl H2App {
             let done = framing.is_done();
             if !payload.is_empty() || done {
                 tally.bytes_out += payload.len() as u64;
-                if let Err(e) = session.write_response_body(payload.freeze(), done).await {
+                if let Err(e) = session.write_body(payload.freeze(), done).await {
                     // Gone, or not reading within `send_timeout`.
                     let why = format!("writing to the client: {e}");
-                    return (Attempted::Answered(cut(session, 499, &why).await), None);
+                    return (Attempted::Answered(cut(session, 499, &why)), None);
                 }
             }
             if done {
@@ -142,7 +145,7 @@ impl H2App {
             }
             if self.gateway.drains.deadline_passed(routed.choice.color) {
                 return (
-                    Attempted::Answered(cut(session, status, "its colour was drained").await),
+                    Attempted::Answered(cut(session, status, "its colour was drained")),
                     None,
                 );
             }
@@ -150,25 +153,25 @@ impl H2App {
             match pingora::time::timeout(read_timeout, upstream.read_buf(&mut buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(Ok(_)) if framing == Framing::UntilClose => {
-                    let _ = session.write_response_body(bytes::Bytes::new(), true).await;
+                    let _ = session.write_body(bytes::Bytes::new(), true).await;
                     return (Attempted::Answered(status), None);
                 }
                 _ => {
                     return (
-                        Attempted::Answered(cut(session, status, "upstream ended early").await),
+                        Attempted::Answered(cut(session, status, "upstream ended early")),
                         None,
                     )
                 }
             }
         }
-        let keep = (response.reusable && buf.is_empty()).then_some(upstream);
+        let keep = (reusable && buf.is_empty()).then_some(upstream);
         (Attempted::Answered(status), keep)
     }
 }
 
 /// A response that began and cannot end well: the stream is reset.
-async fn cut(session: &mut ServerSession, status: u16, why: &str) -> u16 {
+fn cut(session: &mut HttpSession, status: u16, why: &str) -> u16 {
     tracing::debug!(status, "response cut off: {why}");
-    session.shutdown().await;
+    session.shutdown();
     status
 }

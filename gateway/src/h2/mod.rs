@@ -92,9 +92,14 @@ impl HttpServerApp for H2App {
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         if let Some(lean) = self.takes(&session) {
-            if session.is_body_empty() {
-                self.serve(session, lean).await;
-                return None;
+            // The HTTP/2 session itself, not pingora's HTTP/1-or-2 wrapper:
+            // its writes need no await, and the exchange's future is
+            // smaller by the HTTP/1 code paths it will never take.
+            if let ServerSession::H2(stream) = &mut session {
+                if stream.is_body_empty() {
+                    self.serve(stream, lean).await;
+                    return None;
+                }
             }
         }
         self.proxy.process_new_http(session, shutdown).await

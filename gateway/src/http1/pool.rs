@@ -59,7 +59,10 @@ pub async fn connection(
     if let Some(stream) = take(endpoint.pool_key) {
         return Some((stream, true));
     }
-    match connector.new_stream(&endpoint.peer).await {
+    // Boxed: connecting is rare (connections are reused) and its future is
+    // large (~1.7 KB); inline, every request's future would be that much
+    // bigger, and be copied at that size when it is made.
+    match Box::pin(connector.new_stream(&endpoint.peer)).await {
         Ok(stream) => Some((stream, false)),
         Err(e) => {
             tracing::debug!(endpoint = %endpoint.addr, error = %e, "connect failed");
