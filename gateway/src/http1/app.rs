@@ -13,7 +13,7 @@ use super::buffer::Buffer;
 use super::client::{After, Client};
 use super::request::ClientInfo;
 use super::service::Service;
-use super::workers::{self, Workers};
+use super::workers::{self, Placed, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
 use crate::limits::{Admitted, ConnectionLimits};
@@ -132,41 +132,56 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
     }
 
     /// Serves a connection from start to end, in the task it runs in; its
-    /// place under the listener's limit is freed when it ends.
-    async fn run(
+    /// place under the listener's limit (and on its worker, when `placed`
+    /// there) is freed when it ends.
+    ///
+    /// An `async` block, not an `async fn`: an async fn keeps its arguments
+    /// twice in its future (as given, and as locals), and this future is
+    /// what every idle connection holds.
+    fn run(
         self: Arc<Self>,
         mut client: Client,
         shutdown: ShutdownWatch,
-        _admitted: Admitted,
-    ) {
-        // Read here, on the worker the connection stays on (moving it there
-        // makes a new stream, which would lose bytes given back).
-        if !client.info.tls && self.proxy_protocol.is_used() {
-            // Boxed, as every state a connection passes through once: the
-            // task's size is what an idle connection holds, and this
-            // future (a 256-byte read buffer, a timer) would set it.
-            let header = Box::pin(self.read_proxy_header(client.stream));
-            let Some((stream, source)) = header.await else {
-                return;
-            };
-            if let Some(source) = source {
-                client.info.ip = Some(source.ip());
+        admitted: Admitted,
+        placed: Option<Placed>,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            // Both held until the connection ends.
+            let (_admitted, placed) = (admitted, placed);
+            if placed.is_some() {
+                // On the worker it was placed on: its socket moves to this
+                // worker's reactor.
+                client.stream = workers::register_here(client.stream);
             }
-            client.stream = stream;
-        }
-        if let Served::ToPingora = self.serve(&mut client, &shutdown).await {
-            // Give the bytes read back to the stream, for pingora to read.
-            let Client { stream, buf, .. } = client;
-            let l4 = stream
-                .into_any()
-                .downcast::<pingora::protocols::l4::stream::Stream>()
-                .ok();
-            let Some(mut l4) = l4 else {
-                tracing::debug!("a stream that cannot be rewound for pingora-proxy; closed");
-                return;
-            };
-            l4.rewind(buf.pending());
-            self.h2.process_new(l4, &shutdown).await;
+            // Read here, on the worker the connection stays on (moving it there
+            // makes a new stream, which would lose bytes given back).
+            if !client.info.tls && self.proxy_protocol.is_used() {
+                // Boxed, as every state a connection passes through once: the
+                // task's size is what an idle connection holds, and this
+                // future (a 256-byte read buffer, a timer) would set it.
+                let header = Box::pin(self.read_proxy_header(client.stream));
+                let Some((stream, source)) = header.await else {
+                    return;
+                };
+                if let Some(source) = source {
+                    client.info.ip = Some(source.ip());
+                }
+                client.stream = stream;
+            }
+            if let Served::ToPingora = self.serve(&mut client, &shutdown).await {
+                // Give the bytes read back to the stream, for pingora to read.
+                let Client { stream, buf, .. } = client;
+                let l4 = stream
+                    .into_any()
+                    .downcast::<pingora::protocols::l4::stream::Stream>()
+                    .ok();
+                let Some(mut l4) = l4 else {
+                    tracing::debug!("a stream that cannot be rewound for pingora-proxy; closed");
+                    return;
+                };
+                l4.rewind(buf.pending());
+                self.h2.process_new(l4, &shutdown).await;
+            }
         }
     }
 }
@@ -234,16 +249,11 @@ impl<H2: ServerApp + Send + Sync + 'static> ServerApp for Http1App<H2> {
         let shutdown = shutdown.clone();
         match &self.workers {
             None => {
-                tokio::spawn(app.run(client, shutdown, admitted));
+                tokio::spawn(app.run(client, shutdown, admitted, None));
             }
             Some(placement) => {
                 let (worker, placed) = placement.place();
-                worker.spawn(async move {
-                    let _placed = placed;
-                    let mut client = client;
-                    client.stream = workers::register_here(client.stream);
-                    app.run(client, shutdown, admitted).await
-                });
+                worker.spawn(app.run(client, shutdown, admitted, Some(placed)));
             }
         }
         None
