@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr as StdSocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The longest header read (v2 with TLVs stays well below; v1 is at most
 /// 107 bytes).
@@ -56,12 +56,23 @@ impl ProxyProtocol {
         })
     }
 
-    /// Reads the header off `stream`, makes its source the peer address,
-    /// and gives back any bytes read past it. Returns that source.
-    pub async fn accept(&self, stream: &mut L4Stream) -> Result<Option<StdSocketAddr>, String> {
-        let source = tokio::time::timeout(self.timeout, read_header(stream))
+    /// Reads the header off a plain connection: its source, and the bytes
+    /// read past it (the connection's own first bytes).
+    pub async fn read<S: AsyncRead + Unpin>(
+        &self,
+        stream: &mut S,
+    ) -> Result<(Option<StdSocketAddr>, Vec<u8>), String> {
+        tokio::time::timeout(self.timeout, read_header(stream))
             .await
-            .map_err(|_| format!("no PROXY protocol header within {:?}", self.timeout))??;
+            .map_err(|_| format!("no PROXY protocol header within {:?}", self.timeout))?
+    }
+
+    /// Reads the header off `stream` (before a TLS handshake), makes its
+    /// source the peer address, and gives back any bytes read past it.
+    /// Returns that source.
+    pub async fn accept(&self, stream: &mut L4Stream) -> Result<Option<StdSocketAddr>, String> {
+        let (source, rest) = self.read(stream).await?;
+        stream.rewind(&rest);
         if let Some(source) = source {
             let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
             let _ = digest.peer_addr.set(Some(SocketAddr::Inet(source)));
@@ -72,8 +83,11 @@ impl ProxyProtocol {
 }
 
 /// The header's source address (`None`: a LOCAL or UNKNOWN header, e.g. a
-/// load balancer's own health check, which keeps the peer address).
-async fn read_header(stream: &mut L4Stream) -> Result<Option<StdSocketAddr>, String> {
+/// load balancer's own health check, which keeps the peer address), and
+/// the bytes read past the header.
+async fn read_header<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(Option<StdSocketAddr>, Vec<u8>), String> {
     let mut buf = Vec::with_capacity(256);
     loop {
         let mut chunk = [0u8; 256];
@@ -98,8 +112,7 @@ async fn read_header(stream: &mut L4Stream) -> Result<Option<StdSocketAddr>, Str
             HeaderResult::V1(Err(e)) => return Err(format!("bad PROXY protocol v1 header: {e}")),
             HeaderResult::V2(Err(e)) => return Err(format!("bad PROXY protocol v2 header: {e}")),
         };
-        stream.rewind(&buf[len..]);
-        return Ok(source);
+        return Ok((source, buf.split_off(len)));
     }
 }
 

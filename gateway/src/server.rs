@@ -7,7 +7,7 @@ use crate::control::Gateway;
 use crate::follow::FollowStore;
 use crate::h2::H2App;
 use crate::health::HealthChecks;
-use crate::http1::Http1App;
+use crate::http1::{Http1App, PlainListener, ProxyListeners};
 use crate::lifecycle::{KeptUntilExit, Lifecycle};
 use crate::limits::ConnectionLimits;
 use crate::listening::BoundFirst;
@@ -104,31 +104,39 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         proxy_protocol.clone(),
         limits.clone(),
     );
-    let mut proxy = Service::new("proxy".to_owned(), app);
+    let plain = config
+        .listeners
+        .iter()
+        .filter(|l| l.tls.is_none())
+        .map(|l| PlainListener {
+            address: l.address.parse().expect("config validation: IP:port"),
+            proxy_protocol: l.proxy_protocol,
+        })
+        .collect();
+    let mut proxy = ProxyListeners::new(app, plain);
     if config
         .listeners
         .iter()
         .any(|l| l.proxy_protocol && l.tls.is_some())
     {
         // Before the TLS handshake; plain connections read it in the app.
-        proxy.endpoints().set_pre_tls_callback(proxy_protocol);
+        proxy
+            .tls_mut()
+            .endpoints()
+            .set_pre_tls_callback(proxy_protocol);
     }
-    for listener in &config.listeners {
-        let endpoint = ListenerConfig::tcp(listener.address.as_str());
-        match &listener.tls {
-            // No L4 buffers: the request path reads into buffers of its own,
-            // taken only while a request is being read.
-            None => proxy.add_listener(endpoint.l4_buffer(L4BufferSettings::unbuffered())),
-            Some(_) => {
-                let certificates = gateway
-                    .certificates
-                    .listener(&listener.address)
-                    .expect("every TLS listener's certificates are loaded at start");
-                // TLS reads whole records (up to 16 KiB): buffer below it.
-                let buffer = L4BufferSettings::default().read(16 * 1024);
-                proxy.add_listener(endpoint.tls(certificates.settings()?).l4_buffer(buffer));
-            }
-        }
+    for listener in config.listeners.iter().filter(|l| l.tls.is_some()) {
+        let certificates = gateway
+            .certificates
+            .listener(&listener.address)
+            .expect("every TLS listener's certificates are loaded at start");
+        // TLS reads whole records (up to 16 KiB): buffer below it.
+        let buffer = L4BufferSettings::default().read(16 * 1024);
+        let endpoint = ListenerConfig::tcp(listener.address.as_str())
+            .tls(certificates.settings()?)
+            .l4_buffer(buffer);
+        proxy.tls_mut().add_listener(endpoint);
+        proxy.bind_tls(&listener.address);
     }
     let mut admin = Service::new("admin".to_owned(), AdminApi::new(gateway.clone()));
     match &config.admin.tls {
@@ -136,10 +144,9 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         Some(tls) => admin.add_tls_with_settings(&config.admin.address, None, admin_tls(tls)?),
     }
 
-    // Bound before pingora's listeners look for them: a listener that
+    server.add_service(proxy);
+    // Bound before pingora's listener looks for it: a listener that
     // cannot listen stops the process (see `listening`).
-    let proxy_addresses = config.listeners.iter().map(|l| l.address.clone()).collect();
-    server.add_service(BoundFirst::new(proxy, proxy_addresses, "a listener"));
     let admin_address = vec![config.admin.address.clone()];
     server.add_service(BoundFirst::new(admin, admin_address, "the admin listener"));
     // TCP routes: a listener each (TLS passthrough routes share theirs).

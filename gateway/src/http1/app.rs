@@ -11,6 +11,7 @@
 
 use super::buffer::Buffer;
 use super::client::{After, Client};
+use super::plain::{PlainListener, PlainStream};
 use super::request::ClientInfo;
 use super::service::Service;
 use super::workers::{self, Placed, Workers};
@@ -18,12 +19,13 @@ use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
 use crate::limits::{Admitted, ConnectionLimits};
 use crate::proxy_protocol::ProxyProtocol;
-use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::connectors::TransportConnector;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::net::TcpStream;
 
 pub struct Http1App<H2> {
     /// What serving a request needs: gateway state, connector, timeouts.
@@ -33,7 +35,10 @@ pub struct Http1App<H2> {
     h2: Arc<H2>,
     /// With more than one worker: where connections go.
     workers: Option<Workers>,
-    /// Plain listeners whose connections start with a PROXY protocol header.
+    /// How many workers there are.
+    threads: usize,
+    /// Reads PROXY protocol headers (on plain listeners that expect one;
+    /// TLS listeners read theirs before the handshake).
     proxy_protocol: Arc<ProxyProtocol>,
     /// How many client connections each listener serves at once.
     limits: Arc<ConnectionLimits>,
@@ -68,6 +73,7 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
             },
             h2,
             workers: (threads > 1).then(Workers::default),
+            threads,
             proxy_protocol,
             limits,
         }
@@ -131,9 +137,111 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
         prefix(client)
     }
 
+    /// A connection from a TLS listener (pingora's), its handshake done:
+    /// HTTP/2 (by ALPN) goes to the HTTP/2 app, HTTP/1 to a task of its own.
+    pub(super) async fn accept_tls(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr()?.as_inet().copied());
+        // The listener is full: closed (and counted).
+        let admitted = self.limits.admit(local)?;
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            let _admitted = admitted;
+            return self.h2.process_new(stream, shutdown).await;
+        }
+        // The peer: the PROXY protocol header's source, when there was one.
+        let ip = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr()?.as_inet().map(|a| a.ip()));
+        let client = Client {
+            stream,
+            buf: Buffer::default(),
+            info: ClientInfo { ip, tls: true },
+        };
+        // The task pingora spawned for it is sized for a TLS handshake
+        // (~2 KB parked for the connection's whole life); this one holds
+        // only what a waiting connection needs.
+        self.spawn(client, shutdown, admitted, false);
+        None
+    }
+
+    /// A connection from a plain listener (the gateway's own accept loop),
+    /// served in a task of its own.
+    pub(super) fn accept_plain(
+        self: &Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        listener: &PlainListener,
+        shutdown: &ShutdownWatch,
+    ) {
+        let Some(admitted) = self.limits.admit(Some(listener.address)) else {
+            return; // the listener is full: closed (and counted)
+        };
+        // Small writes go out at once, as pingora's listeners set it.
+        let _ = tcp.set_nodelay(true);
+        let client = Client {
+            stream: Box::new(PlainStream(tcp)),
+            buf: Buffer::default(),
+            info: ClientInfo {
+                ip: Some(peer.ip()),
+                tls: false,
+            },
+        };
+        self.spawn(client, shutdown, admitted, listener.proxy_protocol);
+    }
+
+    /// Makes every worker known before connections are placed: the
+    /// gateway's accept loop runs on one of them, and would know only that
+    /// one. (pingora picks a worker at random for each task: tasks are sent
+    /// until each has run one.)
+    pub(super) async fn know_every_worker(self: &Arc<Self>) {
+        let Some(workers) = &self.workers else {
+            return;
+        };
+        for _ in 0..10_000 {
+            if workers.known() >= self.threads {
+                return;
+            }
+            let app = self.clone();
+            let ran = pingora_runtime::current_handle().spawn(async move {
+                if let Some(workers) = &app.workers {
+                    workers.know_this_worker();
+                }
+            });
+            let _ = ran.await;
+        }
+    }
+
+    /// The connection's task, on the least busy worker when there are
+    /// several.
+    fn spawn(
+        self: &Arc<Self>,
+        client: Client,
+        shutdown: &ShutdownWatch,
+        admitted: Admitted,
+        proxy_header: bool,
+    ) {
+        let (app, shutdown) = (self.clone(), shutdown.clone());
+        match &self.workers {
+            None => {
+                tokio::spawn(app.run(client, shutdown, admitted, None, proxy_header));
+            }
+            Some(placement) => {
+                let (worker, placed) = placement.place();
+                let placed = Some(placed);
+                worker.spawn(app.run(client, shutdown, admitted, placed, proxy_header));
+            }
+        }
+    }
+
     /// Serves a connection from start to end, in the task it runs in; its
     /// place under the listener's limit (and on its worker, when `placed`
-    /// there) is freed when it ends.
+    /// there) is freed when it ends. `proxy_header`: it starts with a PROXY
+    /// protocol header.
     ///
     /// An `async` block, not an `async fn`: an async fn keeps its arguments
     /// twice in its future (as given, and as locals), and this future is
@@ -144,6 +252,7 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
         shutdown: ShutdownWatch,
         admitted: Admitted,
         placed: Option<Placed>,
+        proxy_header: bool,
     ) -> impl std::future::Future<Output = ()> + Send {
         async move {
             // Both held until the connection ends.
@@ -151,118 +260,38 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
             if placed.is_some() {
                 // On the worker it was placed on: its socket moves to this
                 // worker's reactor.
-                client.stream = workers::register_here(client.stream);
-            }
-            // Read here, on the worker the connection stays on (moving it there
-            // makes a new stream, which would lose bytes given back).
-            if !client.info.tls && self.proxy_protocol.is_used() {
-                // Boxed, as every state a connection passes through once: the
-                // task's size is what an idle connection holds, and this
-                // future (a 256-byte read buffer, a timer) would set it.
-                let header = Box::pin(self.read_proxy_header(client.stream));
-                let Some((stream, source)) = header.await else {
+                let Some(stream) = workers::register_here(client.stream) else {
                     return;
                 };
-                if let Some(source) = source {
-                    client.info.ip = Some(source.ip());
-                }
                 client.stream = stream;
             }
+            if proxy_header {
+                // Boxed, as every state a connection passes through once:
+                // the task's size is what an idle connection holds, and
+                // this future (a 256-byte read buffer, a timer) would set it.
+                let header = Box::pin(self.proxy_protocol.read(&mut client.stream));
+                match header.await {
+                    Ok((source, rest)) => {
+                        if let Some(source) = source {
+                            client.info.ip = Some(source.ip());
+                        }
+                        client.buf = Buffer::holding(rest);
+                    }
+                    Err(e) => {
+                        tracing::debug!("connection closed: {e}");
+                        return;
+                    }
+                }
+            }
             if let Served::ToPingora = self.serve(&mut client, &shutdown).await {
-                // Give the bytes read back to the stream, for pingora to read.
+                // pingora-proxy's, with the bytes read and not used first.
                 let Client { stream, buf, .. } = client;
-                let l4 = stream
-                    .into_any()
-                    .downcast::<pingora::protocols::l4::stream::Stream>()
-                    .ok();
-                let Some(mut l4) = l4 else {
-                    tracing::debug!("a stream that cannot be rewound for pingora-proxy; closed");
+                let Some(stream) = PlainStream::into_pingora(stream, buf.pending()) else {
+                    tracing::debug!("a stream that cannot be handed to pingora-proxy; closed");
                     return;
                 };
-                l4.rewind(buf.pending());
-                self.h2.process_new(l4, &shutdown).await;
+                self.h2.process_new(stream, &shutdown).await;
             }
         }
     }
-}
-
-impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
-    /// On a plain listener that expects it, the PROXY protocol header:
-    /// its source becomes the connection's peer (and is returned). `None`:
-    /// closed.
-    async fn read_proxy_header(
-        &self,
-        stream: Stream,
-    ) -> Option<(Stream, Option<std::net::SocketAddr>)> {
-        let mut l4 = match stream
-            .into_any()
-            .downcast::<pingora::protocols::l4::stream::Stream>()
-        {
-            Ok(l4) => l4,
-            Err(_) => return None, // a plain listener's stream is always L4
-        };
-        if !self.proxy_protocol.expected_on(&l4) {
-            return Some((l4, None));
-        }
-        match self.proxy_protocol.accept(&mut l4).await {
-            Ok(source) => Some((l4, source)),
-            Err(e) => {
-                tracing::debug!("connection closed: {e}");
-                None
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl<H2: ServerApp + Send + Sync + 'static> ServerApp for Http1App<H2> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let local = stream
-            .get_socket_digest()
-            .and_then(|d| d.local_addr()?.as_inet().copied());
-        let Some(admitted) = self.limits.admit(local) else {
-            return None; // the listener is full: closed (and counted)
-        };
-        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            let _admitted = admitted;
-            return self.h2.process_new(stream, shutdown).await;
-        }
-
-        let info = ClientInfo {
-            ip: peer_ip(&stream),
-            tls: stream.get_ssl_digest().is_some(),
-        };
-        let client = Client {
-            stream,
-            buf: Buffer::default(),
-            info,
-        };
-        // The connection moves to a task of its own, on this worker: the
-        // task pingora spawned for it is sized for a TLS handshake (~2 KB
-        // parked for the connection's whole life); this one holds only
-        // what a waiting connection needs.
-        let app = self.clone();
-        let shutdown = shutdown.clone();
-        match &self.workers {
-            None => {
-                tokio::spawn(app.run(client, shutdown, admitted, None));
-            }
-            Some(placement) => {
-                let (worker, placed) = placement.place();
-                worker.spawn(app.run(client, shutdown, admitted, Some(placed)));
-            }
-        }
-        None
-    }
-}
-
-/// The peer's address (a PROXY protocol header's source, once read).
-fn peer_ip(stream: &Stream) -> Option<std::net::IpAddr> {
-    stream
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr()?.as_inet().map(|a| a.ip()))
 }

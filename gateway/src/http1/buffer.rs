@@ -14,6 +14,11 @@ pub struct Buffer {
 }
 
 impl Buffer {
+    /// A buffer whose pending bytes are `data`.
+    pub fn holding(data: Vec<u8>) -> Buffer {
+        Buffer { data, start: 0 }
+    }
+
     pub fn pending(&self) -> &[u8] {
         &self.data[self.start..]
     }

@@ -3,8 +3,11 @@
 //! [`crate::choose`], and relayed to one upstream endpoint over a pooled
 //! keep-alive connection, with no per-request task, channel or header map.
 //!
-//! app        the pingora app: a client connection's loop (HTTP/2 goes to
-//!            the HTTP/2 app the server hands in)
+//! listener   the proxy's listeners: plain ones on the gateway's own accept
+//!            loops, TLS ones on pingora's
+//! plain      plain listeners, and a connection's stream: the socket, no more
+//! app        a client connection's loop (HTTP/2 goes to the HTTP/2 app the
+//!            server hands in)
 //! client     one client connection, and what it does after a request
 //! service    what serving a request needs: gateway state, connector, timeouts
 //! exchange   one request to the end of its response, with retries
@@ -27,8 +30,10 @@ mod exchange;
 mod fields;
 mod forward;
 pub(crate) mod framing;
+mod listener;
 mod log;
 mod mirror;
+mod plain;
 pub(crate) mod pool;
 mod relay;
 mod request;
@@ -38,4 +43,6 @@ mod workers;
 
 pub use app::Http1App;
 pub(crate) use fields::Connection;
+pub use listener::ProxyListeners;
+pub use plain::PlainListener;
 pub(crate) use request::is_hop_by_hop;

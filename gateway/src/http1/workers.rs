@@ -1,17 +1,15 @@
 //! Which worker thread serves a client connection.
 //!
-//! pingora accepts on one worker's runtime and hands each connection to a
-//! random worker, but the socket stays registered with the accepting
-//! runtime's reactor: with several workers, most readiness events then
-//! cross threads, and the random choice leaves some workers with more
-//! connections than others. So with more than one worker, a plain TCP
-//! connection goes to the worker serving the fewest, and its socket is
-//! registered again with that worker's reactor. (TLS connections stay
-//! where pingora put them: their socket is inside the TLS stream.)
+//! Connections are accepted on one worker's runtime (the gateway's own
+//! accept loop for plain listeners, pingora's for TLS ones) and their
+//! sockets registered with that runtime's reactor. With several workers,
+//! a connection goes to the worker serving the fewest, and a plain one's
+//! socket is registered again with that worker's reactor, so its
+//! readiness events do not cross threads. (TLS connections stay where
+//! pingora put them: their socket is inside the TLS stream.)
 
-use pingora::protocols::l4::stream::Stream as TcpStream;
-use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use super::plain::PlainStream;
+use pingora::protocols::Stream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -40,17 +38,11 @@ impl Drop for Placed {
 
 impl Workers {
     /// The runtime to serve a new connection on (the least busy worker
-    /// known; this one on a tie), called on the worker pingora chose.
+    /// known; this one on a tie), called on the worker that accepted it.
     pub fn place(&self) -> (Handle, Placed) {
         let here = std::thread::current().id();
         let mut known = self.known.lock().expect("worker list poisoned");
-        if !known.iter().any(|w| w.thread == here) {
-            known.push(Worker {
-                thread: here,
-                handle: Handle::current(),
-                connections: Arc::default(),
-            });
-        }
+        Self::know_this_one(&mut known);
         let load = |w: &Worker| (w.connections.load(Ordering::Relaxed), w.thread != here);
         let worker = known
             .iter()
@@ -59,28 +51,44 @@ impl Workers {
         worker.connections.fetch_add(1, Ordering::Relaxed);
         (worker.handle.clone(), Placed(worker.connections.clone()))
     }
+
+    /// How many workers are known.
+    pub fn known(&self) -> usize {
+        self.known.lock().expect("worker list poisoned").len()
+    }
+
+    /// Makes the worker this is called on known.
+    pub fn know_this_worker(&self) {
+        Self::know_this_one(&mut self.known.lock().expect("worker list poisoned"));
+    }
+
+    fn know_this_one(known: &mut Vec<Worker>) {
+        let here = std::thread::current().id();
+        if !known.iter().any(|w| w.thread == here) {
+            known.push(Worker {
+                thread: here,
+                handle: Handle::current(),
+                connections: Arc::default(),
+            });
+        }
+    }
 }
 
-/// The same TCP connection, registered with the current runtime's reactor;
-/// a stream that is not plain TCP (TLS) comes back as it was.
-pub fn register_here(stream: Stream) -> Stream {
-    let Some(tcp) = stream.as_any().downcast_ref::<TcpStream>() else {
-        return stream;
-    };
-    // SAFETY: the descriptor belongs to `stream`, alive for this borrow.
-    let fd = unsafe { BorrowedFd::borrow_raw(tcp.as_raw_fd()) };
-    let Ok(owned) = fd.try_clone_to_owned() else {
-        return stream;
-    };
-    // The duplicate shares the socket and its flags (non-blocking, nodelay).
-    let Ok(tcp) = tokio::net::TcpStream::from_std(std::net::TcpStream::from(owned)) else {
-        return stream;
-    };
-    drop(stream);
-    let mut moved = TcpStream::from(tcp);
-    // The socket's addresses, as the listener gave them (pingora-proxy
-    // reads the client's address from them after an h2c hand-over).
-    let fd = moved.as_raw_fd();
-    moved.set_socket_digest(SocketDigest::from_raw_fd(fd));
-    Box::new(moved)
+/// The same TCP connection, registered with the current runtime's reactor
+/// instead of the one that accepted it (`None`: it could not be, and is
+/// closed); a stream that is not plain TCP (TLS) comes back as it was.
+pub fn register_here(stream: Stream) -> Option<Stream> {
+    if !stream.as_any().is::<PlainStream>() {
+        return Some(stream);
+    }
+    let PlainStream(tcp) = *stream.into_any().downcast::<PlainStream>().ok()?;
+    // Deregistered from the accepting reactor, registered with this one;
+    // the socket keeps its flags (non-blocking, nodelay).
+    match tcp.into_std().and_then(tokio::net::TcpStream::from_std) {
+        Ok(tcp) => Some(Box::new(PlainStream(tcp))),
+        Err(e) => {
+            tracing::debug!("a connection could not move to its worker: {e}");
+            None
+        }
+    }
 }
