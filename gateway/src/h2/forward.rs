@@ -106,11 +106,11 @@ impl H2App {
         tally.bytes_out += head_size(&header.headers, 12);
         let _ = buf.split_to(head_len);
         // A response without a body ends the stream with its headers.
-        let bodiless = framing == Framing::Empty;
-        if session.write_response_header(header, bodiless).is_err() {
+        let mut ended = framing == Framing::Empty;
+        if session.write_response_header(header, ended).is_err() {
             return (Attempted::Answered(499), None);
         }
-        while !bodiless {
+        while !ended {
             let mut payload = BytesMut::new();
             let used = match framing {
                 Framing::Chunked(_) => {
@@ -131,16 +131,16 @@ impl H2App {
                 }
             };
             let _ = buf.split_to(used);
-            let done = framing.is_done();
-            if !payload.is_empty() || done {
+            ended = framing.is_done();
+            if !payload.is_empty() || ended {
                 tally.bytes_out += payload.len() as u64;
-                if let Err(e) = session.write_body(payload.freeze(), done).await {
+                if let Err(e) = session.write_body(payload.freeze(), ended).await {
                     // Gone, or not reading within `send_timeout`.
                     let why = format!("writing to the client: {e}");
                     return (Attempted::Answered(cut(session, 499, &why)), None);
                 }
             }
-            if done {
+            if ended {
                 break;
             }
             if self.gateway.drains.deadline_passed(routed.choice.color) {

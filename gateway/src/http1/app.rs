@@ -246,6 +246,7 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
     /// An `async` block, not an `async fn`: an async fn keeps its arguments
     /// twice in its future (as given, and as locals), and this future is
     /// what every idle connection holds.
+    #[allow(clippy::manual_async_fn)]
     fn run(
         self: Arc<Self>,
         mut client: Client,
