@@ -11,6 +11,7 @@
 
 use super::buffer::Buffer;
 use super::client::{After, Client};
+use super::deadline::Deadline;
 use super::plain::{PlainListener, PlainStream};
 use super::request::ClientInfo;
 use super::service::Service;
@@ -96,14 +97,12 @@ impl<H2: ServerApp + Send + Sync + 'static> Http1App<H2> {
                 if *shutdown.borrow() && !first {
                     return Served::Closed;
                 }
-                // pingora's timer (10 ms ticks, one timer per tick shared by
-                // every connection), not tokio's: a new tokio timer earlier
-                // than the worker's next wake-up writes to its eventfd, which
-                // about every other request here did.
-                let next_request = client.wait_for_bytes();
-                match pingora::time::timeout(self.service.timeouts.keepalive, next_request).await {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => return Served::Closed,
+                // The worker's deadline list, not a timer per wait: a
+                // keep-alive connection waits on every request, and rarely
+                // until its deadline.
+                let deadline = Deadline::after(self.service.timeouts.keepalive);
+                if !client.wait_for_bytes(&deadline).await {
+                    return Served::Closed;
                 }
             }
             if std::mem::take(&mut first)

@@ -2,9 +2,11 @@
 //! yet, who it is; and what the connection does after a request.
 
 use super::buffer::Buffer;
+use super::deadline::Deadline;
 use super::request::ClientInfo;
 use pingora::protocols::Stream;
 use std::future::poll_fn;
+use std::task::Poll;
 
 /// One client connection.
 pub struct Client {
@@ -30,12 +32,15 @@ impl Client {
     /// reads into a buffer taken for that poll and gives it back when
     /// nothing came, so a waiting connection holds no buffer. (tokio knows
     /// the socket is not readable without a syscall, so the empty polls
-    /// cost none.)
-    pub async fn wait_for_bytes(&mut self) -> bool {
+    /// cost none.) False also once `deadline` passed.
+    pub async fn wait_for_bytes(&mut self, deadline: &Deadline) -> bool {
         let read = poll_fn(|cx| {
             let read = self.buf.poll_read_from(cx, &mut self.stream, HEAD_ROOM);
             if read.is_pending() {
                 self.buf.release_if_empty();
+                if deadline.poll_expired(cx).is_ready() {
+                    return Poll::Ready(Ok(0));
+                }
             }
             read
         });
