@@ -6,6 +6,7 @@
 use super::upstream::{parse_response, RequestHead, Response};
 use super::H2App;
 use crate::choose::Choice;
+use crate::http1::deadline::within;
 use crate::http1::framing::Framing;
 use crate::proxy::{client_response, log::head_size};
 use crate::routing::RouteEntry;
@@ -80,11 +81,11 @@ impl H2App {
                 Err(why) => return (Attempted::Failed(502, why.into()), None),
             }
             buf.reserve(READ_ROOM);
-            match pingora::time::timeout(read_timeout, upstream.read_buf(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(_) if buf.is_empty() => return (Attempted::NoResponse, None),
-                Ok(_) => return (Attempted::Failed(502, "closed mid-head".into()), None),
-                Err(_) => {
+            match within(read_timeout, upstream.read_buf(&mut buf)).await {
+                Some(Ok(n)) if n > 0 => {}
+                Some(_) if buf.is_empty() => return (Attempted::NoResponse, None),
+                Some(_) => return (Attempted::Failed(502, "closed mid-head".into()), None),
+                None => {
                     let why = format!("no response within {read_timeout:?}");
                     return (Attempted::Failed(504, why), None);
                 }
@@ -150,9 +151,9 @@ impl H2App {
                 );
             }
             buf.reserve(READ_ROOM);
-            match pingora::time::timeout(read_timeout, upstream.read_buf(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(Ok(_)) if framing == Framing::UntilClose => {
+            match within(read_timeout, upstream.read_buf(&mut buf)).await {
+                Some(Ok(n)) if n > 0 => {}
+                Some(Ok(_)) if framing == Framing::UntilClose => {
                     let _ = session.write_body(bytes::Bytes::new(), true).await;
                     return (Attempted::Answered(status), None);
                 }

@@ -1,5 +1,6 @@
 //! Deadlines for waits that rarely expire — a keep-alive connection waiting
-//! for its next request — without a timer each.
+//! for its next request, a response or a body's next bytes within the read
+//! timeout — without a timer each.
 //!
 //! A timer per wait (pingora's or tokio's) costs an allocation and about a
 //! thousand instructions per request, and an idle connection holds it
@@ -13,6 +14,7 @@
 //! false`), so a deadline is always polled and dropped where it was made.
 
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -100,6 +102,22 @@ impl Drop for Deadline {
     }
 }
 
+/// `future`'s output, or `None` once `after` has passed (up to a sweep
+/// late), counted from when it first has to wait: a future ready at once
+/// costs no deadline.
+pub async fn within<F: Future>(after: Duration, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut deadline: Option<Deadline> = None;
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let deadline = deadline.get_or_insert_with(|| Deadline::after(after));
+        deadline.poll_expired(cx).map(|()| None)
+    })
+    .await
+}
+
 /// The worker's sweeping task: wakes the waits whose deadline passed.
 async fn sweep() {
     loop {
@@ -127,6 +145,21 @@ mod tests {
     use super::Deadline;
     use std::future::poll_fn;
     use std::time::{Duration, Instant};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn within_gives_the_output_or_none_after_the_time() {
+        let ready = super::within(Duration::from_millis(1), async { 7 }).await;
+        assert_eq!(ready, Some(7));
+        let started = Instant::now();
+        let never = super::within(Duration::from_millis(300), std::future::pending::<()>()).await;
+        assert_eq!(never, None);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            8
+        };
+        assert_eq!(super::within(Duration::from_secs(5), slow).await, Some(8));
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_deadline_expires_after_its_time_and_not_before() {

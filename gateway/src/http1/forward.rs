@@ -4,6 +4,7 @@
 
 use super::buffer::Buffer;
 use super::client::{After, Client};
+use super::deadline::within;
 use super::framing::{Framing, FramingError};
 use super::log::Traffic;
 use super::pool;
@@ -116,22 +117,22 @@ impl Service {
                 }
             }
             let received = !from_upstream.is_empty();
-            match pingora::time::timeout(
+            match within(
                 attempt.read_timeout,
                 from_upstream.read_from(&mut upstream, UPSTREAM_ROOM),
             )
             .await
             {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(Ok(_)) => {
+                Some(Ok(n)) if n > 0 => {}
+                Some(Ok(_)) => {
                     let e = std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "closed before a response",
                     );
                     return Err(attempt.failed(e, received));
                 }
-                Ok(Err(e)) => return Err(attempt.failed(e, received)),
-                Err(_) => {
+                Some(Err(e)) => return Err(attempt.failed(e, received)),
+                None => {
                     return Err(Failure::Upstream(
                         504,
                         format!(

@@ -3,6 +3,7 @@
 
 use super::buffer::Buffer;
 use super::client::Client;
+use super::deadline::within;
 use super::framing::{Framing, FramingError};
 use crate::mirror::Capture;
 use pingora::protocols::Stream;
@@ -44,13 +45,13 @@ pub async fn relay(
 ) -> Result<u64, Relay> {
     let mut relayed = 0;
     while !framing.is_done() {
-        let read = pingora::time::timeout(read_timeout, buf.read_from(from, room)).await;
+        let read = within(read_timeout, buf.read_from(from, room)).await;
         match read {
-            Ok(Ok(0)) if *framing == Framing::UntilClose => return Ok(relayed),
-            Ok(Ok(0)) => return Err(Relay::ReadClosed),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(Relay::Read(e)),
-            Err(_) => return Err(Relay::Timeout),
+            Some(Ok(0)) if *framing == Framing::UntilClose => return Ok(relayed),
+            Some(Ok(0)) => return Err(Relay::ReadClosed),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(Relay::Read(e)),
+            None => return Err(Relay::Timeout),
         }
         let n = framing.advance(buf.pending()).map_err(Relay::Framing)?;
         write_all(to, &buf.pending()[..n])
