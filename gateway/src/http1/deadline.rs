@@ -120,6 +120,15 @@ pub async fn within<F: Future>(after: Duration, future: F) -> Option<F::Output> 
 
 /// The worker's sweeping task: wakes the waits whose deadline passed.
 async fn sweep() {
+    // Should the runtime drop this task (a runtime shut down, another
+    // started on the same thread), the next deadline starts a new one.
+    struct Sweeping;
+    impl Drop for Sweeping {
+        fn drop(&mut self) {
+            let _ = DEADLINES.try_with(|d| d.borrow_mut().sweeping = false);
+        }
+    }
+    let _sweeping = Sweeping;
     loop {
         // pingora's timer: setting it wakes nobody (a tokio timer earlier
         // than the worker's next wake-up writes to its eventfd).
@@ -159,6 +168,22 @@ mod tests {
             8
         };
         assert_eq!(super::within(Duration::from_secs(5), slow).await, Some(8));
+    }
+
+    #[test]
+    fn a_new_runtime_on_the_thread_gets_a_sweep_of_its_own() {
+        for _ in 0..2 {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let expired = runtime.block_on(async {
+                let deadline = Deadline::after(Duration::from_millis(10));
+                let waited = poll_fn(|cx| deadline.poll_expired(cx));
+                tokio::time::timeout(Duration::from_secs(5), waited).await
+            });
+            assert!(expired.is_ok(), "no sweep ran");
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]
