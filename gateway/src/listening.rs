@@ -15,9 +15,9 @@ use pingora::server::{ListenFds, RuntimeOpts, ShutdownWatch};
 use pingora::services::Service;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::time::Duration;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The accept backlog pingora's own listeners ask for.
 const BACKLOG: u32 = 65535;
@@ -68,6 +68,49 @@ pub async fn socket_or_exit(listen: &str, fds: &ListenFds, what: &str) -> RawFd 
         Err(e) => {
             tracing::error!(listener = %listen, "{what} cannot listen: {e}");
             std::process::exit(1);
+        }
+    }
+}
+
+/// [`socket_or_exit`] as a tokio listener of the calling service, which
+/// must be the only one to take this address's socket.
+pub async fn tokio_listener_or_exit(listen: &str, fds: &ListenFds, what: &str) -> TcpListener {
+    let fd = socket_or_exit(listen, fds, what).await;
+    // SAFETY: the table's socket for `listen`, which no other service takes
+    // (listener addresses are unique: config validation).
+    let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    match socket
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(socket))
+    {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(listener = %listen, "{what} cannot listen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Accepts on `listener` until shutdown begins (then the next process, on
+/// an upgrade, accepts; open connections run on), handing each connection
+/// to `accepted`.
+pub async fn accept_until_shutdown(
+    listener: &TcpListener,
+    listen: &str,
+    mut shutdown: ShutdownWatch,
+    mut accepted: impl FnMut(TcpStream, SocketAddr),
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            connection = listener.accept() => match connection {
+                Ok((tcp, peer)) => accepted(tcp, peer),
+                Err(e) => {
+                    // Out of descriptors, most likely: let some close.
+                    tracing::warn!(listener = %listen, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
         }
     }
 }

@@ -19,18 +19,15 @@ use pingora::protocols::Stream;
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::listening::Service as PingoraListeners;
 use pingora::services::Service;
-use std::os::fd::FromRawFd;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
 
 pub struct ProxyListeners<H2: ServerApp + Send + Sync + 'static> {
     app: Arc<Http1App<H2>>,
     plain: Vec<PlainListener>,
     /// The TLS listeners, added by the caller (`tls_mut`).
     tls: PingoraListeners<TlsClients<H2>>,
-    /// Every listener's address, plain and TLS, bound first.
-    addresses: Vec<String>,
+    /// The TLS listeners' addresses, bound by the gateway first.
+    tls_addresses: Vec<String>,
 }
 
 impl<H2: ServerApp + Send + Sync + 'static> ProxyListeners<H2> {
@@ -38,7 +35,7 @@ impl<H2: ServerApp + Send + Sync + 'static> ProxyListeners<H2> {
         let app = Arc::new(app);
         ProxyListeners {
             tls: PingoraListeners::new("proxy".to_owned(), TlsClients(app.clone())),
-            addresses: plain.iter().map(|l| l.address.to_string()).collect(),
+            tls_addresses: Vec::new(),
             app,
             plain,
         }
@@ -51,30 +48,7 @@ impl<H2: ServerApp + Send + Sync + 'static> ProxyListeners<H2> {
 
     /// A TLS listener's address, bound with the plain ones.
     pub fn bind_tls(&mut self, address: &str) {
-        self.addresses.push(address.to_owned());
-    }
-
-    /// Accepts on `listener` until shutdown begins (then the next process,
-    /// on an upgrade, accepts); open connections run on.
-    async fn accept(
-        app: Arc<Http1App<H2>>,
-        plain: PlainListener,
-        listener: TcpListener,
-        mut shutdown: ShutdownWatch,
-    ) {
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => app.accept_plain(tcp, peer, &plain, &shutdown),
-                    Err(e) => {
-                        // Out of descriptors, most likely: let some close.
-                        tracing::warn!(listener = %plain.address, "accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                },
-            }
-        }
+        self.tls_addresses.push(address.to_owned());
     }
 }
 
@@ -89,29 +63,26 @@ impl<H2: ServerApp + Send + Sync + 'static> Service for ProxyListeners<H2> {
         let fds = fds.expect("pingora hands every service its table of listening sockets");
         // Every listener bound before any accepts: one that cannot listen
         // stops the process (see `listening`).
-        for address in &self.addresses {
+        let mut plain = Vec::new();
+        for listener in &self.plain {
+            let address = listener.address.to_string();
+            let socket = listening::tokio_listener_or_exit(&address, &fds, "a listener").await;
+            plain.push((listener.clone(), address, socket));
+        }
+        for address in &self.tls_addresses {
             listening::socket_or_exit(address, &fds, "a listener").await;
         }
         self.app.know_every_worker().await;
         let mut loops = Vec::new();
-        for plain in &self.plain {
-            let address = plain.address.to_string();
-            let fd = listening::socket_or_exit(&address, &fds, "a listener").await;
-            // SAFETY: the table's socket for this address, which no other
-            // service takes (listener addresses are unique: config checks).
-            let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-            let listener = match socket
-                .set_nonblocking(true)
-                .and_then(|()| TcpListener::from_std(socket))
-            {
-                Ok(listener) => listener,
-                Err(e) => {
-                    tracing::error!(listener = %address, "a listener cannot listen: {e}");
-                    std::process::exit(1);
-                }
-            };
-            let accept = Self::accept(self.app.clone(), plain.clone(), listener, shutdown.clone());
-            loops.push(tokio::spawn(accept));
+        for (listener, address, socket) in plain {
+            let (app, watch) = (self.app.clone(), shutdown.clone());
+            let accepting = shutdown.clone();
+            loops.push(tokio::spawn(async move {
+                listening::accept_until_shutdown(&socket, &address, accepting, |tcp, peer| {
+                    app.accept_plain(tcp, peer, &listener, &watch)
+                })
+                .await
+            }));
         }
         self.tls
             .start_service(Some(fds), shutdown, listeners_per_fd)

@@ -13,10 +13,7 @@ use crate::listening;
 use async_trait::async_trait;
 use pingora::server::{ListenFds, ShutdownWatch};
 use pingora::services::Service;
-use std::os::fd::{FromRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
 
 pub struct TcpService {
     name: String,
@@ -37,50 +34,21 @@ impl Service for TcpService {
     async fn start_service(
         &mut self,
         fds: Option<ListenFds>,
-        mut shutdown: ShutdownWatch,
+        shutdown: ShutdownWatch,
         _listeners_per_fd: usize,
     ) {
         let listen = self.app.listen.clone();
         let fds = fds.expect("pingora hands every service its table of listening sockets");
-        let fd = listening::socket_or_exit(&listen, &fds, "a TCP route's listener").await;
-        let listener = match tokio_listener(fd) {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::error!(listener = %listen, "a TCP route's listener cannot listen: {e}");
-                std::process::exit(1);
-            }
-        };
-        loop {
-            tokio::select! {
-                // Shutdown began: no new connections (the next process, on
-                // an upgrade, accepts them); open ones run on.
-                _ = shutdown.changed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((client, peer)) => {
-                        let app = self.app.clone();
-                        tokio::spawn(async move { app.serve(client, peer).await });
-                    }
-                    Err(e) => {
-                        // Out of descriptors, most likely: let some close.
-                        tracing::warn!(listener = %listen, "accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                },
-            }
-        }
+        let what = "a TCP route's listener";
+        let listener = listening::tokio_listener_or_exit(&listen, &fds, what).await;
+        listening::accept_until_shutdown(&listener, &listen, shutdown, |client, peer| {
+            let app = self.app.clone();
+            tokio::spawn(async move { app.serve(client, peer).await });
+        })
+        .await;
     }
 
     fn name(&self) -> &str {
         &self.name
     }
-}
-
-/// The table's socket as this loop's own.
-fn tokio_listener(fd: RawFd) -> std::io::Result<TcpListener> {
-    // SAFETY: the descriptor is the table's listening socket for this
-    // route's address, which no other service takes (HTTP listeners and
-    // TCP routes may not share an address: config validation).
-    let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    socket.set_nonblocking(true)?;
-    TcpListener::from_std(socket)
 }
