@@ -64,12 +64,20 @@ enum LogFormat {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Cache up to 128 KiB per thread (jemalloc's default is 32 KiB) so the
-/// 64 KiB body buffer pingora allocates for every upstream response is
-/// recycled, not returned to the arena each time. jemalloc reads this
-/// C string (`malloc_conf`, under the crate's `_rjem_` prefix) at start-up.
+/// jemalloc's settings, read from this C string (`malloc_conf`, under the
+/// crate's `_rjem_` prefix) at start-up:
+/// - cache up to 128 KiB per thread (the default is 32 KiB) so the 64 KiB
+///   body buffer pingora allocates for every upstream response is recycled,
+///   not returned to the arena each time;
+/// - give pages freed after a burst back to the system within about a
+///   second, from a thread of jemalloc's own: by default they go back over
+///   ten seconds and only while the program allocates, so a gateway left
+///   holding idle connections after a burst of requests kept ~350 B per
+///   connection of freed memory resident (tests/bench/RESULTS.md). Pages
+///   reused under steady load are not freed, so requests cost no more.
 #[export_name = "_rjem_malloc_conf"]
-static JEMALLOC_CONF: JemallocConf = JemallocConf(c"tcache_max:131072".as_ptr());
+static JEMALLOC_CONF: JemallocConf =
+    JemallocConf(c"tcache_max:131072,background_thread:true,dirty_decay_ms:1000".as_ptr());
 
 #[repr(transparent)]
 struct JemallocConf(*const std::ffi::c_char);
