@@ -12,6 +12,7 @@ pub mod admin;
 pub mod choose;
 pub mod config;
 pub mod control;
+pub mod deadline;
 pub mod drain;
 pub mod follow;
 pub mod forwarded;

@@ -269,3 +269,76 @@ routes:
         assert_eq!(value, Some(1.0), "{reason}");
     }
 }
+
+/// A TCP route with `idle_timeout: 1s` and `timeouts.connect: 500ms`: blue's
+/// endpoint never completes a handshake, green's greets.
+async fn timed_route() -> (Gateway, SocketAddr, tokio::net::TcpListener) {
+    // Backlog 0 holds one connection nobody accepts; the kernel drops the
+    // SYNs that come after it, so a connect waits until it gives up.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let silent = socket.listen(0).unwrap();
+    let unanswering = silent.local_addr().unwrap();
+    for _ in 0..2 {
+        let _ = std::net::TcpStream::connect_timeout(&unanswering, Duration::from_millis(200))
+            .map(std::mem::forget);
+    }
+    let green = e2e::tcp_greeter("green").await;
+    let listen: SocketAddr = format!("127.0.0.1:{}", e2e::free_port()).parse().unwrap();
+    let config = format!(
+        r#"listeners: [{{address: "{{proxy}}"}}]
+admin: {{address: "{{admin}}"}}
+routes:
+  - name: db
+    tcp: {{listen: "{listen}", idle_timeout: 1s}}
+    blue: {{endpoints: ["{unanswering}"]}}
+    green: {{endpoints: ["{green}"]}}
+    timeouts: {{connect: 500ms}}
+    health_check: {{interval: 1h, unhealthy_threshold: 100}}
+"#
+    );
+    let gw = Gateway::start(&config);
+    e2e::wait_listening(listen, Duration::from_secs(10));
+    (gw, listen, silent)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_that_hangs_is_given_up_and_a_quiet_connection_closed() {
+    let (_gw, listen, _silent) = timed_route().await;
+    // Blue never answers: after the connect timeout the connection fails
+    // over to green.
+    let asked = std::time::Instant::now();
+    let (color, mut quiet) = connect_from(listen, source(1)).await;
+    let (waited, quiet_since) = (asked.elapsed(), std::time::Instant::now());
+    assert_eq!(color, "green");
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_millis(2500),
+        "the connect to blue given up after 500ms (up to a sweep late), took {waited:?}"
+    );
+    // A connection that keeps talking outlives the idle timeout; a quiet
+    // one is closed after it.
+    let (_, mut busy) = connect_from(listen, source(2)).await;
+    let closed = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        let _ = quiet.read_to_end(&mut rest).await;
+        quiet_since.elapsed()
+    });
+    for i in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        busy.get_mut()
+            .write_all(format!("{i}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut line = String::new();
+        busy.read_line(&mut line).await.unwrap();
+        assert_eq!(line, format!("{i}\n"), "a busy connection stays open");
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(5), closed)
+        .await
+        .expect("the quiet connection is closed")
+        .unwrap();
+    assert!(
+        closed >= Duration::from_millis(900) && closed < Duration::from_millis(2500),
+        "closed 1s after its last byte (up to half a second late), took {closed:?}"
+    );
+}

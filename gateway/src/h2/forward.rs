@@ -6,7 +6,7 @@
 use super::upstream::{parse_response, RequestHead, Response};
 use super::H2App;
 use crate::choose::Choice;
-use crate::http1::deadline::within;
+use crate::deadline::within;
 use crate::http1::framing::Framing;
 use crate::proxy::{client_response, log::head_size};
 use crate::routing::RouteEntry;

@@ -11,13 +11,13 @@
 
 use super::buffer::Buffer;
 use super::client::{After, Client};
-use super::deadline::Deadline;
 use super::plain::{PlainListener, PlainStream};
 use super::request::ClientInfo;
 use super::service::Service;
 use super::workers::{self, Placed, Workers};
 use crate::config::ClientTimeoutConfig;
 use crate::control::Gateway;
+use crate::deadline::Deadline;
 use crate::limits::{Admitted, ConnectionLimits};
 use crate::proxy_protocol::ProxyProtocol;
 use pingora::apps::ServerApp;

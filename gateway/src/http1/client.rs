@@ -2,8 +2,8 @@
 //! yet, who it is; and what the connection does after a request.
 
 use super::buffer::Buffer;
-use super::deadline::Deadline;
 use super::request::ClientInfo;
+use crate::deadline::Deadline;
 use pingora::protocols::Stream;
 use std::future::poll_fn;
 use std::task::Poll;

@@ -4,13 +4,13 @@
 
 use super::buffer::Buffer;
 use super::client::{After, Client};
-use super::deadline::within;
 use super::framing::{Framing, FramingError};
 use super::log::Traffic;
 use super::pool;
 use super::relay::{relay, tunnel, write_all, write_all_after, Relay};
 use super::response::{self, ClientSide};
 use super::service::Service;
+use crate::deadline::within;
 use crate::split::Color;
 use crate::upstream::Endpoint;
 use pingora::protocols::Stream;

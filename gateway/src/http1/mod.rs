@@ -20,14 +20,12 @@
 //! mirror     which requests are copied to green, taps on what is relayed
 //! log        the access log's line of an exchange
 //! buffer     bytes read and not used yet, freed while idle
-//! deadline   keep-alive and read deadlines: one list, one sweep per worker
 //! pool       idle upstream connections, per worker thread
 //! workers    which worker thread serves a connection
 
 mod app;
 mod buffer;
 mod client;
-pub(crate) mod deadline;
 mod exchange;
 mod fields;
 mod forward;

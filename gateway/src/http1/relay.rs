@@ -3,8 +3,8 @@
 
 use super::buffer::Buffer;
 use super::client::Client;
-use super::deadline::within;
 use super::framing::{Framing, FramingError};
+use crate::deadline::within;
 use crate::mirror::Capture;
 use pingora::protocols::Stream;
 use std::time::Duration;

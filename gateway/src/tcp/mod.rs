@@ -204,16 +204,17 @@ impl Connection<'_> {
             let began = Instant::now();
             let limit = def.group(self.attempts.color).spec().timeouts.connect;
             let connecting = TcpStream::connect(endpoint.addr);
-            let failed = match pingora::time::timeout(limit, connecting).await {
-                Ok(Ok(stream)) => {
+            // The worker's deadline list, not a timer per connect.
+            let failed = match crate::deadline::within(limit, connecting).await {
+                Some(Ok(stream)) => {
                     let seconds = began.elapsed().as_secs_f64();
                     series(&def).connected(self.attempts.color, seconds);
                     // Relayed bytes go out as they come.
                     let _ = stream.set_nodelay(true);
                     return Some(stream);
                 }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no connection within {limit:?}"),
+                Some(Err(e)) => e.to_string(),
+                None => format!("no connection within {limit:?}"),
             };
             tracing::debug!(endpoint = %endpoint.addr, "connect failed: {failed}");
             self.attempts.failed(endpoint.addr);

@@ -3,7 +3,8 @@
 //! and the other way goes on), a side fails, the connection idles past its
 //! timeout, or its colour's drain deadline comes.
 
-use std::future::poll_fn;
+use crate::deadline::Deadline;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{ready, Context, Poll};
@@ -115,28 +116,35 @@ pub async fn both_ways(
         });
         tokio::pin!(copy);
         tokio::pin!(drained);
+        // Idleness is checked on a tick of the worker's deadline list (not a
+        // timer per connection): bytes moved since the last tick restart
+        // the quiet time.
+        let tick = (idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
         let moved = || bytes_in.load(Relaxed) + bytes_out.load(Relaxed);
         let (mut seen, mut since) = (moved(), Instant::now());
-        let tick = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                done = &mut copy => break match done {
-                    Ok(_) => Ended::Done,
+        let mut next_tick = Deadline::after(tick);
+        poll_fn(|cx| {
+            if let Poll::Ready(done) = copy.as_mut().poll(cx) {
+                return Poll::Ready(match done {
+                    Ok(()) => Ended::Done,
                     Err(e) => Ended::Failed(e),
-                },
-                _ = &mut drained => break Ended::Drained,
-                // pingora's shared timer: a new tokio timer may wake the
-                // worker through its eventfd (a syscall per connection).
-                _ = pingora::time::sleep(tick) => {
-                    let now = moved();
-                    if now != seen {
-                        (seen, since) = (now, Instant::now());
-                    } else if since.elapsed() >= idle {
-                        break Ended::Idle;
-                    }
-                }
+                });
             }
-        }
+            if drained.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ended::Drained);
+            }
+            while next_tick.poll_expired(cx).is_ready() {
+                let now = moved();
+                if now != seen {
+                    (seen, since) = (now, Instant::now());
+                } else if since.elapsed() >= idle {
+                    return Poll::Ready(Ended::Idle);
+                }
+                next_tick = Deadline::after(tick);
+            }
+            Poll::Pending
+        })
+        .await
     };
     Relayed {
         bytes_in: bytes_in.into_inner(),

@@ -22,7 +22,8 @@ pub enum Hello {
     Gone,
 }
 
-/// Reads until the ClientHello is complete (within `timeout`).
+/// Reads until the ClientHello is complete (within `timeout`, checked on
+/// the worker's deadline list: up to a quarter second more).
 pub async fn read_hello(stream: &mut (impl AsyncRead + Unpin), timeout: Duration) -> Hello {
     let mut bytes = Vec::with_capacity(1024);
     let mut acceptor = rustls::server::Acceptor::default();
@@ -55,9 +56,9 @@ pub async fn read_hello(stream: &mut (impl AsyncRead + Unpin), timeout: Duration
             }
         }
     };
-    tokio::time::timeout(timeout, reading)
+    crate::deadline::within(timeout, reading)
         .await
-        .unwrap_or_else(|_| Hello::Bad(format!("no ClientHello within {timeout:?}")))
+        .unwrap_or_else(|| Hello::Bad(format!("no ClientHello within {timeout:?}")))
 }
 
 /// Whether `pattern` (a name, or `*.` and a name one label up) names `host`.

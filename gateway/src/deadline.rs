@@ -1,6 +1,6 @@
 //! Deadlines for waits that rarely expire — a keep-alive connection waiting
 //! for its next request, a response or a body's next bytes within the read
-//! timeout — without a timer each.
+//! timeout, a TCP route's connect and its idle check — without a timer each.
 //!
 //! A timer per wait (pingora's or tokio's) costs an allocation and about a
 //! thousand instructions per request, and an idle connection holds it
