@@ -180,6 +180,21 @@ impl Attempts {
     pub fn failed(&mut self, endpoint: SocketAddr) {
         self.tried.push(endpoint);
     }
+
+    /// `endpoint` could not be connected to: counted as `route`'s connect
+    /// error, and never picked again.
+    pub fn unreachable(
+        &mut self,
+        endpoint: SocketAddr,
+        route: &str,
+        metrics: &Metrics,
+        why: impl std::fmt::Display,
+    ) {
+        tracing::debug!(%endpoint, "connect failed: {why}");
+        let labels = [route, self.color.as_str(), "connect"];
+        metrics.upstream_errors.with_label_values(&labels).inc();
+        self.failed(endpoint);
+    }
 }
 
 #[cfg(test)]

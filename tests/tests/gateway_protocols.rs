@@ -168,12 +168,26 @@ async fn tls_on_both_sides() {
     tls: {{cert_file: "{{dir}}/gateway.crt", key_file: "{{dir}}/gateway.key"}}
 admin: {{address: "{{admin}}"}}
 routes:
-{}{}{}{}"#,
+{}{}{}{}{}"#,
         route("verified", "/verified", group(green_tls, true)),
         route(
             "h2",
             "/h2",
             group(green_h2, true).replace("}}", "}, protocol: h2}"),
+        ),
+        // Both colours HTTP/2 over TLS: the lean HTTP/2 path's own
+        // upstream connections.
+        route(
+            "both-h2",
+            "/both-h2",
+            group(green_h2, true).replace("}}", "}, protocol: h2}"),
+        )
+        .replace(
+            &format!(r#"blue: {{endpoints: ["{}"]}}"#, blue.addr),
+            &format!(
+                "blue: {}",
+                group(green_h2, true).replace("}}", "}, protocol: h2}")
+            ),
         ),
         route("strict", "/strict", group(rogue_tls, true)),
         route("lax", "/lax", group(rogue_tls, false)),
@@ -230,6 +244,18 @@ routes:
         assert_eq!(echo["version"], "HTTP/2.0", "{url}");
         assert_eq!(echo["sni"], "green.internal");
     }
+
+    let resp = h2_client
+        .post(format!("https://localhost:{tls_port}/both-h2/echo"))
+        .body("a body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", gw.log_text());
+    let echo: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(echo["version"], "HTTP/2.0");
+    assert_eq!(echo["sni"], "green.internal");
+    assert_eq!(echo["x-forwarded-proto"], "https");
 
     // Verification is on by default: the rogue upstream is refused...
     let client = reqwest::Client::new();

@@ -1,23 +1,29 @@
-//! One HTTP/2 stream on the lean path: a body-less GET or HEAD, routed as
-//! [`crate::proxy`] routes it (request ID, forwarding, pin, split,
-//! `max_in_flight`), sent to an HTTP/1 endpoint over the lean HTTP/1 path's
-//! per-worker pool (connect failures go to the next endpoint; a connection
-//! that closes without a response is retried), recorded in the metrics and
-//! the access log.
+//! One HTTP/2 stream on the lean path, routed as [`crate::proxy`] routes it
+//! (request ID, forwarding, pin, split, `max_in_flight`): a body-less GET or
+//! HEAD sent to an HTTP/1 endpoint over the lean HTTP/1 path's per-worker
+//! pool, or any request to an HTTP/2 endpoint over the worker's connection
+//! to it ([`super::connections`]). Connect failures go to the next
+//! endpoint; a request that was never processed (a pooled connection that
+//! closed, a refused stream) is tried again; the outcome is recorded in the
+//! metrics and the access log.
 
 use super::forward::{Attempted, Routed, Tally};
 use super::upstream::RequestHead;
-use super::{H2App, Lean};
+use super::{connections, forward_h2, H2App, Lean};
 use crate::access_log::{Asked, Entry};
 use crate::choose::{choose_in, Attempts, Choice};
+use crate::forwarded::Believed;
 use crate::http1::pool;
 use crate::proxy::log::head_size;
+use crate::proxy::{upstream_request, Exchange};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::Snapshot;
 use crate::split::Color;
+use crate::upstream::Endpoint;
 use http::HeaderValue;
 use pingora::protocols::http::v2::server::HttpSession;
 use pingora::protocols::http::ServerSession;
+use pingora::upstreams::peer::Peer;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
@@ -29,9 +35,10 @@ const MAX_RETRIES: usize = 4;
 struct Asking {
     request_id: HeaderValue,
     head_request: bool,
-    /// The route and colour, and the head for upstream; `None`: no route.
-    routed: Option<(Choice, RequestHead)>,
-    https: bool,
+    /// The route and colour, and the head for an HTTP/1 upstream; `None`:
+    /// no route.
+    routed: Option<(Choice, Option<RequestHead>)>,
+    believed: Believed,
     /// For the access log, when it wants this request.
     asked: Option<Asked>,
     bytes_in: u64,
@@ -42,12 +49,12 @@ impl H2App {
         session.set_write_timeout(Some(self.send_timeout));
         let started = Instant::now();
         let _in_flight = self.gateway.request_started();
-        let snapshot = lean.snapshot;
+        let snapshot = lean.snapshot.clone();
         let client = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let asking = self.asking(session, &snapshot, lean.route, client);
+        let asking = self.asking(session, &snapshot, &lean, client);
         let mut tally = Tally::default();
         let (status, route) = match &asking.routed {
             None => {
@@ -57,12 +64,15 @@ impl H2App {
             Some((choice, head)) => {
                 let entry = &snapshot.routes[choice.route];
                 let routed = Routed {
+                    snapshot: &snapshot,
                     entry,
                     choice,
-                    head,
+                    head: head.as_ref(),
+                    believed: asking.believed,
+                    client,
                     request_id: &asking.request_id,
                     head_request: asking.head_request,
-                    https: asking.https,
+                    https: asking.believed.https,
                 };
                 let (status, color) = self.admitted(session, &routed, started, &mut tally).await;
                 (status, Some((entry.def.clone(), color, choice.pinned)))
@@ -79,7 +89,11 @@ impl H2App {
                 client,
                 asked,
                 status,
-                grpc_status: None,
+                grpc_status: tally
+                    .grpc_status
+                    .as_ref()
+                    .and_then(|s| s.to_str().ok())
+                    .map(str::to_owned),
                 bytes_in: asking.bytes_in,
                 bytes_out: tally.bytes_out,
                 duration: started.elapsed(),
@@ -99,7 +113,7 @@ impl H2App {
         &self,
         session: &HttpSession,
         snapshot: &Snapshot,
-        route: Option<usize>,
+        lean: &Lean,
         client: Option<IpAddr>,
     ) -> Asking {
         let req = session.req_header();
@@ -109,9 +123,10 @@ impl H2App {
         };
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let believed = snapshot.forwarding.believe(client, tls, &req.headers);
-        let routed = route.map(|route| {
+        let routed = lean.route.map(|route| {
             let choice = choose_in(snapshot, route, believed.client, &req.headers);
-            let head = RequestHead::new(req, &request_id, &snapshot.pin, &believed, client);
+            let head = (!lean.h2_upstreams)
+                .then(|| RequestHead::new(req, &request_id, &snapshot.pin, &believed, client));
             (choice, head)
         });
         let logging = self.gateway.access_log.as_ref().is_some_and(|l| l.wants());
@@ -125,7 +140,7 @@ impl H2App {
             request_id,
             head_request: req.method == http::Method::HEAD,
             routed,
-            https: believed.https,
+            believed,
         }
     }
 
@@ -149,8 +164,9 @@ impl H2App {
         let status = self.proxy(session, routed, &mut attempts, tally).await;
         let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
         let elapsed = started.elapsed().as_secs_f64();
+        let grpc = tally.grpc_status.as_ref().and_then(|s| s.to_str().ok());
         def.metrics
-            .record(attempts.color, choice.pinned, code, None, elapsed);
+            .record(attempts.color, choice.pinned, code, grpc, elapsed);
         (status, attempts.color)
     }
 
@@ -176,35 +192,24 @@ impl H2App {
             };
             tally.tries += 1;
             tally.upstream = Some(endpoint.addr);
-            let connection =
-                pool::connection(&self.connector, &endpoint, &def.name, attempts, metrics);
-            let Some((upstream, reused)) = connection.await else {
-                continue;
+            // Boxed: the HTTP/2 attempt's future would make every stream's
+            // bigger, HTTP/1 upstreams' too.
+            let attempt = if def.group(attempts.color).speaks_h2() {
+                Box::pin(self.attempt_h2(session, routed, &endpoint, attempts, tally)).await
+            } else {
+                self.attempt_http1(session, routed, &endpoint, attempts, tally)
+                    .await
             };
-            let spec = def.group(attempts.color).spec();
-            let read_timeout = spec.timeouts.read;
-            // The head as this colour's group wants it (its Host rewrite).
-            let head = routed.head.with_host(spec.group.host_rewrite.as_deref());
-            let attempt = self
-                .forward(session, routed, upstream, &head, read_timeout, tally)
-                .await;
             match attempt {
-                (Attempted::Answered(status), Some(keep)) => {
-                    pool::put(endpoint.pool_key, keep);
-                    return status;
-                }
-                (Attempted::Answered(status), None) => return status,
-                (Attempted::NoResponse, _) => {
-                    pool::forget(endpoint.pool_key);
-                    if !reused {
-                        attempts.failed(endpoint.addr);
-                    }
+                None => continue,
+                Some(Attempted::Answered(status)) => return status,
+                Some(Attempted::NoResponse) => {
                     if retries == MAX_RETRIES {
                         break (502, format!("{}: closed without a response", endpoint.addr));
                     }
                     retries += 1;
                 }
-                (Attempted::Failed(status, why), _) => {
+                Some(Attempted::Failed(status, why)) => {
                     let labels = [def.name.as_str(), attempts.color.as_str(), "proxy"];
                     metrics.upstream_errors.with_label_values(&labels).inc();
                     break (status, format!("{}: {why}", endpoint.addr));
@@ -218,6 +223,96 @@ impl H2App {
         }
         answer(session, status, routed.request_id, false);
         status
+    }
+
+    /// One attempt on an HTTP/1 endpoint over a pooled connection; `None`:
+    /// it could not be reached (counted, marked tried).
+    async fn attempt_http1(
+        &self,
+        session: &mut HttpSession,
+        routed: &Routed<'_>,
+        endpoint: &Endpoint,
+        attempts: &mut Attempts,
+        tally: &mut Tally,
+    ) -> Option<Attempted> {
+        let def = &routed.entry.def;
+        let metrics = &self.gateway.metrics;
+        let connection = pool::connection(&self.connector, endpoint, &def.name, attempts, metrics);
+        let (upstream, reused) = connection.await?;
+        let spec = def.group(attempts.color).spec();
+        // The head as this colour's group wants it (its Host rewrite).
+        let head = routed.head.expect("made for HTTP/1 routes");
+        let head = head.with_host(spec.group.host_rewrite.as_deref());
+        let read_timeout = spec.timeouts.read;
+        let attempt = self
+            .forward(session, routed, upstream, &head, read_timeout, tally)
+            .await;
+        Some(match attempt {
+            (Attempted::NoResponse, _) => {
+                pool::forget(endpoint.pool_key);
+                if !reused {
+                    attempts.failed(endpoint.addr);
+                }
+                Attempted::NoResponse
+            }
+            (answered, Some(keep)) => {
+                pool::put(endpoint.pool_key, keep);
+                answered
+            }
+            (attempted, None) => attempted,
+        })
+    }
+
+    /// One attempt on an HTTP/2 endpoint over this worker's connection to
+    /// it; `None`: it could not be reached (counted, marked tried).
+    async fn attempt_h2(
+        &self,
+        session: &mut HttpSession,
+        routed: &Routed<'_>,
+        endpoint: &Endpoint,
+        attempts: &mut Attempts,
+        tally: &mut Tally,
+    ) -> Option<Attempted> {
+        let def = &routed.entry.def;
+        let metrics = &self.gateway.metrics;
+        let connection =
+            connections::connection(&self.connector, endpoint, &def.name, attempts, metrics);
+        let (sender, reused) = connection.await?;
+        // The head as this colour's upstreams get it.
+        let mut head = session.req_header().clone();
+        let exchange = Exchange {
+            snapshot: routed.snapshot,
+            entry: routed.entry,
+            color: attempts.color,
+            request_id: Some(routed.request_id),
+            believed: routed.believed,
+            client: routed.client,
+        };
+        let authority = session.req_header().uri.authority().cloned();
+        let request = upstream_request(&mut head, &exchange, authority.as_ref())
+            .map_err(|e| e.to_string())
+            .and_then(|()| forward_h2::upstream_request(head, endpoint.peer.tls()));
+        let request = match request {
+            Ok(request) => request,
+            Err(why) => return Some(Attempted::Failed(400, why)),
+        };
+        let read_timeout = def.group(attempts.color).spec().timeouts.read;
+        let attempt = self
+            .forward_h2(session, routed, sender, request, read_timeout, tally)
+            .await;
+        match &attempt {
+            Attempted::NoResponse => {
+                connections::forget(endpoint.pool_key);
+                if !reused {
+                    attempts.failed(endpoint.addr);
+                }
+            }
+            // A connection that answers nothing in time may be gone without
+            // a word: new streams get a new one.
+            Attempted::Failed(504, _) => connections::forget(endpoint.pool_key),
+            _ => {}
+        }
+        Some(attempt)
     }
 }
 

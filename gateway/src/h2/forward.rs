@@ -7,13 +7,15 @@ use super::upstream::{parse_response, RequestHead, Response};
 use super::H2App;
 use crate::choose::Choice;
 use crate::deadline::within;
+use crate::forwarded::Believed;
 use crate::http1::framing::Framing;
 use crate::proxy::{client_response, log::head_size};
-use crate::routing::RouteEntry;
+use crate::routing::{RouteEntry, Snapshot};
 use bytes::BytesMut;
 use http::HeaderValue;
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::HttpSession;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Room to read upstream bytes into.
@@ -21,12 +23,29 @@ const READ_ROOM: usize = 32 * 1024;
 
 /// One routed stream.
 pub(super) struct Routed<'a> {
+    pub(super) snapshot: &'a Snapshot,
     pub(super) entry: &'a RouteEntry,
     pub(super) choice: &'a Choice,
-    pub(super) head: &'a RequestHead,
+    /// The head an HTTP/1 upstream gets; `None` on a route whose upstreams
+    /// speak HTTP/2 (theirs is made for each attempt's colour).
+    pub(super) head: Option<&'a RequestHead>,
+    pub(super) believed: Believed,
+    pub(super) client: Option<IpAddr>,
     pub(super) request_id: &'a HeaderValue,
     pub(super) head_request: bool,
     pub(super) https: bool,
+}
+
+impl Routed<'_> {
+    /// Adds what the gateway tells the client (the request ID, a new
+    /// client's stickiness cookie, the colour that served a pinned
+    /// request) to the response head; its size, for the access log.
+    pub(super) fn to_client(&self, header: &mut ResponseHeader) -> u64 {
+        let issued_cookie = self.entry.def.stickiness.issued_cookie.as_str();
+        let choice = Some((self.choice, issued_cookie));
+        let _ = client_response(header, Some(self.request_id), choice, self.https);
+        head_size(&header.headers, 12)
+    }
 }
 
 /// What the access log and metrics need of how it went.
@@ -35,6 +54,8 @@ pub(super) struct Tally {
     pub(super) upstream: Option<SocketAddr>,
     pub(super) tries: u32,
     pub(super) bytes_out: u64,
+    /// From an HTTP/2 upstream's response: its trailers, or its head alone.
+    pub(super) grpc_status: Option<HeaderValue>,
 }
 
 /// How one attempt on one upstream connection ended.
@@ -94,17 +115,7 @@ impl H2App {
         // Boxed at once: the future holds a pointer, not the header.
         let mut header = Box::new(header);
         let status = header.status.as_u16();
-        let routed_choice = Some((
-            routed.choice,
-            routed.entry.def.stickiness.issued_cookie.as_str(),
-        ));
-        let _ = client_response(
-            &mut header,
-            Some(routed.request_id),
-            routed_choice,
-            routed.https,
-        );
-        tally.bytes_out += head_size(&header.headers, 12);
+        tally.bytes_out += routed.to_client(&mut header);
         let _ = buf.split_to(head_len);
         // A response without a body ends the stream with its headers.
         let mut ended = framing == Framing::Empty;
@@ -171,7 +182,7 @@ impl H2App {
 }
 
 /// A response that began and cannot end well: the stream is reset.
-fn cut(session: &mut HttpSession, status: u16, why: &str) -> u16 {
+pub(super) fn cut(session: &mut HttpSession, status: u16, why: &str) -> u16 {
     tracing::debug!(status, "response cut off: {why}");
     session.shutdown();
     status

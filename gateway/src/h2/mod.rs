@@ -3,17 +3,23 @@
 //! every stream to [`H2App`], which serves the common case itself and the
 //! rest through pingora-proxy ([`crate::proxy`]).
 //!
-//! H2App      which path a stream takes: a body-less GET or HEAD to a route
-//!            whose upstreams speak HTTP/1 and that mirrors nothing is the
-//!            lean path's; anything else is pingora-proxy's
-//! exchange   one lean stream: routed as [`crate::proxy`] routes, sent to
-//!            HTTP/1 upstreams over the lean HTTP/1 path's per-worker pool,
-//!            retried or failed over, recorded
-//! forward    one attempt on one upstream connection: the response relayed
-//! upstream   HTTP/1 heads to and from pingora's header types
+//! H2App        which path a stream takes: on a route that mirrors
+//!              nothing, any stream to upstreams that speak HTTP/2 (both
+//!              colours) and a body-less GET or HEAD to upstreams that
+//!              speak HTTP/1 are the lean path's; anything else (request
+//!              bodies to HTTP/1, mixed or mirrored routes) pingora-proxy's
+//! exchange     one lean stream: routed as [`crate::proxy`] routes, sent
+//!              upstream, retried or failed over, recorded
+//! forward      one attempt on an HTTP/1 upstream connection
+//! upstream     HTTP/1 heads to and from pingora's header types
+//! forward_h2   one attempt on an HTTP/2 upstream: a stream both ways,
+//!              trailers included
+//! connections  HTTP/2 upstream connections, one per endpoint per worker
 
+mod connections;
 mod exchange;
 mod forward;
+mod forward_h2;
 mod upstream;
 
 use crate::control::Gateway;
@@ -60,19 +66,25 @@ impl H2App {
             return None;
         }
         let req = session.req_header();
-        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
-            return None;
-        }
         let snapshot = self.gateway.snapshot();
         let host = crate::choose::request_host(req);
         let route = snapshot.find(host, req.uri.path());
-        if let Some(route) = route {
-            let def = &snapshot.routes[route].def;
-            if def.mirror.is_some() || def.blue.speaks_h2() || def.green.speaks_h2() {
-                return None;
-            }
-        }
-        Some(Lean { snapshot, route })
+        let h2_upstreams = match route.map(|r| &snapshot.routes[r].def) {
+            Some(def) if def.mirror.is_some() => return None,
+            Some(def) => match (def.blue.speaks_h2(), def.green.speaks_h2()) {
+                (true, true) => true,
+                (false, false) => false,
+                // Either colour may serve: pingora-proxy speaks both.
+                _ => return None,
+            },
+            None => false,
+        };
+        let bodiless_get = matches!(req.method, http::Method::GET | http::Method::HEAD);
+        (h2_upstreams || bodiless_get).then_some(Lean {
+            snapshot,
+            route,
+            h2_upstreams,
+        })
     }
 }
 
@@ -82,6 +94,8 @@ impl H2App {
 struct Lean {
     snapshot: Arc<Snapshot>,
     route: Option<usize>,
+    /// The route's upstreams speak HTTP/2: any request, body and all.
+    h2_upstreams: bool,
 }
 
 #[async_trait]
@@ -96,7 +110,7 @@ impl HttpServerApp for H2App {
             // its writes need no await, and the exchange's future is
             // smaller by the HTTP/1 code paths it will never take.
             if let ServerSession::H2(stream) = &mut session {
-                if stream.is_body_empty() {
+                if lean.h2_upstreams || stream.is_body_empty() {
                     self.serve(stream, lean).await;
                     return None;
                 }

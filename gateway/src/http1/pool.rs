@@ -65,10 +65,7 @@ pub async fn connection(
     match Box::pin(connector.new_stream(&endpoint.peer)).await {
         Ok(stream) => Some((stream, false)),
         Err(e) => {
-            tracing::debug!(endpoint = %endpoint.addr, error = %e, "connect failed");
-            let labels = [route, attempts.color.as_str(), "connect"];
-            metrics.upstream_errors.with_label_values(&labels).inc();
-            attempts.failed(endpoint.addr);
+            attempts.unreachable(endpoint.addr, route, metrics, e);
             None
         }
     }

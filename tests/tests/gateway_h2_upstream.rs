@@ -1,0 +1,251 @@
+//! HTTP/2 clients on a route whose upstreams speak HTTP/2 (h2c): every
+//! request, bodies included, on the gateway's own path — streams of one
+//! worker multiplexed on one upstream connection, bodies flowing both ways
+//! at once (as a gRPC stream's do), larger than any flow-control window,
+//! trailers passed on, the forwarding headers as HTTP/1 upstreams get them.
+
+use bytes::Bytes;
+use e2e::Gateway;
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An h2c server (hyper): `/echo` streams the request body back as it
+/// comes, then trailers; anything else answers what it got, as JSON.
+/// Counts the connections that carried requests (health checks only
+/// connect).
+async fn h2c_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (counted, asked) = (counted.clone(), Arc::new(AtomicBool::new(false)));
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    if !asked.swap(true, Ordering::SeqCst) {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    async move {
+                        if req.uri().path() == "/echo" {
+                            return Ok::<_, hyper::Error>(http::Response::new(echo(
+                                req.into_body(),
+                            )));
+                        }
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await?.to_bytes();
+                        let header = |name: &str| {
+                            parts
+                                .headers
+                                .get(name)
+                                .map(|v| v.to_str().unwrap().to_owned())
+                        };
+                        let json = serde_json::json!({
+                            "method": parts.method.as_str(),
+                            "authority": parts.uri.authority().map(|a| a.to_string()),
+                            "host": header("host"),
+                            "x-request-id": header("x-request-id"),
+                            "x-forwarded-for": header("x-forwarded-for"),
+                            "x-forwarded-proto": header("x-forwarded-proto"),
+                            "body_length": body.len(),
+                        });
+                        let full = http_body_util::Full::new(Bytes::from(json.to_string()));
+                        Ok(http::Response::new(
+                            full.map_err(|never| match never {}).boxed(),
+                        ))
+                    }
+                });
+            tokio::spawn(async move {
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    (addr, connections)
+}
+
+/// The request body's frames back as they come, then trailers: its
+/// length and a gRPC status.
+fn echo(
+    mut body: hyper::body::Incoming,
+) -> http_body_util::combinators::BoxBody<Bytes, hyper::Error> {
+    use hyper::body::Frame;
+    let (frames, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, hyper::Error>>(4);
+    tokio::spawn(async move {
+        let mut length = 0;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map(|f| f.into_data().unwrap_or_default()) else {
+                return;
+            };
+            length += data.len();
+            let _ = frames.send(Ok(Frame::data(data))).await;
+        }
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        trailers.insert("x-length", length.to_string().parse().unwrap());
+        let _ = frames.send(Ok(Frame::trailers(trailers))).await;
+    });
+    let stream = tokio_stream_from(rx);
+    http_body_util::StreamBody::new(stream).boxed()
+}
+
+fn tokio_stream_from<T>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + Sync + 'static
+where
+    T: Send + Sync + 'static,
+{
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn config(upstream: SocketAddr) -> String {
+    format!(
+        r#"listeners: [{{address: "{{proxy}}"}}]
+admin: {{address: "{{admin}}"}}
+routes:
+  - name: api
+    blue: {{endpoints: ["{upstream}"], protocol: h2c}}
+    green: {{endpoints: ["{upstream}"], protocol: h2c}}
+    health_check: {{protocol: tcp}}
+"#
+    )
+}
+
+/// An h2c connection to the gateway, with prior knowledge.
+async fn h2c(gw: &Gateway) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let (sender, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+fn request(gw: &Gateway, method: &str, path: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", gw.proxy))
+        .body(())
+        .unwrap()
+}
+
+/// Sends `data` whole, as the stream's flow control allows.
+async fn send_all(stream: &mut h2::SendStream<Bytes>, mut data: Bytes, end: bool) {
+    while !data.is_empty() {
+        stream.reserve_capacity(data.len());
+        let granted = std::future::poll_fn(|cx| stream.poll_capacity(cx))
+            .await
+            .unwrap()
+            .unwrap();
+        let chunk = data.split_to(granted.min(data.len()));
+        stream.send_data(chunk, end && data.is_empty()).unwrap();
+    }
+}
+
+/// The next `n` body bytes of `body`, releasing the window as they come.
+async fn read_exactly(body: &mut h2::RecvStream, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let data = body.data().await.expect("more body").unwrap();
+        let _ = body.flow_control().release_capacity(data.len());
+        got.extend_from_slice(&data);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_flow_both_ways_on_one_multiplexed_upstream_connection() {
+    let (upstream, connections) = h2c_upstream().await;
+    let gw = Gateway::start(&config(upstream));
+    e2e::wait_listening(gw.proxy, Duration::from_secs(10));
+    let client = h2c(&gw).await;
+
+    // A stream both ways at once: the response and its first bytes come
+    // back while the request body is still open; the trailers come last.
+    let (response, mut up) = client
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request(&gw, "POST", "/echo"), false)
+        .unwrap();
+    send_all(&mut up, Bytes::from_static(b"first "), false).await;
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("the response head before the request body ended")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let mut down = response.into_body();
+    assert_eq!(read_exactly(&mut down, 6).await, b"first ");
+    send_all(&mut up, Bytes::from_static(b"second"), true).await;
+    assert_eq!(read_exactly(&mut down, 6).await, b"second");
+    let more = down.data().await;
+    assert!(more.is_none(), "no more body: {more:?}");
+    let trailers = down.trailers().await.unwrap().expect("trailers");
+    assert_eq!(trailers["x-length"], "12");
+    assert_eq!(trailers["grpc-status"], "0");
+
+    // A body larger than every window, up and back.
+    let big: Bytes = (0..1_500_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let (response, mut up) = client
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request(&gw, "PUT", "/echo"), false)
+        .unwrap();
+    let sending = tokio::spawn({
+        let big = big.clone();
+        async move { send_all(&mut up, big, true).await }
+    });
+    let mut down = response.await.unwrap().into_body();
+    let back = read_exactly(&mut down, big.len()).await;
+    sending.await.unwrap();
+    assert!(back == big, "the 1.5 MB body came back changed");
+
+    // Many streams at once: one worker, one upstream connection.
+    let asks = (0..20).map(|i| {
+        let client = client.clone();
+        let req = request(&gw, "POST", &format!("/ask/{i}"));
+        async move {
+            let (response, mut up) = client
+                .ready()
+                .await
+                .unwrap()
+                .send_request(req, false)
+                .unwrap();
+            send_all(&mut up, Bytes::from(vec![b'x'; 1000 + i]), true).await;
+            let mut body = response.await.unwrap().into_body();
+            let mut got = Vec::new();
+            while let Some(data) = body.data().await {
+                got.extend_from_slice(&data.unwrap());
+            }
+            let echo: serde_json::Value = serde_json::from_slice(&got).unwrap();
+            assert_eq!(echo["body_length"], 1000 + i);
+            echo
+        }
+    });
+    let echoes = futures_util::future::join_all(asks).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "every stream on the worker's one connection"
+    );
+    // The upstream gets what an HTTP/1 upstream gets: the authority, the
+    // request ID, the forwarding headers; no Host beside :authority.
+    let echo = &echoes[0];
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["authority"], gw.proxy.to_string());
+    assert_eq!(echo["host"], serde_json::Value::Null);
+    assert_eq!(echo["x-request-id"].as_str().map(str::len), Some(32));
+    assert_eq!(echo["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(echo["x-forwarded-proto"], "http");
+}
