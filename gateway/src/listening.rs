@@ -16,7 +16,7 @@ use pingora::services::Service;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The accept backlog pingora's own listeners ask for.
@@ -100,18 +100,67 @@ pub async fn accept_until_shutdown(
     mut shutdown: ShutdownWatch,
     mut accepted: impl FnMut(TcpStream, SocketAddr),
 ) {
+    let mut failures = Failures::default();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             connection = listener.accept() => match connection {
-                Ok((tcp, peer)) => accepted(tcp, peer),
+                Ok((tcp, peer)) => {
+                    if let Some(failed) = failures.ended() {
+                        tracing::warn!(listener = %listen, "accepting again after {failed} failed accepts");
+                    }
+                    accepted(tcp, peer)
+                }
                 Err(e) => {
+                    if let Some(failed) = failures.failed(Instant::now()) {
+                        tracing::warn!(listener = %listen, "accept failed ({failed} times since the last warning): {e}");
+                    }
                     // Out of descriptors, most likely: let some close.
-                    tracing::warn!(listener = %listen, "accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
         }
+    }
+}
+
+/// A run of failed accepts (out of descriptors under a flood, retried every
+/// 10 ms) is worth a warning when it starts and every few seconds while it
+/// lasts, not a hundred a second.
+#[derive(Default)]
+struct Failures {
+    /// Failed accepts in this run.
+    count: u64,
+    /// Failed accepts since the last warning.
+    unreported: u64,
+    last_warning: Option<Instant>,
+}
+
+/// Shortest time between two warnings of one run.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+impl Failures {
+    /// One more failure: `Some(failures since the last warning)` when it
+    /// is time to warn.
+    fn failed(&mut self, now: Instant) -> Option<u64> {
+        self.count += 1;
+        self.unreported += 1;
+        if self
+            .last_warning
+            .is_some_and(|last| now.duration_since(last) < WARN_EVERY)
+        {
+            return None;
+        }
+        self.last_warning = Some(now);
+        Some(std::mem::take(&mut self.unreported))
+    }
+
+    /// An accept worked: `Some(failures in the run)` if one just ended.
+    fn ended(&mut self) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let run = std::mem::take(self);
+        Some(run.count)
     }
 }
 
@@ -167,5 +216,29 @@ impl<S: Service> Service for BoundFirst<S> {
 
     fn listen_addresses(&self) -> Option<Vec<String>> {
         self.service.listen_addresses()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failures;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_run_of_failed_accepts_warns_at_its_start_then_every_few_seconds() {
+        let mut failures = Failures::default();
+        assert_eq!(failures.ended(), None, "nothing to say without failures");
+        let start = Instant::now();
+        assert_eq!(failures.failed(start), Some(1));
+        // A hundred a second for 4.99 s: silent.
+        for i in 1..499 {
+            let now = start + Duration::from_millis(10 * i);
+            assert_eq!(failures.failed(now), None);
+        }
+        // Then the next warning counts what was not said.
+        assert_eq!(failures.failed(start + Duration::from_secs(5)), Some(499));
+        assert_eq!(failures.ended(), Some(500));
+        // A new run warns at once.
+        assert_eq!(failures.failed(start + Duration::from_secs(6)), Some(1));
     }
 }
