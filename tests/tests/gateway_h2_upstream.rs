@@ -16,21 +16,30 @@ use std::time::Duration;
 /// comes, then trailers; anything else answers what it got, as JSON.
 /// Counts the connections that carried requests (health checks only
 /// connect).
-async fn h2c_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+async fn h2c_upstream() -> Upstream {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let (counted, abandoned) = (connections.clone(), cancelled.clone());
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let (counted, asked) = (counted.clone(), Arc::new(AtomicBool::new(false)));
+            let abandoned = abandoned.clone();
             let service =
                 hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     if !asked.swap(true, Ordering::SeqCst) {
                         counted.fetch_add(1, Ordering::SeqCst);
                     }
+                    let abandoned = abandoned.clone();
                     async move {
+                        if req.uri().path() == "/slow" {
+                            // Counts the call dropped before it answered:
+                            // hyper drops it when its stream is reset.
+                            let _unanswered = Unanswered(abandoned);
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        }
                         if req.uri().path() == "/echo" {
                             return Ok::<_, hyper::Error>(http::Response::new(echo(
                                 req.into_body(),
@@ -67,7 +76,27 @@ async fn h2c_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
             });
         }
     });
-    (addr, connections)
+    Upstream {
+        addr,
+        connections,
+        cancelled,
+    }
+}
+
+struct Upstream {
+    addr: SocketAddr,
+    /// Connections that carried requests (health checks only connect).
+    connections: Arc<AtomicUsize>,
+    /// `/slow` calls dropped before they answered.
+    cancelled: Arc<AtomicUsize>,
+}
+
+struct Unanswered(Arc<AtomicUsize>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// The request body's frames back as they come, then trailers: its
@@ -159,8 +188,8 @@ async fn read_exactly(body: &mut h2::RecvStream, n: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_flow_both_ways_on_one_multiplexed_upstream_connection() {
-    let (upstream, connections) = h2c_upstream().await;
-    let gw = Gateway::start(&config(upstream));
+    let upstream = h2c_upstream().await;
+    let gw = Gateway::start(&config(upstream.addr));
     e2e::wait_listening(gw.proxy, Duration::from_secs(10));
     let client = h2c(&gw).await;
 
@@ -235,7 +264,7 @@ async fn bodies_flow_both_ways_on_one_multiplexed_upstream_connection() {
     });
     let echoes = futures_util::future::join_all(asks).await;
     assert_eq!(
-        connections.load(Ordering::SeqCst),
+        upstream.connections.load(Ordering::SeqCst),
         1,
         "every stream on the worker's one connection"
     );
@@ -248,4 +277,30 @@ async fn bodies_flow_both_ways_on_one_multiplexed_upstream_connection() {
     assert_eq!(echo["x-request-id"].as_str().map(str::len), Some(32));
     assert_eq!(echo["x-forwarded-for"], "127.0.0.1");
     assert_eq!(echo["x-forwarded-proto"], "http");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_cancels_cancels_the_upstream_stream() {
+    let upstream = h2c_upstream().await;
+    let gw = Gateway::start(&config(upstream.addr));
+    e2e::wait_listening(gw.proxy, Duration::from_secs(10));
+    let client = h2c(&gw).await;
+    let (response, body) = client
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request(&gw, "GET", "/slow"), true)
+        .unwrap();
+    // The upstream has the call; the client gives up on it (RST_STREAM).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(upstream.cancelled.load(Ordering::SeqCst), 0);
+    drop((response, body));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while upstream.cancelled.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream still works on a call nobody waits for"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

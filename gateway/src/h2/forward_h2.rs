@@ -37,8 +37,11 @@ struct Upload {
 enum ClientSide {
     /// Its next body bytes went upstream (or its body ended).
     Sent,
-    /// It went away, or the upstream stopped taking the body.
+    /// The upstream stopped taking the body.
     Failed(String),
+    /// The client reset the stream or closed the connection: the upstream's
+    /// stream is reset in turn (dropped), so it stops working for nobody.
+    Gone,
 }
 
 impl H2App {
@@ -72,11 +75,11 @@ impl H2App {
             tokio::select! {
                 biased;
                 head = within(read_timeout, &mut response) => break head,
-                side = upload.next(session, read_timeout), if upload.stream.is_some() => {
-                    if let ClientSide::Failed(why) = side {
-                        return Attempted::Failed(502, why);
-                    }
-                }
+                side = upload.next(session, read_timeout) => match side {
+                    ClientSide::Sent => {}
+                    ClientSide::Failed(why) => return Attempted::Failed(502, why),
+                    ClientSide::Gone => return Attempted::Answered(cut(session, 499, "the client went away")),
+                },
             }
         };
         let response = match response {
@@ -110,12 +113,11 @@ impl H2App {
             let data = tokio::select! {
                 biased;
                 data = within(read_timeout, body.data()) => data,
-                side = upload.next(session, read_timeout), if upload.stream.is_some() => {
-                    if let ClientSide::Failed(why) = side {
-                        return Attempted::Answered(cut(session, status, &why));
-                    }
-                    continue;
-                }
+                side = upload.next(session, read_timeout) => match side {
+                    ClientSide::Sent => continue,
+                    ClientSide::Failed(why) => return Attempted::Answered(cut(session, status, &why)),
+                    ClientSide::Gone => return Attempted::Answered(cut(session, 499, "the client went away")),
+                },
             };
             match data {
                 // An empty frame (an upstream may end its body with one)
@@ -169,10 +171,12 @@ impl H2App {
 
 impl Upload {
     /// The client's next body bytes, sent upstream as its flow control
-    /// allows (waiting for it at most `timeout`).
+    /// allows (waiting for it at most `timeout`); once the body has ended,
+    /// pending until the client goes away.
     async fn next(&mut self, session: &mut HttpSession, timeout: Duration) -> ClientSide {
         let Some(stream) = self.stream.as_mut() else {
-            return ClientSide::Sent;
+            let _ = session.idle().await;
+            return ClientSide::Gone;
         };
         if self.pending.is_empty() && !self.end {
             match session.read_body_bytes().await {
@@ -181,7 +185,10 @@ impl Upload {
                     (self.pending, self.end) = (data, session.is_body_done());
                 }
                 Ok(None) => self.end = true,
-                Err(e) => return ClientSide::Failed(format!("reading the client's body: {e}")),
+                Err(e) => {
+                    tracing::debug!("reading the client's body: {e}");
+                    return ClientSide::Gone;
+                }
             }
         }
         let mut ended = false;
