@@ -137,6 +137,7 @@ fn config(upstream: SocketAddr) -> String {
     format!(
         r#"listeners: [{{address: "{{proxy}}"}}]
 admin: {{address: "{{admin}}"}}
+access_log: {{path: "{{dir}}/access.log", format: json}}
 routes:
   - name: api
     blue: {{endpoints: ["{upstream}"], protocol: h2c}}
@@ -239,6 +240,20 @@ async fn bodies_flow_both_ways_on_one_multiplexed_upstream_connection() {
     let back = read_exactly(&mut down, big.len()).await;
     sending.await.unwrap();
     assert!(back == big, "the 1.5 MB body came back changed");
+    // Its access log line counts the body that went up.
+    let log = gw.dir.path().join("access.log");
+    let written = std::time::Instant::now() + Duration::from_secs(5);
+    let put = loop {
+        assert!(std::time::Instant::now() < written, "no access log line");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("\"PUT\"")) {
+            break serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bytes_in = put["bytes_in"].as_u64().unwrap();
+    assert!(bytes_in > 1_500_000, "{put}");
+    assert_eq!(put["grpc_status"], "0", "{put}");
 
     // Many streams at once: one worker, one upstream connection.
     let asks = (0..20).map(|i| {

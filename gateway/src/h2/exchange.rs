@@ -94,7 +94,7 @@ impl H2App {
                     .as_ref()
                     .and_then(|s| s.to_str().ok())
                     .map(str::to_owned),
-                bytes_in: asking.bytes_in,
+                bytes_in: asking.bytes_in + session.body_bytes_read() as u64,
                 bytes_out: tally.bytes_out,
                 duration: started.elapsed(),
                 upstream: tally.upstream,

@@ -6,6 +6,7 @@
 use super::forward::{cut, Attempted, Routed, Tally};
 use super::H2App;
 use crate::deadline::within;
+use crate::request_id::X_REQUEST_ID;
 use ::h2::client::SendRequest;
 use ::h2::SendStream;
 use bytes::Bytes;
@@ -249,6 +250,11 @@ pub(super) fn upstream_request(
         .build()
         .map_err(|e| format!("the request's authority {authority:?}: {e}"))?;
     parts.version = http::Version::HTTP_2;
+    // Unique per request: HPACK would add it to the connection's table only
+    // to evict a header worth keeping; sensitive, it goes as a literal.
+    if let Some(id) = parts.headers.get_mut(X_REQUEST_ID) {
+        id.set_sensitive(true);
+    }
     Ok(http::Request::from_parts(parts, ()))
 }
 
@@ -262,7 +268,9 @@ mod tests {
         let mut head = RequestHeader::build("POST", b"/pkg.Service/Call?x=1", None).unwrap();
         head.insert_header("host", "api.internal:8443").unwrap();
         head.insert_header("te", "trailers").unwrap();
+        head.insert_header("x-request-id", "4f2a").unwrap();
         let request = upstream_request(head.clone(), true).unwrap();
+        assert!(request.headers()["x-request-id"].is_sensitive());
         assert_eq!(
             request.uri().to_string(),
             "https://api.internal:8443/pkg.Service/Call?x=1"
