@@ -1,14 +1,14 @@
 //! One HTTP/2 stream on the lean path, routed as [`crate::proxy`] routes it
-//! (request ID, forwarding, pin, split, `max_in_flight`): a body-less GET or
-//! HEAD sent to an HTTP/1 endpoint over the lean HTTP/1 path's per-worker
-//! pool, or any request to an HTTP/2 endpoint over the worker's connection
-//! to it ([`super::connections`]). Connect failures go to the next
-//! endpoint; a request that was never processed (a pooled connection that
-//! closed, a refused stream) is tried again; the outcome is recorded in the
-//! metrics and the access log.
+//! (request ID, forwarding, pin, split, `max_in_flight`), sent to an HTTP/1
+//! endpoint over the lean HTTP/1 path's per-worker pool, or to an HTTP/2
+//! endpoint over the worker's connection to it ([`super::connections`]).
+//! Connect failures go to the next endpoint; a request that was never
+//! processed (a pooled connection found closed before a body was read from
+//! the client, a refused stream) is tried again; the outcome is recorded in
+//! the metrics and the access log.
 
 use super::forward::{Attempted, Routed, Tally};
-use super::upstream::RequestHead;
+use super::upstream::{BodyFraming, RequestHead};
 use super::{connections, forward_h2, H2App, Lean};
 use crate::access_log::{Asked, Entry};
 use crate::choose::{choose_in, Attempts, Choice};
@@ -125,8 +125,10 @@ impl H2App {
         let believed = snapshot.forwarding.believe(client, tls, &req.headers);
         let routed = lean.route.map(|route| {
             let choice = choose_in(snapshot, route, believed.client, &req.headers);
-            let head = (!lean.h2_upstreams)
-                .then(|| RequestHead::new(req, &request_id, &snapshot.pin, &believed, client));
+            let head = (!lean.h2_upstreams).then(|| {
+                let body = BodyFraming::of(session);
+                RequestHead::new(req, &request_id, &snapshot.pin, &believed, client, body)
+            });
             (choice, head)
         });
         let logging = self.gateway.access_log.as_ref().is_some_and(|l| l.wants());

@@ -3,7 +3,7 @@
 //! relayed as it comes (a chunked body decoded: HTTP/2 frames bodies
 //! itself). The connection comes back when it may carry another request.
 
-use super::upstream::{parse_response, RequestHead, Response};
+use super::upstream::{parse_response, BodyFraming, RequestHead, Response};
 use super::H2App;
 use crate::choose::Choice;
 use crate::deadline::within;
@@ -83,6 +83,25 @@ impl H2App {
         if upstream.write_all(head).await.is_err() || upstream.flush().await.is_err() {
             return (Attempted::NoResponse, None);
         }
+        let framing = routed.head.map_or(BodyFraming::None, |h| h.body());
+        // Once the client's body is read it cannot be sent again: no retry.
+        let mut sent_body = false;
+        if framing != BodyFraming::None {
+            sent_body = true;
+            match send_body(session, &mut upstream, framing).await {
+                BodySent::Whole => {}
+                BodySent::ClientGone => {
+                    return (
+                        Attempted::Answered(cut(session, 499, "the client went away")),
+                        None,
+                    )
+                }
+                // The upstream may have answered early (401, 413): read on.
+                BodySent::UpstreamClosed(why) => {
+                    tracing::debug!("sending the body upstream: {why}")
+                }
+            }
+        }
         let head_request = routed.head_request;
         let mut buf = BytesMut::with_capacity(READ_ROOM);
         let Response {
@@ -104,7 +123,11 @@ impl H2App {
             buf.reserve(READ_ROOM);
             match within(read_timeout, upstream.read_buf(&mut buf)).await {
                 Some(Ok(n)) if n > 0 => {}
-                Some(_) if buf.is_empty() => return (Attempted::NoResponse, None),
+                Some(_) if buf.is_empty() && !sent_body => return (Attempted::NoResponse, None),
+                Some(_) if buf.is_empty() => {
+                    let why = "closed without a response to a request with a body".into();
+                    return (Attempted::Failed(502, why), None);
+                }
                 Some(_) => return (Attempted::Failed(502, "closed mid-head".into()), None),
                 None => {
                     let why = format!("no response within {read_timeout:?}");
@@ -179,6 +202,72 @@ impl H2App {
         let keep = (reusable && buf.is_empty()).then_some(upstream);
         (Attempted::Answered(status), keep)
     }
+}
+
+/// How sending a request's body upstream ended.
+enum BodySent {
+    Whole,
+    /// The client reset its stream or closed its connection.
+    ClientGone,
+    /// The upstream stopped reading (it may have answered already).
+    UpstreamClosed(std::io::Error),
+}
+
+/// The client's body, as it comes, to an HTTP/1 upstream: as it is, or in
+/// chunks.
+async fn send_body(
+    session: &mut HttpSession,
+    upstream: &mut pingora::protocols::Stream,
+    framing: BodyFraming,
+) -> BodySent {
+    let chunked = framing == BodyFraming::Chunked;
+    loop {
+        let data = match session.read_body_bytes().await {
+            Ok(Some(data)) if data.is_empty() => continue,
+            Ok(Some(data)) => data,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!("reading the client's body: {e}");
+                return BodySent::ClientGone;
+            }
+        };
+        let written = if chunked {
+            let size = format!("{:x}\r\n", data.len());
+            let mut chunk = [
+                std::io::IoSlice::new(size.as_bytes()),
+                std::io::IoSlice::new(&data),
+                std::io::IoSlice::new(b"\r\n"),
+            ];
+            write_all_vectored(upstream, &mut chunk).await
+        } else {
+            upstream.write_all(&data).await
+        };
+        // Passed on as it comes: a client streaming slowly is not held up.
+        if let Err(e) = written.and(upstream.flush().await) {
+            return BodySent::UpstreamClosed(e);
+        }
+    }
+    if chunked {
+        let ended = upstream.write_all(b"0\r\n\r\n").await;
+        if let Err(e) = ended.and(upstream.flush().await) {
+            return BodySent::UpstreamClosed(e);
+        }
+    }
+    BodySent::Whole
+}
+
+async fn write_all_vectored(
+    upstream: &mut pingora::protocols::Stream,
+    mut slices: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = upstream.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 /// A response that began and cannot end well: the stream is reset.

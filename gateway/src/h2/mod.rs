@@ -4,13 +4,13 @@
 //! rest through pingora-proxy ([`crate::proxy`]).
 //!
 //! H2App        which path a stream takes: on a route that mirrors
-//!              nothing, any stream to upstreams that speak HTTP/2 (both
-//!              colours) and a body-less GET or HEAD to upstreams that
-//!              speak HTTP/1 are the lean path's; anything else (request
-//!              bodies to HTTP/1, mixed or mirrored routes) pingora-proxy's
+//!              nothing and whose colours speak the same HTTP version, any
+//!              stream but a tunnel (CONNECT) is the lean path's; the rest
+//!              (mirrored routes, routes whose colours differ) pingora-proxy's
 //! exchange     one lean stream: routed as [`crate::proxy`] routes, sent
 //!              upstream, retried or failed over, recorded
-//! forward      one attempt on an HTTP/1 upstream connection
+//! forward      one attempt on an HTTP/1 upstream connection: the request
+//!              body sent with its length or in chunks
 //! upstream     HTTP/1 heads to and from pingora's header types
 //! forward_h2   one attempt on an HTTP/2 upstream: a stream both ways,
 //!              trailers included
@@ -79,8 +79,8 @@ impl H2App {
             },
             None => false,
         };
-        let bodiless_get = matches!(req.method, http::Method::GET | http::Method::HEAD);
-        (h2_upstreams || bodiless_get).then_some(Lean {
+        // A tunnel (extended CONNECT) is pingora-proxy's.
+        (req.method != http::Method::CONNECT).then_some(Lean {
             snapshot,
             route,
             h2_upstreams,
@@ -110,10 +110,8 @@ impl HttpServerApp for H2App {
             // its writes need no await, and the exchange's future is
             // smaller by the HTTP/1 code paths it will never take.
             if let ServerSession::H2(stream) = &mut session {
-                if lean.h2_upstreams || stream.is_body_empty() {
-                    self.serve(stream, lean).await;
-                    return None;
-                }
+                self.serve(stream, lean).await;
+                return None;
             }
         }
         self.proxy.process_new_http(session, shutdown).await

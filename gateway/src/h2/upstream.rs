@@ -20,14 +20,44 @@ fn is_hop_by_hop(name: &str) -> bool {
     crate::http1::is_hop_by_hop(name) || name.eq_ignore_ascii_case("transfer-encoding")
 }
 
-/// The HTTP/1.1 head of a body-less request as the upstream gets it,
-/// written once per stream from the client's: pin headers and hop-by-hop
-/// ones left out, the request ID, `X-Forwarded-*` (from a trusted proxy its
-/// list grows; from anyone else it is replaced, `forwarded` explains). The
-/// Host line's place is kept for a colour's `host_rewrite`.
+/// How a request's body goes to an HTTP/1 upstream: HTTP/2 frames it
+/// itself, HTTP/1 needs a length or chunks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BodyFraming {
+    None,
+    /// The client said how long (`content-length`; the `h2` crate holds it
+    /// to that).
+    Length(u64),
+    /// Of a length nobody said: sent chunked.
+    Chunked,
+}
+
+impl BodyFraming {
+    /// The framing of the body the client is sending on `session`.
+    pub fn of(session: &pingora::protocols::http::v2::server::HttpSession) -> BodyFraming {
+        if session.is_body_empty() {
+            return BodyFraming::None;
+        }
+        let length = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH);
+        match length.and_then(|l| l.to_str().ok()?.parse().ok()) {
+            Some(length) => BodyFraming::Length(length),
+            None => BodyFraming::Chunked,
+        }
+    }
+}
+
+/// The HTTP/1.1 head of a request as the upstream gets it, written once per
+/// stream from the client's: pin headers and hop-by-hop ones left out, the
+/// request ID, `X-Forwarded-*` (from a trusted proxy its list grows; from
+/// anyone else it is replaced, `forwarded` explains), the body's framing.
+/// The Host line's place is kept for a colour's `host_rewrite`.
 pub struct RequestHead {
     bytes: Vec<u8>,
     host: Range<usize>,
+    body: BodyFraming,
 }
 
 impl RequestHead {
@@ -37,6 +67,7 @@ impl RequestHead {
         pin: &PinPolicy,
         believed: &Believed,
         peer: Option<IpAddr>,
+        body: BodyFraming,
     ) -> RequestHead {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(req.method.as_str().as_bytes());
@@ -104,12 +135,29 @@ impl RequestHead {
             }
             out.extend_from_slice(b"\r\n");
         }
+        match body {
+            BodyFraming::None => {}
+            BodyFraming::Length(length) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            BodyFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        }
         out.extend_from_slice(if believed.https {
             b"x-forwarded-proto: https\r\n\r\n"
         } else {
             b"x-forwarded-proto: http\r\n\r\n"
         });
-        RequestHead { bytes: out, host }
+        RequestHead {
+            bytes: out,
+            host,
+            body,
+        }
+    }
+
+    pub fn body(&self) -> BodyFraming {
+        self.body
     }
 
     /// The head to send, with Host replaced by `host_rewrite`.
@@ -238,7 +286,7 @@ mod tests {
             client: peer,
             https: true,
         };
-        let head = RequestHead::new(&req, &id, &pin, &stranger, peer);
+        let head = RequestHead::new(&req, &id, &pin, &stranger, peer, BodyFraming::None);
         assert_eq!(
             std::str::from_utf8(&head.with_host(None)).unwrap(),
             "GET /a?b=1 HTTP/1.1\r\nhost: shop\r\nx-request-id: abc\r\naccept: */*\r\n\
@@ -248,7 +296,7 @@ mod tests {
             from_proxy: true,
             ..stranger
         };
-        let head = RequestHead::new(&req, &id, &pin, &proxy, peer);
+        let head = RequestHead::new(&req, &id, &pin, &proxy, peer, BodyFraming::None);
         let rewritten =
             String::from_utf8(head.with_host(Some("green.internal")).into_owned()).unwrap();
         assert!(rewritten.starts_with("GET /a?b=1 HTTP/1.1\r\nhost: green.internal\r\n"));

@@ -1,8 +1,10 @@
-//! HTTP/2 clients on a route whose upstreams speak HTTP/2 (h2c): every
-//! request, bodies included, on the gateway's own path — streams of one
-//! worker multiplexed on one upstream connection, bodies flowing both ways
-//! at once (as a gRPC stream's do), larger than any flow-control window,
-//! trailers passed on, the forwarding headers as HTTP/1 upstreams get them.
+//! HTTP/2 clients' streams on the gateway's own path, bodies included. To
+//! HTTP/1 upstreams a request body goes with its length, or in chunks when
+//! the client gave none. On a route whose upstreams speak HTTP/2 (h2c): the
+//! streams of one worker multiplexed on one upstream connection, bodies
+//! flowing both ways at once (as a gRPC stream's do), larger than any
+//! flow-control window, trailers passed on, the forwarding headers as
+//! HTTP/1 upstreams get them, a client's cancel passed on.
 
 use bytes::Bytes;
 use e2e::Gateway;
@@ -317,5 +319,91 @@ async fn a_client_that_cancels_cancels_the_upstream_stream() {
             "the upstream still works on a call nobody waits for"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_reach_http1_upstreams_with_their_framing() {
+    // Echoes the body, and says how it was framed.
+    let upstream = e2e::http_server(|req: http::Request<Bytes>| async move {
+        let framing = |name| {
+            req.headers()
+                .get(name)
+                .map_or("-".to_owned(), |v| v.to_str().unwrap().to_owned())
+        };
+        let mut response = http::Response::new(http_body_util::Full::new(req.body().clone()));
+        let said = format!(
+            "{} {} {}",
+            req.method(),
+            framing("content-length"),
+            framing("transfer-encoding")
+        );
+        response
+            .headers_mut()
+            .insert("x-framing", said.parse().unwrap());
+        response
+    })
+    .await;
+    let gw = Gateway::start(&format!(
+        "listeners: [{{address: \"{{proxy}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nroutes:\n  - name: web\n    blue: {{endpoints: [\"{upstream}\"]}}\n    green: {{endpoints: [\"{upstream}\"]}}\n"
+    ));
+    e2e::wait_listening(gw.proxy, Duration::from_secs(10));
+    let client = h2c(&gw).await;
+    let body: Bytes = (0..300_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    // (method, content-length the client gives, pieces it sends)
+    let cases: [(&str, Option<usize>, usize); 4] = [
+        ("POST", Some(body.len()), 1),
+        ("PUT", None, 3),
+        ("POST", None, 1),
+        ("DELETE", Some(0), 0),
+    ];
+    for (method, length, pieces) in cases {
+        let mut req = request(&gw, method, "/api");
+        if let Some(length) = length {
+            req.headers_mut()
+                .insert("content-length", length.to_string().parse().unwrap());
+        }
+        let sent = if pieces == 0 {
+            Bytes::new()
+        } else {
+            body.clone()
+        };
+        let (response, mut up) = client
+            .clone()
+            .ready()
+            .await
+            .unwrap()
+            .send_request(req, pieces == 0)
+            .unwrap();
+        if pieces > 0 {
+            let step = sent.len().div_ceil(pieces);
+            for (i, piece) in sent.chunks(step).enumerate() {
+                let last = i + 1 == pieces;
+                send_all(&mut up, Bytes::copy_from_slice(piece), last).await;
+            }
+        }
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200, "{method} {length:?}");
+        let framing = response.headers()["x-framing"].to_str().unwrap().to_owned();
+        let expected = match length {
+            Some(0) => format!("{method} - -"),
+            Some(n) => format!("{method} {n} -"),
+            None => format!("{method} - chunked"),
+        };
+        assert_eq!(framing, expected);
+        let mut down = response.into_body();
+        let mut back = Vec::new();
+        while let Some(data) = down.data().await {
+            let data = data.unwrap();
+            let _ = down.flow_control().release_capacity(data.len());
+            back.extend_from_slice(&data);
+        }
+        assert!(
+            back == sent[..],
+            "{method} {length:?}: the body came back changed"
+        );
     }
 }
