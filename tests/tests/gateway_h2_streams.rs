@@ -407,3 +407,51 @@ async fn request_bodies_reach_http1_upstreams_with_their_framing() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http1_upstream_that_answers_before_reading_the_body_is_heard() {
+    // Answers 413 to the head and never reads the body, keeping the
+    // connection open: the gateway's writes stall.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n";
+                let _ = stream.write_all(answer).await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let gw = Gateway::start(&format!(
+        "listeners: [{{address: \"{{proxy}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nroutes:\n  - name: web\n    blue: {{endpoints: [\"{upstream}\"]}}\n    green: {{endpoints: [\"{upstream}\"]}}\n    timeouts: {{read: 1s}}\n    health_check: {{protocol: tcp}}\n"
+    ));
+    e2e::wait_listening(gw.proxy, Duration::from_secs(10));
+    let client = h2c(&gw).await;
+    let (response, mut up) = client
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request(&gw, "POST", "/upload"), false)
+        .unwrap();
+    // More than the sockets between gateway and upstream hold.
+    let body = Bytes::from(vec![0u8; 64 << 20]);
+    tokio::spawn(async move { send_all(&mut up, body, true).await });
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("the upstream's answer within its read timeout and a bit")
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::HttpSession;
+use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -88,7 +89,7 @@ impl H2App {
         let mut sent_body = false;
         if framing != BodyFraming::None {
             sent_body = true;
-            match send_body(session, &mut upstream, framing).await {
+            match send_body(session, &mut upstream, framing, read_timeout).await {
                 BodySent::Whole => {}
                 BodySent::ClientGone => {
                     return (
@@ -214,11 +215,12 @@ enum BodySent {
 }
 
 /// The client's body, as it comes, to an HTTP/1 upstream: as it is, or in
-/// chunks.
+/// chunks. An upstream that takes no bytes for `timeout` is given up on.
 async fn send_body(
     session: &mut HttpSession,
     upstream: &mut pingora::protocols::Stream,
     framing: BodyFraming,
+    timeout: std::time::Duration,
 ) -> BodySent {
     let chunked = framing == BodyFraming::Chunked;
     loop {
@@ -231,43 +233,54 @@ async fn send_body(
                 return BodySent::ClientGone;
             }
         };
-        let written = if chunked {
-            let size = format!("{:x}\r\n", data.len());
-            let mut chunk = [
-                std::io::IoSlice::new(size.as_bytes()),
-                std::io::IoSlice::new(&data),
-                std::io::IoSlice::new(b"\r\n"),
-            ];
-            write_all_vectored(upstream, &mut chunk).await
-        } else {
-            upstream.write_all(&data).await
+        let size = match chunked {
+            true => format!("{:x}\r\n", data.len()),
+            false => String::new(),
         };
-        // Passed on as it comes: a client streaming slowly is not held up.
-        if let Err(e) = written.and(upstream.flush().await) {
+        let mut chunk = [
+            IoSlice::new(size.as_bytes()),
+            IoSlice::new(&data),
+            IoSlice::new(b"\r\n"),
+        ];
+        let pieces = if chunked {
+            &mut chunk[..]
+        } else {
+            &mut chunk[1..2]
+        };
+        if let Err(e) = write_within(upstream, pieces, timeout).await {
             return BodySent::UpstreamClosed(e);
         }
     }
     if chunked {
-        let ended = upstream.write_all(b"0\r\n\r\n").await;
-        if let Err(e) = ended.and(upstream.flush().await) {
+        let last = &mut [IoSlice::new(b"0\r\n\r\n")];
+        if let Err(e) = write_within(upstream, last, timeout).await {
             return BodySent::UpstreamClosed(e);
         }
     }
     BodySent::Whole
 }
 
-async fn write_all_vectored(
+/// Writes `pieces` whole and flushes them (a body is passed on as it comes:
+/// a client sending slowly is not held up), within `timeout`.
+async fn write_within(
     upstream: &mut pingora::protocols::Stream,
-    mut slices: &mut [std::io::IoSlice<'_>],
+    mut pieces: &mut [IoSlice<'_>],
+    timeout: std::time::Duration,
 ) -> std::io::Result<()> {
-    while !slices.is_empty() {
-        let n = upstream.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+    let writing = async {
+        while !pieces.is_empty() {
+            let n = upstream.write_vectored(pieces).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut pieces, n);
         }
-        std::io::IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
+        upstream.flush().await
+    };
+    within(timeout, writing).await.unwrap_or_else(|| {
+        let why = format!("the upstream took no body bytes within {timeout:?}");
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
+    })
 }
 
 /// A response that began and cannot end well: the stream is reset.
