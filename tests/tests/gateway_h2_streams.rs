@@ -1,6 +1,7 @@
 //! HTTP/2 clients' streams on the gateway's own path, bodies included. To
 //! HTTP/1 upstreams a request body goes with its length, or in chunks when
-//! the client gave none. On a route whose upstreams speak HTTP/2 (h2c): the
+//! the client gave none, and an early answer is heard; each colour is
+//! spoken to in its own version. On a route whose upstreams speak HTTP/2: the
 //! streams of one worker multiplexed on one upstream connection, bodies
 //! flowing both ways at once (as a gRPC stream's do), larger than any
 //! flow-control window, trailers passed on, the forwarding headers as
@@ -454,4 +455,40 @@ async fn an_http1_upstream_that_answers_before_reading_the_body_is_heard() {
         .unwrap();
     assert_eq!(response.status(), 413);
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_colour_is_spoken_to_in_its_own_version() {
+    // Blue's ingress speaks h2c, green's HTTP/1 (a migration under way).
+    let blue = h2c_upstream().await;
+    let green = e2e::Backend::start("green");
+    let gw = Gateway::start(&format!(
+        "listeners: [{{address: \"{{proxy}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nroutes:\n  - name: api\n    blue: {{endpoints: [\"{}\"], protocol: h2c}}\n    green: {{endpoints: [\"{}\"]}}\n    health_check: {{protocol: tcp}}\n",
+        blue.addr, green.addr
+    ));
+    let admin = e2e::Admin::new(&gw);
+    let client = h2c(&gw).await;
+    let post = |path: &str| {
+        let (response, mut up) = client
+            .clone()
+            .send_request(request(&gw, "POST", path), false)
+            .unwrap();
+        async move {
+            send_all(&mut up, Bytes::from_static(b"twelve bytes"), true).await;
+            let response = response.await.unwrap();
+            let headers = response.headers().clone();
+            let mut body = response.into_body();
+            let mut got = Vec::new();
+            while let Some(data) = body.data().await {
+                got.extend_from_slice(&data.unwrap());
+            }
+            (headers, got)
+        }
+    };
+    let (_, got) = post("/ask").await;
+    let echo: serde_json::Value = serde_json::from_slice(&got).unwrap();
+    assert_eq!(echo["body_length"], 12, "blue over HTTP/2");
+    admin.set_split("api", 100.0).await;
+    let (headers, _) = post("/echo").await;
+    assert_eq!(headers["x-backend"], "green", "green over HTTP/1");
 }

@@ -125,7 +125,7 @@ impl H2App {
         let believed = snapshot.forwarding.believe(client, tls, &req.headers);
         let routed = lean.route.map(|route| {
             let choice = choose_in(snapshot, route, believed.client, &req.headers);
-            let head = (!lean.h2_upstreams).then(|| {
+            let head = lean.http1_upstreams.then(|| {
                 let body = BodyFraming::of(session);
                 RequestHead::new(req, &request_id, &snapshot.pin, &believed, client, body)
             });

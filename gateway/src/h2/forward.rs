@@ -27,8 +27,8 @@ pub(super) struct Routed<'a> {
     pub(super) snapshot: &'a Snapshot,
     pub(super) entry: &'a RouteEntry,
     pub(super) choice: &'a Choice,
-    /// The head an HTTP/1 upstream gets; `None` on a route whose upstreams
-    /// speak HTTP/2 (theirs is made for each attempt's colour).
+    /// The head an HTTP/1 upstream gets; `None` on a route whose colours
+    /// both speak HTTP/2 (theirs is made for each attempt's colour).
     pub(super) head: Option<&'a RequestHead>,
     pub(super) believed: Believed,
     pub(super) client: Option<IpAddr>,

@@ -4,9 +4,8 @@
 //! rest through pingora-proxy ([`crate::proxy`]).
 //!
 //! H2App        which path a stream takes: on a route that mirrors
-//!              nothing and whose colours speak the same HTTP version, any
-//!              stream but a tunnel (CONNECT) is the lean path's; the rest
-//!              (mirrored routes, routes whose colours differ) pingora-proxy's
+//!              nothing, any stream but a tunnel (CONNECT) is the lean
+//!              path's; mirrored routes and tunnels are pingora-proxy's
 //! exchange     one lean stream: routed as [`crate::proxy`] routes, sent
 //!              upstream, retried or failed over, recorded
 //! forward      one attempt on an HTTP/1 upstream connection: the request
@@ -69,21 +68,18 @@ impl H2App {
         let snapshot = self.gateway.snapshot();
         let host = crate::choose::request_host(req);
         let route = snapshot.find(host, req.uri.path());
-        let h2_upstreams = match route.map(|r| &snapshot.routes[r].def) {
-            Some(def) if def.mirror.is_some() => return None,
-            Some(def) => match (def.blue.speaks_h2(), def.green.speaks_h2()) {
-                (true, true) => true,
-                (false, false) => false,
-                // Either colour may serve: pingora-proxy speaks both.
-                _ => return None,
-            },
-            None => false,
-        };
+        let def = route.map(|r| &snapshot.routes[r].def);
+        if def.is_some_and(|d| d.mirror.is_some()) {
+            return None;
+        }
+        // Either colour may serve (a failover crosses): an HTTP/1 head is
+        // made if either speaks HTTP/1.
+        let http1_upstreams = def.is_none_or(|d| !d.blue.speaks_h2() || !d.green.speaks_h2());
         // A tunnel (extended CONNECT) is pingora-proxy's.
         (req.method != http::Method::CONNECT).then_some(Lean {
             snapshot,
             route,
-            h2_upstreams,
+            http1_upstreams,
         })
     }
 }
@@ -94,8 +90,8 @@ impl H2App {
 struct Lean {
     snapshot: Arc<Snapshot>,
     route: Option<usize>,
-    /// The route's upstreams speak HTTP/2: any request, body and all.
-    h2_upstreams: bool,
+    /// A colour of the route speaks HTTP/1.
+    http1_upstreams: bool,
 }
 
 #[async_trait]

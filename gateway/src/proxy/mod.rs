@@ -1,7 +1,7 @@
 //! pingora-proxy's request path: its `ProxyHttp` callbacks, for the HTTP/2
 //! streams the lean HTTP/2 path (the `h2` module) leaves to it — mirrored
-//! routes, routes whose colours speak different HTTP versions, tunnels —
-//! and for HTTP/1 clients of routes whose upstreams speak HTTP/2. (Plain HTTP/1 takes the
+//! routes and tunnels — and for HTTP/1 clients of routes whose upstreams
+//! speak HTTP/2. (Plain HTTP/1 takes the
 //! lean path in [`crate::http1`]; all share the decisions in
 //! [`crate::choose`].)
 //!
