@@ -492,3 +492,67 @@ async fn each_colour_is_spoken_to_in_its_own_version() {
     let (headers, _) = post("/echo").await;
     assert_eq!(headers["x-backend"], "green", "green over HTTP/1");
 }
+
+/// An HTTP/2 server that refuses every stream unprocessed
+/// (`REFUSED_STREAM`); counts them.
+async fn refusing_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counted = refused.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(tcp).await else {
+                    return;
+                };
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                }
+            });
+        }
+    });
+    (addr, refused)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_stream_goes_to_another_endpoint_with_its_body() {
+    let (refusing, refused) = refusing_upstream().await;
+    let good = h2c_upstream().await;
+    let gw = Gateway::start(&format!(
+        "listeners: [{{address: \"{{proxy}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nroutes:\n  - name: api\n    blue: {{endpoints: [\"{refusing}\", \"{}\"], protocol: h2c}}\n    green: {{endpoints: [\"{}\"], protocol: h2c}}\n    health_check: {{protocol: tcp}}\n",
+        good.addr, good.addr
+    ));
+    e2e::wait_listening(gw.proxy, Duration::from_secs(10));
+    let client = h2c(&gw).await;
+    for i in 0..6 {
+        let (response, mut up) = client
+            .clone()
+            .ready()
+            .await
+            .unwrap()
+            .send_request(request(&gw, "POST", "/ask"), false)
+            .unwrap();
+        send_all(&mut up, Bytes::from(vec![b'x'; 100 + i]), true).await;
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200, "call {i}");
+        let mut body = response.into_body();
+        let mut got = Vec::new();
+        while let Some(data) = body.data().await {
+            got.extend_from_slice(&data.unwrap());
+        }
+        let echo: serde_json::Value = serde_json::from_slice(&got).unwrap();
+        assert_eq!(
+            echo["body_length"],
+            100 + i,
+            "call {i}: the body sent again whole"
+        );
+    }
+    assert!(
+        refused.load(Ordering::SeqCst) >= 1,
+        "the refusing endpoint was tried"
+    );
+}

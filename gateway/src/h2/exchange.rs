@@ -205,9 +205,10 @@ impl H2App {
             match attempt {
                 None => continue,
                 Some(Attempted::Answered(status)) => return status,
-                Some(Attempted::NoResponse) => {
+                Some(Attempted::NoResponse | Attempted::Refused) => {
                     if retries == MAX_RETRIES {
-                        break (502, format!("{}: closed without a response", endpoint.addr));
+                        let why = "refused the request or closed without a response";
+                        break (502, format!("{}: {why}", endpoint.addr));
                     }
                     retries += 1;
                 }
@@ -299,10 +300,13 @@ impl H2App {
             Err(why) => return Some(Attempted::Failed(400, why)),
         };
         let read_timeout = def.group(attempts.color).spec().timeouts.read;
+        // Up to 64 KiB of the body kept, to be sent again after a refusal.
+        session.enable_retry_buffering();
         let attempt = self
             .forward_h2(session, routed, sender, request, read_timeout, tally)
             .await;
         match &attempt {
+            Attempted::Refused => attempts.failed(endpoint.addr),
             Attempted::NoResponse => {
                 connections::forget(endpoint.pool_key);
                 if !reused {

@@ -65,6 +65,10 @@ pub(super) enum Attempted {
     Answered(u16),
     /// The connection closed before any response byte.
     NoResponse,
+    /// The upstream refused the stream before doing anything with it
+    /// (`REFUSED_STREAM`, or past its `GOAWAY`): another endpoint may take
+    /// it, the body read so far sent again.
+    Refused,
     /// The gateway answers this status itself.
     Failed(u16, String),
 }

@@ -28,9 +28,6 @@ struct Upload {
     pending: Bytes,
     /// The client's body ends with `pending`.
     end: bool,
-    /// Bytes of it taken from the client: from then on the request cannot
-    /// be tried again elsewhere.
-    taken: u64,
 }
 
 /// What the client's side of the stream did while the upstream was waited
@@ -60,16 +57,18 @@ impl H2App {
         let Ok(mut sender) = sender.ready().await else {
             return Attempted::NoResponse;
         };
-        let no_body = session.is_body_done();
+        // Tried again after a refusal: the body read so far goes again.
+        let replay = session.get_retry_buffer().unwrap_or_default();
+        let body_read = session.is_body_done();
+        let no_body = body_read && replay.is_empty();
         let (mut response, stream) = match sender.send_request(request, no_body) {
             Ok(sent) => sent,
             Err(_) => return Attempted::NoResponse,
         };
         let mut upload = Upload {
             stream: (!no_body).then_some(stream),
-            pending: Bytes::new(),
-            end: false,
-            taken: 0,
+            pending: replay,
+            end: body_read,
         };
         // The response head, while the request body goes up.
         let response = loop {
@@ -85,9 +84,10 @@ impl H2App {
         };
         let response = match response {
             Some(Ok(response)) => response,
-            // Refused before it was processed: another endpoint may take it.
-            Some(Err(e)) if upload.taken == 0 && never_processed(&e) => {
-                return Attempted::NoResponse
+            // Refused before it was processed: another endpoint may take it,
+            // if what the client sent so far is still at hand.
+            Some(Err(e)) if never_processed(&e) && !session.retry_buffer_truncated() => {
+                return Attempted::Refused
             }
             Some(Err(e)) => return Attempted::Failed(502, e.to_string()),
             None => {
@@ -181,10 +181,7 @@ impl Upload {
         };
         if self.pending.is_empty() && !self.end {
             match session.read_body_bytes().await {
-                Ok(Some(data)) => {
-                    self.taken += data.len() as u64;
-                    (self.pending, self.end) = (data, session.is_body_done());
-                }
+                Ok(Some(data)) => (self.pending, self.end) = (data, session.is_body_done()),
                 Ok(None) => self.end = true,
                 Err(e) => {
                     tracing::debug!("reading the client's body: {e}");
