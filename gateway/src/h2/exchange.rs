@@ -246,9 +246,8 @@ impl H2App {
         // The head as this colour's group wants it (its Host rewrite).
         let head = routed.head.expect("made for HTTP/1 routes");
         let head = head.with_host(spec.group.host_rewrite.as_deref());
-        let read_timeout = spec.timeouts.read;
         let attempt = self
-            .forward(session, routed, upstream, &head, read_timeout, tally)
+            .forward(session, routed, upstream, &head, spec, tally)
             .await;
         Some(match attempt {
             (Attempted::NoResponse, _) => {
@@ -299,11 +298,11 @@ impl H2App {
             Ok(request) => request,
             Err(why) => return Some(Attempted::Failed(400, why)),
         };
-        let read_timeout = def.group(attempts.color).spec().timeouts.read;
+        let spec = def.group(attempts.color).spec();
         // Up to 64 KiB of the body kept, to be sent again after a refusal.
         session.enable_retry_buffering();
         let attempt = self
-            .forward_h2(session, routed, sender, request, read_timeout, tally)
+            .forward_h2(session, routed, sender, request, spec, tally)
             .await;
         match &attempt {
             Attempted::Refused => attempts.failed(endpoint.addr),

@@ -11,6 +11,7 @@ use crate::forwarded::Believed;
 use crate::http1::framing::Framing;
 use crate::proxy::{client_response, log::head_size};
 use crate::routing::{RouteEntry, Snapshot};
+use crate::upstream::GroupSpec;
 use bytes::BytesMut;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
@@ -74,17 +75,19 @@ pub(super) enum Attempted {
 }
 
 impl H2App {
-    /// One attempt: the head sent, the response relayed. The connection
-    /// comes back when it may carry another request.
+    /// One attempt on an endpoint of `group` (the colour serving now): the
+    /// head sent, the response relayed. The connection comes back when it
+    /// may carry another request.
     pub(super) async fn forward(
         &self,
         session: &mut HttpSession,
         routed: &Routed<'_>,
         mut upstream: pingora::protocols::Stream,
         head: &[u8],
-        read_timeout: std::time::Duration,
+        group: &GroupSpec,
         tally: &mut Tally,
     ) -> (Attempted, Option<pingora::protocols::Stream>) {
+        let read_timeout = group.timeouts.read;
         if upstream.write_all(head).await.is_err() || upstream.flush().await.is_err() {
             return (Attempted::NoResponse, None);
         }
@@ -183,7 +186,7 @@ impl H2App {
             if ended {
                 break;
             }
-            if self.gateway.drains.deadline_passed(routed.choice.color) {
+            if self.gateway.drains.deadline_passed(group.color) {
                 return (
                     Attempted::Answered(cut(session, status, "its colour was drained")),
                     None,

@@ -7,6 +7,7 @@ use super::forward::{cut, Attempted, Routed, Tally};
 use super::H2App;
 use crate::deadline::within;
 use crate::request_id::X_REQUEST_ID;
+use crate::upstream::GroupSpec;
 use ::h2::client::SendRequest;
 use ::h2::SendStream;
 use bytes::Bytes;
@@ -43,17 +44,19 @@ enum ClientSide {
 }
 
 impl H2App {
-    /// One attempt on `sender`'s connection; `tally.grpc_status` gets the
-    /// response's gRPC status.
+    /// One attempt on `sender`'s connection to an endpoint of `group` (the
+    /// colour serving now); `tally.grpc_status` gets the response's gRPC
+    /// status.
     pub(super) async fn forward_h2(
         &self,
         session: &mut HttpSession,
         routed: &Routed<'_>,
         sender: SendRequest<Bytes>,
         request: http::Request<()>,
-        read_timeout: Duration,
+        group: &GroupSpec,
         tally: &mut Tally,
     ) -> Attempted {
+        let read_timeout = group.timeouts.read;
         let Ok(mut sender) = sender.ready().await else {
             return Attempted::NoResponse;
         };
@@ -143,7 +146,7 @@ impl H2App {
                     return Attempted::Answered(cut(session, status, &why));
                 }
             }
-            if self.gateway.drains.deadline_passed(routed.choice.color) {
+            if self.gateway.drains.deadline_passed(group.color) {
                 return Attempted::Answered(cut(session, status, "its colour was drained"));
             }
         }
