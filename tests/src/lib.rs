@@ -680,6 +680,22 @@ where
     addr
 }
 
+/// A request's head read byte by byte (nothing of its body), for raw
+/// upstreams that misbehave on purpose; `None` if the connection closed
+/// first.
+pub async fn read_request_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
 /// A TCP service on a fresh loopback port that greets each connection with
 /// `name` and a newline, then echoes what it gets: the tests' TCP upstream.
 pub async fn tcp_greeter(name: &'static str) -> SocketAddr {

@@ -335,22 +335,16 @@ async fn responses_of_every_size_arrive_whole_on_one_connection() {
 /// An upstream that answers `/healthz`, never answers `/silent`, and stops
 /// `/stall`'s body after 10 of its 100 bytes.
 async fn stalling_upstream() -> SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
             let (mut stream, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
+                let Some(head) = e2e::read_request_head(&mut stream).await else {
+                    return;
+                };
                 if head.starts_with("GET /healthz ") {
                     let _ = stream
                         .write_all(
