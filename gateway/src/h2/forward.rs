@@ -9,6 +9,7 @@ use crate::choose::Choice;
 use crate::deadline::within;
 use crate::forwarded::Believed;
 use crate::http1::framing::Framing;
+use crate::http1::{write_all, write_all_after};
 use crate::proxy::{client_response, log::head_size};
 use crate::routing::{RouteEntry, Snapshot};
 use crate::upstream::GroupSpec;
@@ -16,7 +17,6 @@ use bytes::BytesMut;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::HttpSession;
-use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -222,7 +222,9 @@ enum BodySent {
 }
 
 /// The client's body, as it comes, to an HTTP/1 upstream: as it is, or in
-/// chunks. An upstream that takes no bytes for `timeout` is given up on.
+/// chunks; each piece written and flushed at once, so a client sending
+/// slowly is not held up. An upstream that takes no bytes for `timeout` is
+/// given up on.
 async fn send_body(
     session: &mut HttpSession,
     upstream: &mut pingora::protocols::Stream,
@@ -230,6 +232,8 @@ async fn send_body(
     timeout: std::time::Duration,
 ) -> BodySent {
     let chunked = framing == BodyFraming::Chunked;
+    // A chunk's size line also ends the chunk before it.
+    let mut size_line = String::new();
     loop {
         let data = match session.read_body_bytes().await {
             Ok(Some(data)) if data.is_empty() => continue,
@@ -240,50 +244,39 @@ async fn send_body(
                 return BodySent::ClientGone;
             }
         };
-        let size = match chunked {
-            true => format!("{:x}\r\n", data.len()),
-            false => String::new(),
-        };
-        let mut chunk = [
-            IoSlice::new(size.as_bytes()),
-            IoSlice::new(&data),
-            IoSlice::new(b"\r\n"),
-        ];
-        let pieces = if chunked {
-            &mut chunk[..]
+        let written = if chunked {
+            let ends_one = if size_line.is_empty() { "" } else { "\r\n" };
+            size_line = format!("{ends_one}{:x}\r\n", data.len());
+            within_timeout(
+                timeout,
+                write_all_after(upstream, size_line.as_bytes(), &data),
+            )
+            .await
         } else {
-            &mut chunk[1..2]
+            within_timeout(timeout, write_all(upstream, &data)).await
         };
-        if let Err(e) = write_within(upstream, pieces, timeout).await {
+        if let Err(e) = written {
             return BodySent::UpstreamClosed(e);
         }
     }
     if chunked {
-        let last = &mut [IoSlice::new(b"0\r\n\r\n")];
-        if let Err(e) = write_within(upstream, last, timeout).await {
+        let last: &[u8] = if size_line.is_empty() {
+            b"0\r\n\r\n"
+        } else {
+            b"\r\n0\r\n\r\n"
+        };
+        if let Err(e) = within_timeout(timeout, write_all(upstream, last)).await {
             return BodySent::UpstreamClosed(e);
         }
     }
     BodySent::Whole
 }
 
-/// Writes `pieces` whole and flushes them (a body is passed on as it comes:
-/// a client sending slowly is not held up), within `timeout`.
-async fn write_within(
-    upstream: &mut pingora::protocols::Stream,
-    mut pieces: &mut [IoSlice<'_>],
+/// `writing`'s outcome, or a timeout error once `timeout` has passed.
+async fn within_timeout(
     timeout: std::time::Duration,
+    writing: impl std::future::Future<Output = std::io::Result<()>>,
 ) -> std::io::Result<()> {
-    let writing = async {
-        while !pieces.is_empty() {
-            let n = upstream.write_vectored(pieces).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut pieces, n);
-        }
-        upstream.flush().await
-    };
     within(timeout, writing).await.unwrap_or_else(|| {
         let why = format!("the upstream took no body bytes within {timeout:?}");
         Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why))

@@ -6,6 +6,7 @@
 use super::forward::{cut, Attempted, Routed, Tally};
 use super::H2App;
 use crate::deadline::within;
+use crate::proxy::GRPC_STATUS;
 use crate::request_id::X_REQUEST_ID;
 use crate::upstream::GroupSpec;
 use ::h2::client::SendRequest;
@@ -16,8 +17,6 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::HttpSession;
 use std::future::poll_fn;
 use std::time::Duration;
-
-const GRPC_STATUS: &str = "grpc-status";
 
 /// The client's request body on its way upstream. Its state lives here,
 /// not in the future that moves it, so that future may be dropped whenever

@@ -45,4 +45,5 @@ pub use app::Http1App;
 pub(crate) use fields::Connection;
 pub use listener::ProxyListeners;
 pub use plain::PlainListener;
+pub(crate) use relay::{write_all, write_all_after};
 pub(crate) use request::is_hop_by_hop;

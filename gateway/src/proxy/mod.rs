@@ -102,7 +102,7 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
     session.client_addr()?.as_inet().map(|a| a.ip())
 }
 
-const GRPC_STATUS: &str = "grpc-status";
+pub(crate) const GRPC_STATUS: &str = "grpc-status";
 
 #[async_trait]
 impl ProxyHttp for Proxy {
