@@ -342,3 +342,66 @@ async fn a_connect_that_hangs_is_given_up_and_a_quiet_connection_closed() {
         "closed 1s after its last byte (up to half a second late), took {closed:?}"
     );
 }
+
+/// Echoes one line on `connection` and says whether it came back.
+async fn echoes(connection: &mut BufReader<tokio::net::TcpStream>, text: &str) -> bool {
+    if connection
+        .get_mut()
+        .write_all(text.as_bytes())
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    let read = connection.read_line(&mut line);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), read).await,
+        Ok(Ok(_))
+    ) && line == text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drain_closes_the_colours_connections_at_its_deadline() {
+    let t = topology().await;
+    let (color, mut on_blue) = connect_from(t.listen, source(1)).await;
+    assert_eq!(color, "blue");
+    for route in ["web", "db"] {
+        t.admin.set_split(route, 100.0).await;
+    }
+    let (color, mut on_green) = connect_from(t.listen, source(2)).await;
+    assert_eq!(color, "green");
+
+    // The route's idle check runs every 5 s here (a quarter of its 30 s,
+    // at most 5 s): the drain is seen on that tick and its deadline kept.
+    let drained = t
+        .admin
+        .client
+        .post(t.gw.admin_url("/v1/drain"))
+        .bearer_auth(e2e::TOKEN)
+        .json(&serde_json::json!({"color": "blue", "deadline_seconds": 6}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drained.status(), 200, "{}", drained.text().await.unwrap());
+    let since = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        echoes(&mut on_blue, "before the deadline\n").await,
+        "a draining colour's connection flows until the deadline"
+    );
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), on_blue.read_to_end(&mut rest));
+    assert!(closed.await.is_ok(), "the blue connection is closed");
+    let took = since.elapsed();
+    assert!(
+        took >= Duration::from_millis(5500) && took < Duration::from_millis(7500),
+        "closed at the 6 s deadline (up to a sweep late), took {took:?}"
+    );
+    assert!(
+        echoes(&mut on_green, "green goes on\n").await,
+        "the other colour's connection is not touched"
+    );
+    let state = t.admin.state().await;
+    assert_eq!(state["colors"]["blue"]["in_flight"], 0, "{state}");
+}
