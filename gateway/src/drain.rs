@@ -50,6 +50,10 @@ impl Drains {
 
     /// Time left before `color`'s tunnels close, while it drains.
     pub fn time_left(&self, color: Color) -> Option<Duration> {
+        // Cheap when no drain runs: TCP relays ask on every tick.
+        if !self.is_draining(color) {
+            return None;
+        }
         let deadline = (*self.colors[color as usize].borrow())?;
         Some(deadline.saturating_duration_since(Instant::now()))
     }

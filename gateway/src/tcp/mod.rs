@@ -177,8 +177,15 @@ impl Connection<'_> {
             .tcp
             .as_ref()
             .map_or(std::time::Duration::from_secs(600), |t| t.idle_timeout);
-        let drained = self.app.gateway.drains.closing(color);
-        let relayed = Box::pin(relay::both_ways(&mut client, &mut upstream, idle, drained)).await;
+        let drains = &self.app.gateway.drains;
+        let drain_left = || drains.time_left(color);
+        let relayed = Box::pin(relay::both_ways(
+            &mut client,
+            &mut upstream,
+            idle,
+            drain_left,
+        ))
+        .await;
         let bytes_in = relayed.bytes_in + early.len() as u64;
         let result = match relayed.ended {
             relay::Ended::Failed(e) if relayed.bytes_out == 0 => {

@@ -2,6 +2,13 @@
 //! done (a half-close is passed on: the other side's writing is shut down
 //! and the other way goes on), a side fails, the connection idles past its
 //! timeout, or its colour's drain deadline comes.
+//!
+//! Idleness and drains are both checked on one tick of the worker's
+//! deadline list: no timer and no drain subscription per connection (a
+//! `watch` receiver and its waiter, ~2,000 instructions a connection). A
+//! drain is seen on the next tick after it starts and its deadline kept
+//! from then on, so a drain shorter than the tick ends connections up to a
+//! tick late.
 
 use crate::deadline::Deadline;
 use std::future::{poll_fn, Future};
@@ -95,11 +102,13 @@ impl Pipe {
     }
 }
 
+/// `drain_left`: while the connection's colour drains, the time left to
+/// its deadline.
 pub async fn both_ways(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     idle: Duration,
-    drained: impl std::future::Future<Output = ()>,
+    drain_left: impl Fn() -> Option<Duration>,
 ) -> Relayed {
     // Atomics only because the future must be `Send`; one task uses them.
     let (bytes_in, bytes_out) = (AtomicU64::new(0), AtomicU64::new(0));
@@ -115,10 +124,7 @@ pub async fn both_ways(
             }
         });
         tokio::pin!(copy);
-        tokio::pin!(drained);
-        // Idleness is checked on a tick of the worker's deadline list (not a
-        // timer per connection): bytes moved since the last tick restart
-        // the quiet time.
+        // Bytes moved since the last tick restart the quiet time.
         let tick = (idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
         let moved = || bytes_in.load(Relaxed) + bytes_out.load(Relaxed);
         let (mut seen, mut since) = (moved(), Instant::now());
@@ -130,17 +136,18 @@ pub async fn both_ways(
                     Err(e) => Ended::Failed(e),
                 });
             }
-            if drained.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Ended::Drained);
-            }
             while next_tick.poll_expired(cx).is_ready() {
+                let drain_left = drain_left();
+                if drain_left.is_some_and(|left| left.is_zero()) {
+                    return Poll::Ready(Ended::Drained);
+                }
                 let now = moved();
                 if now != seen {
                     (seen, since) = (now, Instant::now());
                 } else if since.elapsed() >= idle {
                     return Poll::Ready(Ended::Idle);
                 }
-                next_tick = Deadline::after(tick);
+                next_tick = Deadline::after(drain_left.map_or(tick, |left| left.min(tick)));
             }
             Poll::Pending
         })
