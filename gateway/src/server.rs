@@ -80,6 +80,7 @@ pub fn run(config_path: PathBuf, config: Config, start: Start) -> anyhow::Result
         gateway.clone(),
         connector.clone(),
         config.http2.send_timeout,
+        config.client_timeouts.keepalive,
     );
     let kept = KeptUntilExit {
         h2: Arc::new(h2),

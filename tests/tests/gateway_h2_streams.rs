@@ -1,6 +1,7 @@
 //! HTTP/2 clients' streams on the gateway's own path, bodies included. To
 //! HTTP/1 upstreams a request body goes with its length, or in chunks when
-//! the client gave none, and an early answer is heard; each colour is
+//! the client gave none, and an early answer is heard; a client whose body
+//! stops coming is answered 408; each colour is
 //! spoken to in its own version. On a route whose upstreams speak HTTP/2: the
 //! streams of one worker multiplexed on one upstream connection, bodies
 //! flowing both ways at once (as a gRPC stream's do), larger than any
@@ -450,6 +451,75 @@ async fn an_http1_upstream_that_answers_before_reading_the_body_is_heard() {
         .unwrap();
     assert_eq!(response.status(), 413);
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_sending_its_body_is_answered_408() {
+    // Answers a GET; for a POST reads what body comes until the gateway
+    // closes the connection, and says how much came.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let Some(head) = e2e::read_request_head(&mut stream).await else {
+                    return;
+                };
+                if head.starts_with("GET") {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    let _ = stream.write_all(answer).await;
+                    return;
+                }
+                let mut body = Vec::new();
+                let _ = stream.read_to_end(&mut body).await;
+                let _ = closed_tx.send(body.len());
+            });
+        }
+    });
+    let gw = Gateway::start(&format!(
+        "listeners: [{{address: \"{{proxy}}\"}}]\nadmin: {{address: \"{{admin}}\"}}\nclient_timeouts: {{keepalive: 1s}}\nroutes:\n  - name: web\n    blue: {{endpoints: [\"{upstream}\"]}}\n    green: {{endpoints: [\"{upstream}\"]}}\n    timeouts: {{read: 30s}}\n    health_check: {{protocol: tcp}}\n"
+    ));
+    e2e::wait_listening(gw.proxy, Duration::from_secs(10));
+    let client = h2c(&gw).await;
+    let mut req = request(&gw, "POST", "/upload");
+    req.headers_mut()
+        .insert("content-length", "100".parse().unwrap());
+    let (response, mut up) = client
+        .clone()
+        .ready()
+        .await
+        .unwrap()
+        .send_request(req, false)
+        .unwrap();
+    // A tenth of the body, then nothing more.
+    send_all(&mut up, Bytes::from_static(&[7u8; 10]), false).await;
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("an answer once the body stalls for client_timeouts.keepalive")
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 408);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(3000),
+        "answered 1s after the last body bytes (up to a sweep late), took {waited:?}"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(5), closed.recv())
+        .await
+        .expect("the upstream connection with the unfinished request is closed");
+    assert_eq!(got, Some(10), "the upstream got the body as far as it came");
+    // Only that stream ended: the connection asks on.
+    let (response, _) = client
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request(&gw, "GET", "/after"), true)
+        .unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

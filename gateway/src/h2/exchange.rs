@@ -323,7 +323,12 @@ impl H2App {
 
 /// The gateway's own answer: a status and no body (the stream ends with
 /// the headers).
-fn answer(session: &mut HttpSession, status: u16, request_id: &HeaderValue, retry_after: bool) {
+pub(super) fn answer(
+    session: &mut HttpSession,
+    status: u16,
+    request_id: &HeaderValue,
+    retry_after: bool,
+) {
     let mut response = ServerSession::generate_error(status);
     let _ = response.insert_header(X_REQUEST_ID, request_id);
     if retry_after {

@@ -96,8 +96,17 @@ impl H2App {
         let mut sent_body = false;
         if framing != BodyFraming::None {
             sent_body = true;
-            match send_body(session, &mut upstream, framing, read_timeout).await {
+            let timeouts = (self.body_timeout, read_timeout);
+            match send_body(session, &mut upstream, framing, timeouts).await {
                 BodySent::Whole => {}
+                // As nginx's `client_body_timeout`: 408, and the upstream
+                // connection, its request unfinished, closed.
+                BodySent::ClientStalled => {
+                    let why = format!("no request body bytes within {:?}", self.body_timeout);
+                    tracing::debug!("{why}");
+                    super::exchange::answer(session, 408, routed.request_id, false);
+                    return (Attempted::Answered(408), None);
+                }
                 BodySent::ClientGone => {
                     return (
                         Attempted::Answered(cut(session, 499, "the client went away")),
@@ -217,29 +226,32 @@ enum BodySent {
     Whole,
     /// The client reset its stream or closed its connection.
     ClientGone,
+    /// The client sent none of its body's next bytes in time.
+    ClientStalled,
     /// The upstream stopped reading (it may have answered already).
     UpstreamClosed(std::io::Error),
 }
 
 /// The client's body, as it comes, to an HTTP/1 upstream: as it is, or in
 /// chunks; each piece written and flushed at once, so a client sending
-/// slowly is not held up. An upstream that takes no bytes for `timeout` is
-/// given up on.
+/// slowly is not held up. `timeouts`: how long the client may take to send
+/// its next bytes, and the upstream to take them.
 async fn send_body(
     session: &mut HttpSession,
     upstream: &mut pingora::protocols::Stream,
     framing: BodyFraming,
-    timeout: std::time::Duration,
+    (client_timeout, timeout): (std::time::Duration, std::time::Duration),
 ) -> BodySent {
     let chunked = framing == BodyFraming::Chunked;
     // A chunk's size line also ends the chunk before it.
     let mut size_line = String::new();
     loop {
-        let data = match session.read_body_bytes().await {
-            Ok(Some(data)) if data.is_empty() => continue,
-            Ok(Some(data)) => data,
-            Ok(None) => break,
-            Err(e) => {
+        let data = match within(client_timeout, session.read_body_bytes()).await {
+            None => return BodySent::ClientStalled,
+            Some(Ok(Some(data))) if data.is_empty() => continue,
+            Some(Ok(Some(data))) => data,
+            Some(Ok(None)) => break,
+            Some(Err(e)) => {
                 tracing::debug!("reading the client's body: {e}");
                 return BodySent::ClientGone;
             }

@@ -40,6 +40,9 @@ pub struct H2App {
     connector: Arc<TransportConnector>,
     /// `http2.send_timeout`.
     send_timeout: Duration,
+    /// `client_timeouts.keepalive`: the longest wait for a request body's
+    /// next bytes, as on HTTP/1.
+    body_timeout: Duration,
 }
 
 impl H2App {
@@ -48,12 +51,14 @@ impl H2App {
         gateway: Arc<Gateway>,
         connector: Arc<TransportConnector>,
         send_timeout: Duration,
+        body_timeout: Duration,
     ) -> H2App {
         H2App {
             proxy: Arc::new(proxy),
             gateway,
             connector,
             send_timeout,
+            body_timeout,
         }
     }
 
