@@ -28,7 +28,11 @@ connection (one request, Connection: close) and per MiB (1 MiB responses on
 one connection).  Then, with h2load as the client: HTTP/2 over TLS, HTTP/1.1 over
 TLS, h2c, a new TLS connection per request, and gRPC unary calls h2c to h2c
 (nginx grpc_pass, HAProxy proto h2, the gateway's h2c route) to a backend
-nginx that answers each with an empty message and grpc-status 0.
+nginx that answers each with an empty message and grpc-status 0. Last, the
+floor (tests/bench/floor): tokio and the h2 crate doing these jobs with
+nothing of the gateway around them (a TCP relay; HTTP/2 to an HTTP/1
+upstream over TLS and h2c; HTTP/2 answered in place; a gRPC call h2c to
+h2c), and the idle HTTP/2 connections of the h2 crate alone.
 
 Timed runs limit each proxy to --cpu-quota cores per worker (0.4 by
 default; a cgroup's CPU quota: v1's cpu.cfs_quota_us, else v2's cpu.max),
@@ -58,6 +62,7 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GATEWAY = os.path.join(ROOT, "target", "release", "gateway")
+FLOOR = os.path.join(ROOT, "target", "release", "floor")
 TOKEN = "bench-token"
 BACKEND_PORTS = (18091, 18092)
 PROXY_PORT = 18080
@@ -300,6 +305,37 @@ routes:
     )
     env = dict(os.environ, GATEWAY_ADMIN_TOKEN=TOKEN, RUST_LOG="error")
     return Server(f"gateway split {green_percent}", [GATEWAY, "--config", f"{work}/gateway.yaml"], port, cpu=cpu, cwd=work, env=env, under=under, workers=workers)
+
+
+def start_floor(mode, port, upstream_port=None, cert=None, under=None):
+    """The gateway's building blocks alone (tests/bench/floor): what any
+    proxy made of them costs at least. `cert`: (certificate, key) to serve
+    TLS with."""
+    upstream = [f"127.0.0.1:{upstream_port}"] if upstream_port else []
+    return Server(f"floor {mode}", [FLOOR, mode, f"127.0.0.1:{port}"] + upstream + list(cert or ()), port, under=under)
+
+
+FLOORS = {
+    # case: (mode, its port, upstream port, TLS, what is run against it, counts)
+    "tcp connection": ("tcp-relay", TCP_PORT, BACKEND_PORTS[0], False, lambda n: tcp_connections(n), (100, 600)),
+    "h2 TLS": ("h2-proxy", TLS_PORT, BACKEND_PORTS[0], True, lambda n: h2load(f"https://127.0.0.1:{TLS_PORT}/small", n, 8), (400, 2400)),
+    "h2c": ("h2-proxy", H2C_PORT, BACKEND_PORTS[0], False, lambda n: h2load(f"http://127.0.0.1:{H2C_PORT}/small", n, 8), (400, 2400)),
+    "h2c, answered in place": ("h2-server", H2C_PORT, None, False, lambda n: h2load(f"http://127.0.0.1:{H2C_PORT}/small", n, 8), (400, 2400)),
+    "gRPC h2c": ("h2-relay", H2C_PORT, GRPC_PORT, False, lambda n: h2load(f"http://127.0.0.1:{H2C_PORT}{GRPC_PATH}", n, 8), (400, 2400)),
+}
+
+
+def floor_instructions(work, instructions):
+    """User-space instructions of the building blocks alone (tokio relaying
+    a TCP connection; the h2 crate passing HTTP/2 requests to an HTTP/1
+    upstream, over TLS and h2c, answering them in place, and on both sides
+    of a gRPC call): the least a proxy built of them can cost."""
+    instructions["floor"] = {}
+    for case, (mode, port, upstream, tls, run, counts) in FLOORS.items():
+        cert = certificate(work) if tls else None
+        start = lambda under=None: start_floor(mode, port, upstream, cert, under)
+        instructions["floor"][case] = instructions_of(work, start, run, counts)
+        print(f"instructions floor      {instructions['floor'][case]:.0f} per {'connection' if case == 'tcp connection' else 'request'}, {case} ({mode})", flush=True)
 
 
 def start_nginx(work, under=None, workers=1, cpu=PROXY_CPU, log="off", port=PROXY_PORT):
@@ -702,6 +738,7 @@ def main():
                 "nginx": (lambda: start_nginx(work, port=TLS_PORT), H2C_PORT),
                 "haproxy": (lambda: start_haproxy(work, port=TLS_PORT), H2C_PORT),
             }
+            with_h2c["floor (h2 crate alone)"] = (lambda: start_floor("h2-server", H2C_PORT), H2C_PORT)
             for name, (start, port) in with_h2c.items():
                 server = start()
                 try:
@@ -731,6 +768,7 @@ def main():
             instructions[name]["tcp MiB"] = instructions_of(work, start, tcp_mebibytes, (10, 60))
             print(f"instructions {name:10} {instructions[name]['tcp connection']:.0f} per TCP connection, {instructions[name]['tcp MiB']:.0f} per MiB relayed", flush=True)
         tls_instructions(work, instructions)
+        floor_instructions(work, instructions)
     finally:
         be.stop()
         shutil.rmtree(work, ignore_errors=True)

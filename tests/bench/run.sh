@@ -2,7 +2,7 @@
 # The gateway against nginx and HAProxy on this machine, one command:
 #   tests/bench/run.sh [--rounds N] [--duration SECONDS] [--idle N] [--instructions-only]
 # Installs nginx, HAProxy, wrk, h2load and valgrind from Debian when missing, builds the
-# gateway in release, then runs tests/bench/bench.py (see its docstring).
+# gateway (and tests/bench/floor) in release, then runs tests/bench/bench.py (see its docstring).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/setup.sh
@@ -28,6 +28,7 @@ if command -v service >/dev/null; then
   service haproxy stop >/dev/null 2>&1 || true
 fi
 
-cargo build --release --locked --bin gateway
+# The gateway, and its building blocks alone (tests/bench/floor).
+cargo build --release --locked -p gateway -p bench-floor
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 exec python3 tests/bench/bench.py "$@"
