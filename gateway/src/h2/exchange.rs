@@ -7,7 +7,7 @@
 //! the client, a refused stream) is tried again; the outcome is recorded in
 //! the metrics and the access log.
 
-use super::forward::{Attempted, Routed, Tally};
+use super::forward::{answer, Attempted, Routed, Tally};
 use super::upstream::{BodyFraming, RequestHead};
 use super::{connections, forward_h2, H2App, Lean};
 use crate::access_log::{Asked, Entry};
@@ -22,7 +22,6 @@ use crate::split::Color;
 use crate::upstream::Endpoint;
 use http::HeaderValue;
 use pingora::protocols::http::v2::server::HttpSession;
-use pingora::protocols::http::ServerSession;
 use pingora::upstreams::peer::Peer;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
@@ -319,20 +318,4 @@ impl H2App {
         }
         Some(attempt)
     }
-}
-
-/// The gateway's own answer: a status and no body (the stream ends with
-/// the headers).
-pub(super) fn answer(
-    session: &mut HttpSession,
-    status: u16,
-    request_id: &HeaderValue,
-    retry_after: bool,
-) {
-    let mut response = ServerSession::generate_error(status);
-    let _ = response.insert_header(X_REQUEST_ID, request_id);
-    if retry_after {
-        let _ = response.insert_header("retry-after", "1");
-    }
-    let _ = session.write_response_header(Box::new(response), true);
 }

@@ -11,12 +11,14 @@ use crate::forwarded::Believed;
 use crate::http1::framing::Framing;
 use crate::http1::{write_all, write_all_after};
 use crate::proxy::{client_response, log::head_size};
+use crate::request_id::X_REQUEST_ID;
 use crate::routing::{RouteEntry, Snapshot};
 use crate::upstream::GroupSpec;
 use bytes::BytesMut;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::HttpSession;
+use pingora::protocols::http::ServerSession;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -104,7 +106,7 @@ impl H2App {
                 BodySent::ClientStalled => {
                     let why = format!("no request body bytes within {:?}", self.body_timeout);
                     tracing::debug!("{why}");
-                    super::exchange::answer(session, 408, routed.request_id, false);
+                    answer(session, 408, routed.request_id, false);
                     return (Attempted::Answered(408), None);
                 }
                 BodySent::ClientGone => {
@@ -293,6 +295,22 @@ async fn within_timeout(
         let why = format!("the upstream took no body bytes within {timeout:?}");
         Err(std::io::Error::new(std::io::ErrorKind::TimedOut, why))
     })
+}
+
+/// The gateway's own answer: a status and no body (the stream ends with
+/// the headers).
+pub(super) fn answer(
+    session: &mut HttpSession,
+    status: u16,
+    request_id: &HeaderValue,
+    retry_after: bool,
+) {
+    let mut response = ServerSession::generate_error(status);
+    let _ = response.insert_header(X_REQUEST_ID, request_id);
+    if retry_after {
+        let _ = response.insert_header("retry-after", "1");
+    }
+    let _ = session.write_response_header(Box::new(response), true);
 }
 
 /// A response that began and cannot end well: the stream is reset.
