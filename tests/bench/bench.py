@@ -317,6 +317,7 @@ def start_floor(mode, port, upstream_port=None, cert=None, under=None):
 
 FLOORS = {
     # case: (mode, its port, upstream port, TLS, what is run against it, counts)
+    "small": ("h1-proxy", PROXY_PORT, BACKEND_PORTS[0], False, lambda n: fixed_requests(n), (400, 2400)),
     "tcp connection": ("tcp-relay", TCP_PORT, BACKEND_PORTS[0], False, lambda n: tcp_connections(n), (100, 600)),
     "h2 TLS": ("h2-proxy", TLS_PORT, BACKEND_PORTS[0], True, lambda n: h2load(f"https://127.0.0.1:{TLS_PORT}/small", n, 8), (400, 2400)),
     "h2c": ("h2-proxy", H2C_PORT, BACKEND_PORTS[0], False, lambda n: h2load(f"http://127.0.0.1:{H2C_PORT}/small", n, 8), (400, 2400)),
@@ -326,8 +327,8 @@ FLOORS = {
 
 
 def floor_instructions(work, instructions):
-    """User-space instructions of the building blocks alone (tokio relaying
-    a TCP connection; the h2 crate passing HTTP/2 requests to an HTTP/1
+    """User-space instructions of the building blocks alone (tokio and
+    httparse passing HTTP/1 requests on; tokio relaying a TCP connection; the h2 crate passing HTTP/2 requests to an HTTP/1
     upstream, over TLS and h2c, answering them in place, and on both sides
     of a gRPC call): the least a proxy built of them can cost."""
     instructions["floor"] = {}

@@ -5,6 +5,11 @@
 //!
 //!   floor tcp-relay LISTEN UPSTREAM   a task per connection, a connect,
 //!                                     bytes both ways (tokio's copy)
+//!   floor h1-proxy LISTEN UPSTREAM    HTTP/1 keep-alive clients to an
+//!                                     HTTP/1 upstream: each head parsed
+//!                                     (httparse) and passed on as it came
+//!                                     on a keep-alive connection of its
+//!                                     client connection's
 //!   floor h2-server LISTEN            the `h2` crate serving h2c, each
 //!                                     stream answered at once with a
 //!                                     head like nginx's and "ok"
@@ -55,6 +60,7 @@ fn main() {
             .unwrap_or_else(|e| panic!("listen on {listen}: {e}"));
         match (mode, upstream) {
             ("tcp-relay", Some(upstream)) => tcp_relay(listener, upstream).await,
+            ("h1-proxy", Some(upstream)) => h1_proxy(listener, upstream).await,
             ("h2-server", None) => h2_server(listener).await,
             ("h2-relay", Some(upstream)) => h2_relay(listener, upstream).await,
             ("h2-proxy", Some(upstream)) => h2_proxy(listener, upstream, tls).await,
@@ -64,7 +70,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: floor tcp-relay LISTEN UPSTREAM | h2-server LISTEN | h2-relay LISTEN UPSTREAM | h2-proxy LISTEN UPSTREAM [CERT KEY]");
+    eprintln!("usage: floor tcp-relay LISTEN UPSTREAM | h1-proxy LISTEN UPSTREAM | h2-server LISTEN | h2-relay LISTEN UPSTREAM | h2-proxy LISTEN UPSTREAM [CERT KEY]");
     std::process::exit(2)
 }
 
@@ -291,4 +297,62 @@ where
         }
     }
     Ok(())
+}
+
+async fn h1_proxy(listener: tokio::net::TcpListener, upstream: SocketAddr) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(h1_to_http1(client, upstream));
+    }
+}
+
+/// One client connection: each request (no body) passed on whole, and its
+/// answer (a `content-length` body) passed back whole.
+async fn h1_to_http1(mut client: tokio::net::TcpStream, upstream: SocketAddr) -> Result<(), Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    client.set_nodelay(true)?;
+    let mut server = tokio::net::TcpStream::connect(upstream).await?;
+    server.set_nodelay(true)?;
+    let mut asked = bytes::BytesMut::with_capacity(4096);
+    let mut answer = bytes::BytesMut::with_capacity(16 * 1024);
+    loop {
+        let request_len = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            if let httparse::Status::Complete(n) =
+                httparse::Request::new(&mut headers).parse(&asked)?
+            {
+                break n;
+            }
+            if client.read_buf(&mut asked).await? == 0 {
+                return Ok(());
+            }
+        };
+        server.write_all(&asked.split_to(request_len)).await?;
+        let response_len = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut parsed = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head_len) = parsed.parse(&answer)? {
+                let length = match parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                {
+                    Some(h) => std::str::from_utf8(h.value)?.parse::<usize>()?,
+                    None => 0,
+                };
+                break head_len + length;
+            }
+            if server.read_buf(&mut answer).await? == 0 {
+                return Err("the upstream closed".into());
+            }
+        };
+        while answer.len() < response_len {
+            if server.read_buf(&mut answer).await? == 0 {
+                return Err("the upstream closed".into());
+            }
+        }
+        client.write_all(&answer.split_to(response_len)).await?;
+    }
 }
