@@ -95,6 +95,27 @@ async fn split_accuracy_with_client_keys_and_with_issued_cookies() {
             "a known client gets no new cookie"
         );
     }
+    // HTTP/2 clients (the lean HTTP/2 path) get and keep theirs the same way.
+    let h2c = e2e::h2c_client();
+    for _ in 0..20 {
+        let resp = h2c.get(gw.url("/")).send().await.unwrap();
+        let set_cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            set_cookie.starts_with("cutover_client="),
+            "h2c: {set_cookie}"
+        );
+        assert!(set_cookie.contains("HttpOnly"), "h2c: {set_cookie}");
+        let color = resp.headers()["x-backend"].clone();
+        let pair = set_cookie.split(';').next().unwrap().to_owned();
+        let again = h2c
+            .get(gw.url("/"))
+            .header("cookie", pair)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.headers()["x-backend"], color, "h2c");
+        assert!(again.headers().get("set-cookie").is_none(), "h2c");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

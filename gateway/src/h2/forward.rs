@@ -10,7 +10,7 @@ use crate::deadline::within;
 use crate::forwarded::Believed;
 use crate::http1::framing::Framing;
 use crate::http1::{write_all, write_all_after};
-use crate::proxy::{client_response, log::head_size};
+use crate::proxy::{client_response_headers, log::head_size};
 use crate::request_id::X_REQUEST_ID;
 use crate::routing::{RouteEntry, Snapshot};
 use crate::upstream::GroupSpec;
@@ -44,11 +44,11 @@ impl Routed<'_> {
     /// Adds what the gateway tells the client (the request ID, a new
     /// client's stickiness cookie, the colour that served a pinned
     /// request) to the response head; its size, for the access log.
-    pub(super) fn to_client(&self, header: &mut ResponseHeader) -> u64 {
+    pub(super) fn to_client(&self, headers: &mut http::HeaderMap) -> u64 {
         let issued_cookie = self.entry.def.stickiness.issued_cookie.as_str();
         let choice = Some((self.choice, issued_cookie));
-        let _ = client_response(header, Some(self.request_id), choice, self.https);
-        head_size(&header.headers, 12)
+        let _ = client_response_headers(headers, Some(self.request_id), choice, self.https);
+        head_size(headers, 12)
     }
 }
 
@@ -125,13 +125,13 @@ impl H2App {
         let mut buf = BytesMut::with_capacity(READ_ROOM);
         let Response {
             head_len,
-            header,
+            mut parts,
             mut framing,
             reusable,
         } = loop {
             match parse_response(&buf, head_request) {
                 // 1xx other than 101: more heads follow.
-                Ok(Some(r)) if r.header.status.is_informational() => {
+                Ok(Some(r)) if r.parts.status.is_informational() => {
                     let _ = buf.split_to(r.head_len);
                     continue;
                 }
@@ -154,10 +154,10 @@ impl H2App {
                 }
             }
         };
+        let status = parts.status.as_u16();
+        tally.bytes_out += routed.to_client(&mut parts.headers);
         // Boxed at once: the future holds a pointer, not the header.
-        let mut header = Box::new(header);
-        let status = header.status.as_u16();
-        tally.bytes_out += routed.to_client(&mut header);
+        let header = Box::new(ResponseHeader::from(parts));
         let _ = buf.split_to(head_len);
         // A response without a body ends the stream with its headers.
         let mut ended = framing == Framing::Empty;

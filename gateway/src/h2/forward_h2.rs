@@ -97,12 +97,12 @@ impl H2App {
                 return Attempted::Failed(504, why);
             }
         };
-        let (parts, mut body) = response.into_parts();
-        let mut header = Box::new(ResponseHeader::from(parts));
+        let (mut parts, mut body) = response.into_parts();
         // A gRPC error without a body has its status in the headers.
-        tally.grpc_status = header.headers.get(GRPC_STATUS).cloned();
-        let status = header.status.as_u16();
-        tally.bytes_out += routed.to_client(&mut header);
+        tally.grpc_status = parts.headers.get(GRPC_STATUS).cloned();
+        let status = parts.status.as_u16();
+        tally.bytes_out += routed.to_client(&mut parts.headers);
+        let header = Box::new(ResponseHeader::from(parts));
         if session
             .write_response_header(header, body.is_end_stream())
             .is_err()

@@ -8,7 +8,7 @@ use crate::http1::response::{parse_head, MAX_HEADERS};
 use crate::pin::PinPolicy;
 use crate::request_id::X_REQUEST_ID;
 use http::HeaderValue;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
 use std::net::IpAddr;
@@ -178,7 +178,8 @@ impl RequestHead {
 /// A parsed response head.
 pub struct Response {
     pub head_len: usize,
-    pub header: ResponseHeader,
+    /// Status and headers (hop-by-hop ones left out), as HTTP/2 sends them.
+    pub parts: http::response::Parts,
     pub framing: Framing,
     /// The upstream connection may carry another request afterwards.
     pub reusable: bool,
@@ -191,9 +192,11 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
         return Ok(None);
     };
     let status = resp.code.ok_or("no status")?;
-    // No case map: HTTP/2 sends header names in lower case anyway.
-    let mut header = ResponseHeader::build_no_case(status, Some(resp.headers.len()))
-        .map_err(|_| "bad status")?;
+    // A header map of its own, not pingora's `ResponseHeader` methods: they
+    // turn each name into its HTTP/1 case and parse it again.
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = http::StatusCode::from_u16(status).map_err(|_| "bad status")?;
+    parts.headers.reserve(resp.headers.len());
     // The values share one copy of the head instead of a copy each.
     let head = bytes::Bytes::copy_from_slice(&buf[..head_len]);
     let (mut length, mut chunked) = (None, false);
@@ -221,15 +224,13 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
         let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| "bad header")?;
         let value = HeaderValue::from_maybe_shared(within(&head, buf, h.value))
             .map_err(|_| "bad header")?;
-        header
-            .append_header(name, value)
-            .map_err(|_| "bad header")?;
+        parts.headers.append(name, value);
     }
     // Headers the upstream's Connection names are for that connection only
     // (RFC 9110 §7.6.1); the header may come after them, so they go now.
     for name in &connection.others {
         if let Ok(name) = std::str::from_utf8(name) {
-            let _ = header.remove_header(name);
+            parts.headers.remove(name);
         }
     }
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
@@ -246,7 +247,7 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<Response>
     let reusable = !close && framing != Framing::UntilClose;
     Ok(Some(Response {
         head_len,
-        header,
+        parts,
         framing,
         reusable,
     }))
@@ -309,8 +310,8 @@ mod tests {
         let r = parse_response(chunked, false).unwrap().unwrap();
         assert_eq!(r.framing, Framing::Chunked(Chunk::Size));
         assert!(r.reusable);
-        assert!(r.header.headers.get("transfer-encoding").is_none());
-        assert_eq!(r.header.headers.get("x-a").unwrap(), "1");
+        assert!(r.parts.headers.get("transfer-encoding").is_none());
+        assert_eq!(r.parts.headers.get("x-a").unwrap(), "1");
         let closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
         let r = parse_response(closing, false).unwrap().unwrap();
         assert_eq!((r.framing, r.reusable), (Framing::Length(2), false));
@@ -339,14 +340,14 @@ mod tests {
         ));
         let named = b"HTTP/1.1 200 OK\r\nX-Hop: 1\r\nX-End: 2\r\nConnection: x-hop, X-END\r\nX-Kept: 3\r\nContent-Length: 0\r\n\r\n";
         let r = parse_response(named, false).unwrap().unwrap();
-        assert!(r.header.headers.get("x-hop").is_none());
-        assert!(r.header.headers.get("x-end").is_none());
-        assert_eq!(r.header.headers.get("x-kept").unwrap(), "3");
+        assert!(r.parts.headers.get("x-hop").is_none());
+        assert!(r.parts.headers.get("x-end").is_none());
+        assert_eq!(r.parts.headers.get("x-kept").unwrap(), "3");
         assert!(r.reusable);
         let head = b"HTTP/1.1 200 OK\r\nX-Empty:\r\nETag: \"a b\"\r\nContent-Length: 0\r\n\r\n";
         let r = parse_response(head, false).unwrap().unwrap();
-        assert_eq!(r.header.headers.get("x-empty").unwrap(), "");
-        assert_eq!(r.header.headers.get("etag").unwrap(), "\"a b\"");
-        assert_eq!(r.header.headers.get("content-length").unwrap(), "0");
+        assert_eq!(r.parts.headers.get("x-empty").unwrap(), "");
+        assert_eq!(r.parts.headers.get("etag").unwrap(), "\"a b\"");
+        assert_eq!(r.parts.headers.get("content-length").unwrap(), "0");
     }
 }

@@ -72,30 +72,90 @@ pub fn client_response(
     routed: Option<(&Choice, &str)>,
     secure: bool,
 ) -> Result<()> {
-    if let Some(id) = request_id {
-        // Unique per request: HPACK would add it to the connection's table
-        // only to evict it; marked sensitive it is sent as a literal.
-        let mut id = id.clone();
-        id.set_sensitive(true);
+    let added = ToClient::new(request_id, routed, secure)?;
+    if let Some(id) = added.request_id {
         response.insert_header(X_REQUEST_ID, id)?;
     }
-    let Some((choice, issued_cookie)) = routed else {
-        return Ok(());
-    };
-    if let Some(key) = &choice.issued_key {
-        let cookie = format!(
-            "{issued_cookie}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{}",
-            if secure { "; Secure" } else { "" }
-        );
-        // Unique per new client: a never-indexed HPACK literal, as the ID.
-        let mut cookie = HeaderValue::try_from(cookie).map_err(|e| {
-            pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "cookie", e)
-        })?;
-        cookie.set_sensitive(true);
+    if let Some(cookie) = added.cookie {
         response.append_header(http::header::SET_COOKIE, cookie)?;
     }
-    if choice.pinned {
-        response.insert_header(crate::pin::SERVED_BY, choice.color.as_str())?;
+    if let Some(color) = added.served_by {
+        response.insert_header(crate::pin::SERVED_BY, color)?;
     }
     Ok(())
+}
+
+/// The same on an HTTP/2 response's header map, before it becomes a
+/// `ResponseHeader` (whose own methods take each name apart and parse it
+/// again, as they keep its case for HTTP/1).
+pub fn client_response_headers(
+    headers: &mut http::HeaderMap,
+    request_id: Option<&HeaderValue>,
+    routed: Option<(&Choice, &str)>,
+    secure: bool,
+) -> Result<()> {
+    let added = ToClient::new(request_id, routed, secure)?;
+    if let Some(id) = added.request_id {
+        headers.insert(http::HeaderName::from_static(X_REQUEST_ID), id);
+    }
+    if let Some(cookie) = added.cookie {
+        headers.append(http::header::SET_COOKIE, cookie);
+    }
+    if let Some(color) = added.served_by {
+        let name = http::HeaderName::from_static(crate::pin::SERVED_BY);
+        headers.insert(name, HeaderValue::from_static(color));
+    }
+    Ok(())
+}
+
+/// What the gateway adds to a response for the client.
+struct ToClient {
+    request_id: Option<HeaderValue>,
+    cookie: Option<HeaderValue>,
+    /// The colour that served a pinned request.
+    served_by: Option<&'static str>,
+}
+
+impl ToClient {
+    fn new(
+        request_id: Option<&HeaderValue>,
+        routed: Option<(&Choice, &str)>,
+        secure: bool,
+    ) -> Result<ToClient> {
+        // Unique per request: HPACK would add it to the connection's table
+        // only to evict it; marked sensitive it is sent as a literal.
+        let request_id = request_id.map(|id| {
+            let mut id = id.clone();
+            id.set_sensitive(true);
+            id
+        });
+        let Some((choice, issued_cookie)) = routed else {
+            return Ok(ToClient {
+                request_id,
+                cookie: None,
+                served_by: None,
+            });
+        };
+        let cookie = match &choice.issued_key {
+            Some(key) => {
+                let cookie = format!(
+                    "{issued_cookie}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{}",
+                    if secure { "; Secure" } else { "" }
+                );
+                // Unique per new client: a never-indexed HPACK literal, as
+                // the ID.
+                let mut cookie = HeaderValue::try_from(cookie).map_err(|e| {
+                    pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "cookie", e)
+                })?;
+                cookie.set_sensitive(true);
+                Some(cookie)
+            }
+            None => None,
+        };
+        Ok(ToClient {
+            request_id,
+            cookie,
+            served_by: choice.pinned.then(|| choice.color.as_str()),
+        })
+    }
 }
