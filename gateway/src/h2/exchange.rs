@@ -15,7 +15,7 @@ use crate::choose::{choose_in, Attempts, Choice};
 use crate::forwarded::Believed;
 use crate::http1::pool;
 use crate::proxy::log::head_size;
-use crate::proxy::{upstream_request, Exchange};
+use crate::proxy::{upstream_request_headers, Exchange};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::Snapshot;
 use crate::split::Color;
@@ -280,7 +280,8 @@ impl H2App {
             connections::connection(&self.connector, endpoint, &def.name, attempts, metrics);
         let (sender, reused) = connection.await?;
         // The head as this colour's upstreams get it.
-        let mut head = session.req_header().clone();
+        let client = session.req_header();
+        let mut headers = client.headers.clone();
         let exchange = Exchange {
             snapshot: routed.snapshot,
             entry: routed.entry,
@@ -289,10 +290,9 @@ impl H2App {
             believed: routed.believed,
             client: routed.client,
         };
-        let authority = session.req_header().uri.authority().cloned();
-        let request = upstream_request(&mut head, &exchange, authority.as_ref())
+        let request = upstream_request_headers(&mut headers, &exchange, client.uri.authority())
             .map_err(|e| e.to_string())
-            .and_then(|()| forward_h2::upstream_request(head, endpoint.peer.tls()));
+            .and_then(|()| forward_h2::upstream_request(client, headers, endpoint.peer.tls()));
         let request = match request {
             Ok(request) => request,
             Err(why) => return Some(Attempted::Failed(400, why)),

@@ -12,7 +12,6 @@ use crate::upstream::GroupSpec;
 use ::h2::client::SendRequest;
 use ::h2::SendStream;
 use bytes::Bytes;
-use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::v2::server::HttpSession;
 use std::future::poll_fn;
@@ -230,31 +229,39 @@ fn never_processed(e: &::h2::Error) -> bool {
 /// the upstream) with its Host as `:authority`, and the scheme the
 /// connection has.
 pub(super) fn upstream_request(
-    head: pingora::http::RequestHeader,
+    client: &pingora::http::RequestHeader,
+    mut headers: http::HeaderMap,
     tls: bool,
 ) -> Result<http::Request<()>, String> {
-    let mut parts = http::request::Parts::from(head);
-    let authority = match parts.headers.remove(http::header::HOST) {
-        Some(host) => host,
-        None => match parts.uri.authority() {
-            Some(a) => HeaderValue::from_str(a.as_str()).map_err(|e| e.to_string())?,
+    let authority = match headers.remove(http::header::HOST) {
+        Some(host) => http::uri::Authority::try_from(host.as_bytes())
+            .map_err(|e| format!("the request's authority {host:?}: {e}"))?,
+        None => match client.uri.authority() {
+            Some(authority) => authority.clone(),
             None => return Err("the request names no authority".into()),
         },
     };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = http::Uri::builder()
-        .scheme(if tls { "https" } else { "http" })
-        .authority(authority.as_bytes())
-        .path_and_query(path)
-        .build()
-        .map_err(|e| format!("the request's authority {authority:?}: {e}"))?;
-    parts.version = http::Version::HTTP_2;
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(match tls {
+        true => http::uri::Scheme::HTTPS,
+        false => http::uri::Scheme::HTTP,
+    });
+    uri.authority = Some(authority);
+    uri.path_and_query = Some(match client.uri.path_and_query() {
+        Some(path) => path.clone(),
+        None => http::uri::PathAndQuery::from_static("/"),
+    });
     // Unique per request: HPACK would add it to the connection's table only
     // to evict a header worth keeping; sensitive, it goes as a literal.
-    if let Some(id) = parts.headers.get_mut(X_REQUEST_ID) {
+    if let Some(id) = headers.get_mut(X_REQUEST_ID) {
         id.set_sensitive(true);
     }
-    Ok(http::Request::from_parts(parts, ()))
+    let mut request = http::Request::new(());
+    *request.method_mut() = client.method.clone();
+    *request.uri_mut() = http::Uri::from_parts(uri).map_err(|e| e.to_string())?;
+    *request.version_mut() = http::Version::HTTP_2;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -268,7 +275,7 @@ mod tests {
         head.insert_header("host", "api.internal:8443").unwrap();
         head.insert_header("te", "trailers").unwrap();
         head.insert_header("x-request-id", "4f2a").unwrap();
-        let request = upstream_request(head.clone(), true).unwrap();
+        let request = upstream_request(&head, head.headers.clone(), true).unwrap();
         assert!(request.headers()["x-request-id"].is_sensitive());
         assert_eq!(
             request.uri().to_string(),
@@ -277,17 +284,17 @@ mod tests {
         assert!(request.headers().get("host").is_none());
         assert_eq!(request.headers()["te"], "trailers");
         assert_eq!(request.version(), http::Version::HTTP_2);
-        let plain = upstream_request(head, false).unwrap();
+        let plain = upstream_request(&head, head.headers.clone(), false).unwrap();
         assert_eq!(plain.uri().scheme_str(), Some("http"));
     }
 
     #[test]
     fn a_request_without_an_authority_is_refused_with_a_reason() {
         let head = RequestHeader::build("GET", b"/", None).unwrap();
-        let why = upstream_request(head, false).unwrap_err();
+        let why = upstream_request(&head, head.headers.clone(), false).unwrap_err();
         assert!(why.contains("no authority"), "{why}");
         let mut bad = RequestHeader::build("GET", b"/", None).unwrap();
         bad.insert_header("host", "a b").unwrap();
-        assert!(upstream_request(bad, false).is_err());
+        assert!(upstream_request(&bad, bad.headers.clone(), false).is_err());
     }
 }

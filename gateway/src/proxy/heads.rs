@@ -33,35 +33,97 @@ pub fn upstream_request(
     authority: Option<&Authority>,
 ) -> Result<()> {
     exchange.snapshot.pin.strip(upstream);
-    if let Some(id) = exchange.request_id {
+    let edits = ToUpstream::new(&upstream.headers, exchange, authority)?;
+    if let Some(id) = edits.request_id {
         upstream.insert_header(X_REQUEST_ID, id)?;
     }
-    let group = exchange.entry.def.group(exchange.color);
-    if let Some(host) = &group.spec().group.host_rewrite {
+    if let Some(host) = edits.host {
         upstream.insert_header(http::header::HOST, host)?;
-    } else if upstream.headers.get(http::header::HOST).is_none() {
-        // HTTP/2 clients send :authority instead of Host.
-        if let Some(authority) = authority {
-            upstream.insert_header(http::header::HOST, authority.as_str())?;
-        }
     }
-    // From a trusted proxy its list grows; from anyone else it is
-    // replaced (`forwarded` explains).
-    let believed = exchange.believed;
-    if let Some(ip) = exchange.client {
-        let prior = upstream
-            .headers
-            .get(X_FORWARDED_FOR)
-            .filter(|_| believed.from_proxy)
-            .map(|v| v.as_bytes());
-        let forwarded = forwarded_for(prior, ip);
-        upstream.insert_header(X_FORWARDED_FOR, forwarded)?;
-    } else {
-        upstream.remove_header(X_FORWARDED_FOR);
+    match edits.forwarded_for {
+        Some(forwarded) => upstream.insert_header(X_FORWARDED_FOR, forwarded)?,
+        None => upstream.remove_header(X_FORWARDED_FOR).map_or((), |_| ()),
     }
-    let proto = HeaderValue::from_static(if believed.https { "https" } else { "http" });
-    upstream.insert_header(X_FORWARDED_PROTO, proto)?;
+    upstream.insert_header(X_FORWARDED_PROTO, edits.proto)?;
     Ok(())
+}
+
+/// The same on an HTTP/2 request's header map (an HTTP/2 upstream's), not
+/// through `RequestHeader`'s methods, which take each name apart and parse
+/// it again (they keep its case for HTTP/1).
+pub fn upstream_request_headers(
+    headers: &mut http::HeaderMap,
+    exchange: &Exchange,
+    authority: Option<&Authority>,
+) -> Result<()> {
+    let pin = &exchange.snapshot.pin;
+    headers.remove(&pin.header);
+    headers.remove(&pin.secret_header);
+    let edits = ToUpstream::new(headers, exchange, authority)?;
+    if let Some(id) = edits.request_id {
+        headers.insert(http::HeaderName::from_static(X_REQUEST_ID), id);
+    }
+    if let Some(host) = edits.host {
+        headers.insert(http::header::HOST, host);
+    }
+    let forwarded_for = http::HeaderName::from_static(X_FORWARDED_FOR);
+    match edits.forwarded_for {
+        Some(forwarded) => headers.insert(forwarded_for, forwarded),
+        None => headers.remove(forwarded_for),
+    };
+    headers.insert(
+        http::HeaderName::from_static(X_FORWARDED_PROTO),
+        edits.proto,
+    );
+    Ok(())
+}
+
+/// What the gateway sets on a request going upstream.
+struct ToUpstream {
+    request_id: Option<HeaderValue>,
+    /// The route's Host rewrite, or the authority of an HTTP/2 client's
+    /// request (which has no Host).
+    host: Option<HeaderValue>,
+    /// `None`: the header is removed.
+    forwarded_for: Option<HeaderValue>,
+    proto: HeaderValue,
+}
+
+impl ToUpstream {
+    /// From the client's `headers` (the pins stripped).
+    fn new(
+        headers: &http::HeaderMap,
+        exchange: &Exchange,
+        authority: Option<&Authority>,
+    ) -> Result<ToUpstream> {
+        let invalid = |e| pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, "host", e);
+        let group = exchange.entry.def.group(exchange.color);
+        let host = match &group.spec().group.host_rewrite {
+            Some(host) => Some(HeaderValue::from_str(host).map_err(invalid)?),
+            // HTTP/2 clients send :authority instead of Host.
+            None if !headers.contains_key(http::header::HOST) => authority
+                .map(|a| HeaderValue::from_str(a.as_str()))
+                .transpose()
+                .map_err(invalid)?,
+            None => None,
+        };
+        // From a trusted proxy its list grows; from anyone else it is
+        // replaced (`forwarded` explains).
+        let believed = exchange.believed;
+        let forwarded_for = exchange.client.map(|ip| {
+            let prior = headers
+                .get(X_FORWARDED_FOR)
+                .filter(|_| believed.from_proxy)
+                .map(|v| v.as_bytes());
+            forwarded_for(prior, ip)
+        });
+        Ok(ToUpstream {
+            request_id: exchange.request_id.cloned(),
+            host,
+            forwarded_for,
+            proto: HeaderValue::from_static(if believed.https { "https" } else { "http" }),
+        })
+    }
 }
 
 /// Adds what the gateway tells the client to the upstream's response head;
