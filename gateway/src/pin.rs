@@ -10,7 +10,6 @@ use crate::config::PinConfig;
 use crate::headers::Headers;
 use crate::split::Color;
 use ipnetwork::IpNetwork;
-use pingora::http::RequestHeader;
 use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
@@ -70,9 +69,9 @@ impl PinPolicy {
     }
 
     /// Removes the pin headers; called for every request going upstream.
-    pub fn strip(&self, req: &mut RequestHeader) {
-        req.remove_header(&self.header);
-        req.remove_header(&self.secret_header);
+    pub fn strip(&self, head: &mut impl crate::headers::EditHead) {
+        head.unset(&self.header);
+        head.unset(&self.secret_header);
     }
 
     /// Whether a header is one of the pin headers, which never go upstream.

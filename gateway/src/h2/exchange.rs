@@ -15,7 +15,7 @@ use crate::choose::{choose_in, Attempts, Choice};
 use crate::forwarded::Believed;
 use crate::http1::pool;
 use crate::proxy::log::head_size;
-use crate::proxy::{upstream_request_headers, Exchange};
+use crate::proxy::{upstream_request, Exchange};
 use crate::request_id::{self, X_REQUEST_ID};
 use crate::routing::Snapshot;
 use crate::split::Color;
@@ -290,7 +290,7 @@ impl H2App {
             believed: routed.believed,
             client: routed.client,
         };
-        let request = upstream_request_headers(&mut headers, &exchange, client.uri.authority())
+        let request = upstream_request(&mut headers, &exchange, client.uri.authority())
             .map_err(|e| e.to_string())
             .and_then(|()| forward_h2::upstream_request(client, headers, endpoint.peer.tls()));
         let request = match request {

@@ -10,7 +10,7 @@ use crate::deadline::within;
 use crate::forwarded::Believed;
 use crate::http1::framing::Framing;
 use crate::http1::{write_all, write_all_after};
-use crate::proxy::{client_response_headers, log::head_size};
+use crate::proxy::{client_response, log::head_size};
 use crate::request_id::X_REQUEST_ID;
 use crate::routing::{RouteEntry, Snapshot};
 use crate::upstream::GroupSpec;
@@ -47,7 +47,7 @@ impl Routed<'_> {
     pub(super) fn to_client(&self, headers: &mut http::HeaderMap) -> u64 {
         let issued_cookie = self.entry.def.stickiness.issued_cookie.as_str();
         let choice = Some((self.choice, issued_cookie));
-        let _ = client_response_headers(headers, Some(self.request_id), choice, self.https);
+        let _ = client_response(headers, Some(self.request_id), choice, self.https);
         head_size(headers, 12)
     }
 }

@@ -1,19 +1,24 @@
-//! The heads pingora-proxy passes on: the request going upstream (pins
-//! stripped, the request ID, Host, `X-Forwarded-*`), and the response
-//! going back (the request ID, a stickiness cookie for a new client, which
-//! colour served a pinned request) — the latter shared with the lean
-//! HTTP/2 path.
+//! The heads pingora-proxy and the lean HTTP/2 path pass on: the request
+//! going upstream (pins stripped, the request ID, Host, `X-Forwarded-*`),
+//! and the response going back (the request ID, a stickiness cookie for a
+//! new client, which colour served a pinned request), whichever kind of
+//! head they are (`headers::EditHead`).
 
 use crate::choose::Choice;
 use crate::forwarded::{forwarded_for, Believed, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::headers::EditHead;
 use crate::request_id::X_REQUEST_ID;
 use crate::routing::{RouteEntry, Snapshot};
 use crate::split::Color;
 use http::uri::Authority;
-use http::HeaderValue;
-use pingora::http::{RequestHeader, ResponseHeader};
+use http::{HeaderName, HeaderValue};
 use pingora::Result;
 use std::net::IpAddr;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static(X_REQUEST_ID);
+const FORWARDED_FOR: HeaderName = HeaderName::from_static(X_FORWARDED_FOR);
+const FORWARDED_PROTO: HeaderName = HeaderName::from_static(X_FORWARDED_PROTO);
+const SERVED_BY: HeaderName = HeaderName::from_static(crate::pin::SERVED_BY);
 
 /// What a request's upstream head depends on.
 pub struct Exchange<'a> {
@@ -28,54 +33,23 @@ pub struct Exchange<'a> {
 
 /// Rewrites the client's request head into the one the upstream gets.
 pub fn upstream_request(
-    upstream: &mut RequestHeader,
+    upstream: &mut impl EditHead,
     exchange: &Exchange,
     authority: Option<&Authority>,
 ) -> Result<()> {
     exchange.snapshot.pin.strip(upstream);
-    let edits = ToUpstream::new(&upstream.headers, exchange, authority)?;
+    let edits = ToUpstream::new(upstream.headers(), exchange, authority)?;
     if let Some(id) = edits.request_id {
-        upstream.insert_header(X_REQUEST_ID, id)?;
+        upstream.set(REQUEST_ID, id)?;
     }
     if let Some(host) = edits.host {
-        upstream.insert_header(http::header::HOST, host)?;
+        upstream.set(http::header::HOST, host)?;
     }
     match edits.forwarded_for {
-        Some(forwarded) => upstream.insert_header(X_FORWARDED_FOR, forwarded)?,
-        None => upstream.remove_header(X_FORWARDED_FOR).map_or((), |_| ()),
+        Some(forwarded) => upstream.set(FORWARDED_FOR, forwarded)?,
+        None => upstream.unset(&FORWARDED_FOR),
     }
-    upstream.insert_header(X_FORWARDED_PROTO, edits.proto)?;
-    Ok(())
-}
-
-/// The same on an HTTP/2 request's header map (an HTTP/2 upstream's), not
-/// through `RequestHeader`'s methods, which take each name apart and parse
-/// it again (they keep its case for HTTP/1).
-pub fn upstream_request_headers(
-    headers: &mut http::HeaderMap,
-    exchange: &Exchange,
-    authority: Option<&Authority>,
-) -> Result<()> {
-    let pin = &exchange.snapshot.pin;
-    headers.remove(&pin.header);
-    headers.remove(&pin.secret_header);
-    let edits = ToUpstream::new(headers, exchange, authority)?;
-    if let Some(id) = edits.request_id {
-        headers.insert(http::HeaderName::from_static(X_REQUEST_ID), id);
-    }
-    if let Some(host) = edits.host {
-        headers.insert(http::header::HOST, host);
-    }
-    let forwarded_for = http::HeaderName::from_static(X_FORWARDED_FOR);
-    match edits.forwarded_for {
-        Some(forwarded) => headers.insert(forwarded_for, forwarded),
-        None => headers.remove(forwarded_for),
-    };
-    headers.insert(
-        http::HeaderName::from_static(X_FORWARDED_PROTO),
-        edits.proto,
-    );
-    Ok(())
+    upstream.set(FORWARDED_PROTO, edits.proto)
 }
 
 /// What the gateway sets on a request going upstream.
@@ -129,43 +103,20 @@ impl ToUpstream {
 /// Adds what the gateway tells the client to the upstream's response head;
 /// `routed`: the request's choice and its route's issued-cookie name.
 pub fn client_response(
-    response: &mut ResponseHeader,
+    response: &mut impl EditHead,
     request_id: Option<&HeaderValue>,
     routed: Option<(&Choice, &str)>,
     secure: bool,
 ) -> Result<()> {
     let added = ToClient::new(request_id, routed, secure)?;
     if let Some(id) = added.request_id {
-        response.insert_header(X_REQUEST_ID, id)?;
+        response.set(REQUEST_ID, id)?;
     }
     if let Some(cookie) = added.cookie {
-        response.append_header(http::header::SET_COOKIE, cookie)?;
+        response.add(http::header::SET_COOKIE, cookie)?;
     }
     if let Some(color) = added.served_by {
-        response.insert_header(crate::pin::SERVED_BY, color)?;
-    }
-    Ok(())
-}
-
-/// The same on an HTTP/2 response's header map, before it becomes a
-/// `ResponseHeader` (whose own methods take each name apart and parse it
-/// again, as they keep its case for HTTP/1).
-pub fn client_response_headers(
-    headers: &mut http::HeaderMap,
-    request_id: Option<&HeaderValue>,
-    routed: Option<(&Choice, &str)>,
-    secure: bool,
-) -> Result<()> {
-    let added = ToClient::new(request_id, routed, secure)?;
-    if let Some(id) = added.request_id {
-        headers.insert(http::HeaderName::from_static(X_REQUEST_ID), id);
-    }
-    if let Some(cookie) = added.cookie {
-        headers.append(http::header::SET_COOKIE, cookie);
-    }
-    if let Some(color) = added.served_by {
-        let name = http::HeaderName::from_static(crate::pin::SERVED_BY);
-        headers.insert(name, HeaderValue::from_static(color));
+        response.set(SERVED_BY, HeaderValue::from_static(color))?;
     }
     Ok(())
 }

@@ -16,9 +16,7 @@
 mod heads;
 pub(crate) mod log;
 
-pub use heads::{
-    client_response, client_response_headers, upstream_request, upstream_request_headers, Exchange,
-};
+pub use heads::{client_response, upstream_request, Exchange};
 
 use crate::choose::{choose, Attempts, Choice};
 use crate::control::{Gateway, InFlight};
