@@ -54,35 +54,29 @@ pub trait EditHead {
     fn unset(&mut self, name: &HeaderName);
 }
 
-impl EditHead for RequestHeader {
-    fn headers(&self) -> &http::HeaderMap {
-        &self.headers
-    }
-    fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.insert_header(name, value)
-    }
-    fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.append_header(name, value).map(|_| ())
-    }
-    fn unset(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
+// pingora's request and response heads have the same methods, and no
+// trait of pingora's names them.
+macro_rules! edit_pingora_head {
+    ($head:ty) => {
+        impl EditHead for $head {
+            fn headers(&self) -> &http::HeaderMap {
+                &self.headers
+            }
+            fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
+                self.insert_header(name, value)
+            }
+            fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
+                self.append_header(name, value).map(|_| ())
+            }
+            fn unset(&mut self, name: &HeaderName) {
+                self.remove_header(name);
+            }
+        }
+    };
 }
 
-impl EditHead for ResponseHeader {
-    fn headers(&self) -> &http::HeaderMap {
-        &self.headers
-    }
-    fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.insert_header(name, value)
-    }
-    fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.append_header(name, value).map(|_| ())
-    }
-    fn unset(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
-}
+edit_pingora_head!(RequestHeader);
+edit_pingora_head!(ResponseHeader);
 
 impl EditHead for http::HeaderMap {
     fn headers(&self) -> &http::HeaderMap {
