@@ -16,6 +16,7 @@ use pingora::lb::Backend;
 use pingora::prelude::HttpPeer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// The group's active check: an HTTP GET of the configured path (200 is
@@ -106,6 +107,8 @@ impl HealthCheck for Reported {
     }
 
     async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        // Into or out of rotation at once; the report may first probe.
+        self.reporter.mark(target, healthy);
         let why = self
             .last_failure
             .lock()
@@ -138,6 +141,14 @@ struct HealthReporter {
 }
 
 impl HealthReporter {
+    /// Puts the endpoint into rotation or takes it out.
+    fn mark(&self, target: &Backend, healthy: bool) {
+        let addr = inet(target);
+        if let Some(endpoint) = self.endpoints.load().iter().find(|e| e.addr == addr) {
+            endpoint.healthy.store(healthy, Ordering::Relaxed);
+        }
+    }
+
     fn report(&self, target: &Backend, healthy: bool, why: Option<&str>) {
         let addr = inet(target);
         let endpoints = self.endpoints.load();

@@ -21,7 +21,7 @@ use pingora::protocols::ALPN;
 use pingora::tls::x509::X509;
 use pingora::upstreams::peer::Peer;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,8 +65,9 @@ pub struct Endpoint {
     /// As configured (`host:port`), with the address a name resolved to:
     /// the name in metrics and `/v1/state`.
     pub(crate) name: String,
-    /// pingora's key to this endpoint's health.
-    backend: Backend,
+    /// In rotation: pingora's health of this endpoint as its checks last
+    /// reported a change (asking pingora would hash the backend each time).
+    healthy: AtomicBool,
     /// How the proxy reaches it.
     pub peer: HttpPeer,
     /// Which idle connections can serve it: pingora's reuse hash of `peer`
@@ -169,7 +170,7 @@ impl UpstreamGroup {
             next.push(Arc::new(Endpoint {
                 addr,
                 name,
-                backend: backend.clone(),
+                healthy: AtomicBool::new(self.lb.backends().ready(backend)),
                 pool_key: peer.reuse_hash(),
                 peer,
             }));
@@ -200,9 +201,8 @@ impl UpstreamGroup {
         self.spec.group.protocol != UpstreamProtocol::Http1
     }
 
-    /// A healthy endpoint not yet tried for this request, round robin. (Not
-    /// pingora's `select_with`: that allocates a set on every call, and this
-    /// runs for every request.)
+    /// A healthy endpoint not yet tried for this request, round robin (not
+    /// pingora's `select_with`, which allocates a set on every call).
     pub fn pick(&self, tried: &[SocketAddr]) -> Option<Arc<Endpoint>> {
         let endpoints = self.endpoints.load();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -237,7 +237,7 @@ impl UpstreamGroup {
     }
 
     fn is_healthy(&self, endpoint: &Endpoint) -> bool {
-        self.lb.backends().ready(&endpoint.backend)
+        endpoint.healthy.load(Ordering::Relaxed)
     }
 
     /// Runs one health-check pass if this group's interval has elapsed.
@@ -374,11 +374,11 @@ mod tests {
     fn endpoints_out_of_rotation_are_never_picked() {
         let g = group(&["127.0.0.1:1001", "127.0.0.1:1002"]);
         let endpoints = g.endpoints.load_full();
-        g.lb.backends().set_enable(&endpoints[0].backend, false);
+        endpoints[0].healthy.store(false, Ordering::Relaxed);
         for _ in 0..4 {
             assert_eq!(port(g.pick(&[])), Some(1002));
         }
-        g.lb.backends().set_enable(&endpoints[1].backend, false);
+        endpoints[1].healthy.store(false, Ordering::Relaxed);
         assert_eq!(port(g.pick(&[])), None);
         assert!(!g.has_healthy_endpoint());
     }
