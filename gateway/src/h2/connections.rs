@@ -14,14 +14,15 @@ use crate::metrics::Metrics;
 use crate::upstream::Endpoint;
 use ::h2::client::SendRequest;
 use bytes::Bytes;
+use nohash_hasher::IntMap;
 use pingora::connectors::TransportConnector;
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::Peer;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 thread_local! {
-    static CONNECTIONS: RefCell<HashMap<u64, SendRequest<Bytes>>> = RefCell::new(HashMap::new());
+    // Keyed by pingora's reuse hash: hashing it again would be for nothing.
+    static CONNECTIONS: RefCell<IntMap<u64, SendRequest<Bytes>>> = RefCell::new(IntMap::default());
 }
 
 /// A handle to open a stream to `endpoint` on: this worker's connection

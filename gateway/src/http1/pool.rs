@@ -9,10 +9,10 @@
 use crate::choose::Attempts;
 use crate::metrics::Metrics;
 use crate::upstream::Endpoint;
+use nohash_hasher::IntMap;
 use pingora::connectors::TransportConnector;
 use pingora::protocols::Stream;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,7 +30,8 @@ struct Idle {
 }
 
 thread_local! {
-    static POOL: RefCell<HashMap<u64, Vec<Idle>>> = RefCell::new(HashMap::new());
+    // Keyed by pingora's reuse hash: hashing it again would be for nothing.
+    static POOL: RefCell<IntMap<u64, Vec<Idle>>> = RefCell::new(IntMap::default());
 }
 
 /// The most recently used live connection to the endpoint `key`, if any.
