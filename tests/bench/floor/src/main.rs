@@ -50,6 +50,11 @@ fn main() {
         _ => usage(),
     };
     let upstream: Option<SocketAddr> = upstream.map(|u| u.parse().unwrap_or_else(|_| usage()));
+    // A subscriber set, as in the gateway: built beside it, `tracing` has its
+    // `log` feature (kube's), and without a subscriber every span of the
+    // `h2` crate would be offered to `log` (~12,000 instructions a request).
+    tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default())
+        .expect("the first subscriber");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
